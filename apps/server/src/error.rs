@@ -1,0 +1,341 @@
+//! The one place where errors become responses.
+//!
+//! Every error has a stable key (`route.not_found`, `request.validation`, …) listed in
+//! [`CATALOGUE`] with its [`ErrorKind`] and its en-US and zh-CN messages. The kind decides the
+//! HTTP status (`ErrorKind::status`), and the `/api` envelope's `code` equals it. 5xx answers
+//! never carry internal text: the cause goes to the log with the request id, the client gets
+//! a generic sentence and the request id. `docs/errors.md` is generated from this table and
+//! a test keeps the two equal.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use platform::ErrorKind;
+use serde_json::{Value, json};
+
+use crate::middleware::{Locale, RequestContext};
+use crate::response::Envelope;
+
+/// One row of the error-code matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorSpec {
+    pub key: &'static str,
+    pub kind: ErrorKind,
+    pub en: &'static str,
+    pub zh: &'static str,
+}
+
+/// The error-code matrix: every key the server answers with. Messages may name parameters
+/// in braces, filled from the error.
+pub const CATALOGUE: &[ErrorSpec] = &[
+    ErrorSpec {
+        key: "request.bad_request",
+        kind: ErrorKind::BadRequest,
+        en: "The request is malformed: {reason}",
+        zh: "请求格式错误：{reason}",
+    },
+    ErrorSpec {
+        key: "auth.unauthorized",
+        kind: ErrorKind::Unauthenticated,
+        en: "Login required.",
+        zh: "未授权，请先登录。",
+    },
+    ErrorSpec {
+        key: "auth.forbidden",
+        kind: ErrorKind::Forbidden,
+        en: "You are not allowed to do this.",
+        zh: "无权执行此操作。",
+    },
+    ErrorSpec {
+        key: "route.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No route matches {method} {path}.",
+        zh: "没有与 {method} {path} 匹配的接口。",
+    },
+    ErrorSpec {
+        key: "route.method_not_allowed",
+        kind: ErrorKind::MethodNotAllowed,
+        en: "{method} is not allowed on {path}.",
+        zh: "{path} 不支持 {method} 方法。",
+    },
+    ErrorSpec {
+        key: "resource.conflict",
+        kind: ErrorKind::Conflict,
+        en: "The resource is in a state that does not allow this change.",
+        zh: "资源当前状态不允许此操作。",
+    },
+    ErrorSpec {
+        key: "request.payload_too_large",
+        kind: ErrorKind::PayloadTooLarge,
+        en: "The request body is larger than the limit of {limit} bytes.",
+        zh: "请求体超过 {limit} 字节的上限。",
+    },
+    ErrorSpec {
+        key: "request.unsupported_media_type",
+        kind: ErrorKind::UnsupportedMediaType,
+        en: "The request body must be sent as {expected}.",
+        zh: "请求体必须以 {expected} 格式发送。",
+    },
+    ErrorSpec {
+        key: "request.invalid_json",
+        kind: ErrorKind::Invalid,
+        en: "The request body is not valid JSON: {reason}",
+        zh: "请求体不是有效的 JSON：{reason}",
+    },
+    ErrorSpec {
+        key: "request.validation",
+        kind: ErrorKind::Invalid,
+        en: "Invalid value for `{field}`: {reason}",
+        zh: "字段 `{field}` 的值无效：{reason}",
+    },
+    ErrorSpec {
+        key: "request.rate_limited",
+        kind: ErrorKind::RateLimited,
+        en: "Too many requests; retry in {retry_after} seconds.",
+        zh: "请求过于频繁，请在 {retry_after} 秒后重试。",
+    },
+    ErrorSpec {
+        key: "internal",
+        kind: ErrorKind::Internal,
+        en: "An internal error occurred; quote request id {request_id} when reporting it.",
+        zh: "服务器内部错误；反馈时请提供请求 ID {request_id}。",
+    },
+    ErrorSpec {
+        key: "upstream.failed",
+        kind: ErrorKind::Upstream,
+        en: "An upstream service failed: {reason}",
+        zh: "上游服务出错：{reason}",
+    },
+    ErrorSpec {
+        key: "service.unavailable",
+        kind: ErrorKind::Unavailable,
+        en: "A service the server depends on is unavailable; retry shortly (request id {request_id}).",
+        zh: "服务器依赖的服务暂不可用，请稍后重试（请求 ID {request_id}）。",
+    },
+];
+
+/// Looks a key up in the catalogue.
+pub fn spec(key: &str) -> Option<&'static ErrorSpec> {
+    CATALOGUE.iter().find(|s| s.key == key)
+}
+
+/// An error on its way to becoming an `/api` envelope.
+pub struct AppError {
+    key: &'static str,
+    kind: ErrorKind,
+    params: Vec<(&'static str, String)>,
+    detail: Option<Value>,
+    retry_after: Option<u64>,
+    source: Option<anyhow::Error>,
+}
+
+impl AppError {
+    /// An error by catalogue key; an unknown key is a bug and renders as `internal`.
+    pub fn new(key: &'static str) -> Self {
+        let (key, kind) = match spec(key) {
+            Some(s) => (s.key, s.kind),
+            None => ("internal", ErrorKind::Internal),
+        };
+        Self {
+            key,
+            kind,
+            params: Vec::new(),
+            detail: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn param(mut self, name: &'static str, value: impl fmt::Display) -> Self {
+        self.params.push((name, value.to_string()));
+        self
+    }
+
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self.param("retry_after", seconds)
+    }
+
+    /// An unexpected failure: logged with its cause chain, answered as a bare 500.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let mut e = Self::new("internal");
+        e.source = Some(source.into());
+        e
+    }
+
+    /// A dependency of ours failed (database, Redis): 503, cause logged.
+    pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
+        let mut e = Self::new("service.unavailable");
+        e.source = Some(source.into());
+        e
+    }
+
+    /// A field failed validation; `location` is `body`, `query` or `path`.
+    pub fn validation(location: &str, field: &str, reason: &str) -> Self {
+        Self::new("request.validation")
+            .param("field", field)
+            .param("reason", reason)
+            .detail(json!([{ "location": location, "field": field, "message": reason }]))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The message in the given locale with parameters filled in.
+    pub fn message(&self, locale: Locale, request_id: &str) -> String {
+        let template = match (spec(self.key), locale) {
+            (Some(s), Locale::ZhCn) => s.zh,
+            (Some(s), Locale::EnUs) => s.en,
+            (None, _) => "internal error",
+        };
+        let mut text = template.replace("{request_id}", request_id);
+        for (name, value) in &self.params {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.key)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(Locale::EnUs, "-"))
+    }
+}
+
+/// Seconds since the epoch with millisecond precision, as Sage's `timestamp`.
+pub(crate) fn timestamp() -> f64 {
+    chrono::Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let ctx = RequestContext::current();
+        let status = self.status_code();
+        let mut detail = self.detail.clone();
+        if self.kind.is_server_error() {
+            tracing::error!(request_id = %ctx.request_id, error = ?self, "request failed");
+            detail = Some(json!({ "request_id": ctx.request_id }));
+        }
+        let body = Envelope::<Value> {
+            code: status.as_u16(),
+            message: self.message(ctx.locale, &ctx.request_id),
+            data: None,
+            timestamp: timestamp(),
+            error_code: Some(self.key),
+            error_detail: detail,
+        };
+        let mut response = HttpResponse::build(status).json(body);
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::unavailable(e),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Renders the error-code matrix as Markdown (`docs/errors.md`).
+pub fn render_error_matrix() -> String {
+    let mut out = String::from(
+        "# Error-code matrix\n\n\
+         Generated from `apps/server/src/error.rs` by `cargo xtask docs`; a test keeps it equal to the code.\n\n\
+         Every `/api/*` failure answers the envelope `{code, message, data: null, timestamp, error_code, error_detail?}` \
+         with the HTTP status equal to `code`. `message` is the sentence below in the locale chosen by \
+         `X-Sage-Locale`, then `Accept-Language`, then en-US; `error_code` is the key below. 5xx answers never carry internal text; \
+         `error_detail.request_id` and the `X-Request-Id` header tie them to the log. `/tasks/*` failures \
+         answer `{\"detail\": <sentence>, \"code\": <key>}` with the same status; `/oauth2/*` failures \
+         answer RFC 6749 bodies.\n\n\
+         ## Status by kind\n\n| kind | HTTP status = `code` |\n|---|---|\n",
+    );
+    for kind in ErrorKind::ALL {
+        let name = serde_json::to_value(kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!("| `{name}` | {} |\n", kind.status()));
+    }
+    out.push_str("\n## Keys\n\n| key | status | en-US | zh-CN |\n|---|---|---|---|\n");
+    for s in CATALOGUE {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.key,
+            s.kind.status(),
+            s.en.replace('|', "\\|"),
+            s.zh.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_unique_and_every_kind_has_a_key() {
+        let mut keys: Vec<_> = CATALOGUE.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), CATALOGUE.len());
+        for kind in ErrorKind::ALL {
+            assert!(
+                CATALOGUE.iter().any(|s| s.kind == kind),
+                "no catalogue key for {kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn docs_errors_md_is_generated_from_the_catalogue() {
+        crate::openapi::ensure_file_contents("docs/errors.md", &render_error_matrix());
+    }
+
+    #[test]
+    fn messages_fill_parameters_in_both_locales() {
+        let e = AppError::validation("body", "name", "missing field");
+        assert_eq!(
+            e.message(Locale::EnUs, "r1"),
+            "Invalid value for `name`: missing field"
+        );
+        assert!(e.message(Locale::ZhCn, "r1").contains("`name`"));
+        let internal = AppError::internal(anyhow::anyhow!("secret table t_users"));
+        let text = internal.message(Locale::EnUs, "req-9");
+        assert!(text.contains("req-9") && !text.contains("t_users"));
+        assert_eq!(AppError::new("no.such.key").key(), "internal");
+    }
+}

@@ -1,0 +1,291 @@
+//! Extractors whose rejections are `/api` envelopes naming the field at fault.
+//!
+//! `ApiJson<T>` checks the content type, enforces the body limit (413) and deserialises with
+//! the path of the failing field (422); `ApiQuery<T>` does the same for the query string.
+//! The stock `Json`/`Query`/`Path` extractors get the same error shapes through the
+//! `*Config` handlers registered in `Application::build`.
+// The route families of the identity issue onward use these; until then only tests do.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+/// Body limits, registered once as app data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub json: usize,
+}
+
+/// A JSON body of type `T`.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub T);
+
+/// A query string of type `T`.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The field a serde error is about: the failing path, or the name in "missing field `x`".
+fn field_of(path: &str, message: &str) -> String {
+    if path != "." && !path.is_empty() {
+        return path.to_owned();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| "body".to_owned())
+}
+
+/// Reason text without serde_json's position suffix.
+fn reason_of(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let invalid_json = |message: String| {
+        AppError::new("request.invalid_json")
+            .param("reason", &message)
+            .detail(
+                serde_json::json!([{ "location": "body", "field": "body", "message": message }]),
+            )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            invalid_json(message)
+        } else {
+            AppError::validation("body", &field_of(&path, &message), &reason_of(&message))
+        }
+    })?;
+    de.end().map_err(|e| invalid_json(e.to_string()))?;
+    Ok(value)
+}
+
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        AppError::validation("query", &field_of(&path, &message), &message)
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<BodyLimits>>()
+            .map(|l| l.json)
+            .unwrap_or(2 * 1024 * 1024);
+        let json = is_json(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !json {
+                return Err(AppError::new("request.unsupported_media_type")
+                    .param("expected", "application/json"));
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(AppError::new("request.payload_too_large").param("limit", limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(payload_error)?;
+                if body.len() + chunk.len() > limit {
+                    return Err(AppError::new("request.payload_too_large").param("limit", limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json::<T>(&body).map(ApiJson)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query::<T>(req.query_string()).map(ApiQuery))
+    }
+}
+
+fn payload_error(e: PayloadError) -> AppError {
+    match e {
+        PayloadError::Overflow => AppError::new("request.payload_too_large").param("limit", "the"),
+        other => AppError::new("request.bad_request").param("reason", other),
+    }
+}
+
+/// Rejections of the stock `web::Json` extractor.
+pub(crate) fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let app = match e {
+        JsonPayloadError::ContentType => {
+            AppError::new("request.unsupported_media_type").param("expected", "application/json")
+        }
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            AppError::new("request.payload_too_large").param("limit", limit)
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            let message = e.to_string();
+            AppError::validation("body", &field_of(".", &message), &reason_of(&message))
+        }
+        JsonPayloadError::Deserialize(e) => {
+            AppError::new("request.invalid_json").param("reason", e)
+        }
+        JsonPayloadError::Payload(e) => payload_error(e),
+        other => AppError::new("request.bad_request").param("reason", other),
+    };
+    app.into()
+}
+
+/// Rejections of the stock `web::Query` extractor.
+pub(crate) fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = e.to_string();
+    AppError::validation("query", &field_of(".", &message), &message).into()
+}
+
+/// Rejections of the stock `web::Path` extractor.
+pub(crate) fn path_error(e: PathError, _: &HttpRequest) -> actix_web::Error {
+    AppError::validation("path", "path", &e.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Agent {
+        name: String,
+        #[serde(rename = "maxLoopCount")]
+        max_loop_count: u32,
+        tags: Option<Vec<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Paging {
+        page: Option<u64>,
+        page_size: Option<u64>,
+    }
+
+    fn field(e: &AppError) -> String {
+        e.message(crate::middleware::Locale::EnUs, "-")
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let missing = parse_json::<Agent>(br#"{"maxLoopCount": 3}"#).unwrap_err();
+        assert_eq!(missing.key(), "request.validation");
+        assert!(field(&missing).contains("`name`"), "{}", field(&missing));
+
+        let wrong_type = parse_json::<Agent>(br#"{"name":"a","maxLoopCount":"ten"}"#).unwrap_err();
+        assert!(
+            field(&wrong_type).contains("`maxLoopCount`"),
+            "{}",
+            field(&wrong_type)
+        );
+
+        let nested =
+            parse_json::<Agent>(br#"{"name":"a","maxLoopCount":1,"tags":[1]}"#).unwrap_err();
+        assert!(field(&nested).contains("`tags[0]`"), "{}", field(&nested));
+
+        let syntax = parse_json::<Agent>(br#"{"name": "#).unwrap_err();
+        assert_eq!(syntax.key(), "request.invalid_json");
+        let trailing = parse_json::<Agent>(br#"{"name":"a","maxLoopCount":1} x"#).unwrap_err();
+        assert_eq!(trailing.key(), "request.invalid_json");
+
+        assert!(parse_json::<Agent>(br#"{"name":"a","maxLoopCount":1}"#).is_ok());
+    }
+
+    fn request(content_type: Option<&str>, body: &'static [u8]) -> (HttpRequest, Payload) {
+        let mut req = actix_web::test::TestRequest::post()
+            .app_data(web::Data::new(BodyLimits { json: 64 }))
+            .set_payload(body);
+        if let Some(ct) = content_type {
+            req = req.insert_header((header::CONTENT_TYPE, ct));
+        }
+        req.to_http_parts()
+    }
+
+    async fn extract(content_type: Option<&str>, body: &'static [u8]) -> Result<Agent, AppError> {
+        let (req, mut payload) = request(content_type, body);
+        ApiJson::<Agent>::from_request(&req, &mut payload)
+            .await
+            .map(|j| j.0)
+    }
+
+    #[actix_web::test]
+    async fn json_bodies_need_the_json_content_type_and_fit_the_limit() {
+        let ok = br#"{"name":"a","maxLoopCount":1}"#;
+        assert!(extract(Some("application/json"), ok).await.is_ok());
+        assert!(
+            extract(Some("application/json; charset=utf-8"), ok)
+                .await
+                .is_ok()
+        );
+        let wrong = extract(Some("text/plain"), ok).await.unwrap_err();
+        assert_eq!(wrong.kind().status(), 415);
+        let none = extract(None, ok).await.unwrap_err();
+        assert_eq!(none.kind().status(), 415);
+        let big = extract(Some("application/json"), &[b' '; 100])
+            .await
+            .unwrap_err();
+        assert_eq!(big.kind().status(), 413);
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let bad = parse_query::<Paging>("page=two").unwrap_err();
+        assert!(field(&bad).contains("`page`"), "{}", field(&bad));
+        assert!(parse_query::<Paging>("page=2&page_size=10").is_ok());
+        let req = actix_web::test::TestRequest::get()
+            .uri("/x?page=2&page_size=oops")
+            .to_http_request();
+        let err = ApiQuery::<Paging>::extract(&req).into_inner().unwrap_err();
+        assert!(field(&err).contains("`page_size`"), "{}", field(&err));
+        assert!(parse_query::<Paging>("").is_ok());
+    }
+}

@@ -1,0 +1,20 @@
+//! Sage Server's HTTP application: actix-web wiring of the domain crates into the routes of
+//! the Sage HTTP API.
+//!
+//! Flow of a request: `middleware` (request id, tracing span, locale, fallback envelopes) →
+//! CORS → `routes::<family>` handler (extract → one service call → DTO → envelope) → domain
+//! service. Errors of every family are mapped to envelopes in one place, `error`.
+//!
+//! Invariant: no business rule lives here; handlers only extract, call and render.
+
+pub mod cli;
+pub mod error;
+mod extract;
+mod middleware;
+pub mod openapi;
+mod response;
+mod routes;
+mod startup;
+mod state;
+
+pub use startup::{Application, run_migrations};

@@ -1,0 +1,181 @@
+//! Cross-cutting middleware: request id, tracing span and access log, locale, and the
+//! fallback that turns routing's bare 404/405 into the family's envelope.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use tracing::Instrument;
+
+use crate::error::AppError;
+
+/// The header carrying the request id, accepted from clients and always returned.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The language of messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    EnUs,
+    ZhCn,
+}
+
+impl Locale {
+    /// `X-Sage-Locale`, then the first `zh*`/`en*` of `Accept-Language`, then en-US.
+    fn from_request(req: &ServiceRequest) -> Self {
+        let header_text = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase)
+        };
+        if let Some(explicit) = header_text("x-sage-locale") {
+            if explicit.starts_with("zh") {
+                return Locale::ZhCn;
+            }
+            if explicit.starts_with("en") {
+                return Locale::EnUs;
+            }
+        }
+        if let Some(accept) = header_text("accept-language") {
+            for part in accept.split(',') {
+                let tag = part.split(';').next().unwrap_or_default().trim();
+                if tag.starts_with("zh") {
+                    return Locale::ZhCn;
+                }
+                if tag.starts_with("en") {
+                    return Locale::EnUs;
+                }
+            }
+        }
+        Locale::EnUs
+    }
+}
+
+/// Per-request facts available to error rendering anywhere below the middleware.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub locale: Locale,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+impl RequestContext {
+    /// The context of the request being served, or a neutral one outside a request.
+    pub fn current() -> RequestContext {
+        CONTEXT
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| RequestContext {
+                request_id: "-".into(),
+                locale: Locale::EnUs,
+            })
+    }
+}
+
+/// A client-supplied id is kept when it is short and plain; otherwise a new one is made.
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(platform::ids::new_uuid)
+}
+
+/// Request id, span, locale, access log and fallback envelopes, around everything else.
+pub(crate) async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let ctx = RequestContext {
+        request_id: request_id_of(&req),
+        locale: Locale::from_request(&req),
+    };
+    req.extensions_mut().insert(ctx.clone());
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let span = tracing::info_span!(
+        "http",
+        request_id = %ctx.request_id,
+        method = %method,
+        path = %path,
+    );
+    let request_id = ctx.request_id.clone();
+    let result = CONTEXT
+        .scope(ctx.clone(), async move {
+            let res = next.call(req).await;
+            // Errors that escape handlers are rendered here, inside the request's context.
+            let res = match res {
+                Ok(res) => res.map_into_boxed_body(),
+                Err(e) => return Err(e),
+            };
+            Ok(fallback(res, &method, &path))
+        })
+        .instrument(span.clone())
+        .await;
+    let mut res = match result {
+        Ok(res) => res,
+        Err(e) => {
+            return Err(e);
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = res.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(target: "sage::access", status, elapsed_ms, "request");
+        } else {
+            tracing::info!(target: "sage::access", status, elapsed_ms, "request");
+        }
+    });
+    Ok(res)
+}
+
+/// Routing answers unknown paths with an empty 404 and wrong methods with an empty 405;
+/// under `/api` those become envelopes, elsewhere short plain text.
+fn fallback(
+    res: ServiceResponse<BoxBody>,
+    method: &actix_web::http::Method,
+    path: &str,
+) -> ServiceResponse<BoxBody> {
+    let status = res.status().as_u16();
+    if !(status == 404 || status == 405) || res.headers().contains_key(header::CONTENT_TYPE) {
+        return res;
+    }
+    let (req, _) = res.into_parts();
+    let response = if path == "/api" || path.starts_with("/api/") {
+        let key = if status == 404 {
+            "route.not_found"
+        } else {
+            "route.method_not_allowed"
+        };
+        AppError::new(key)
+            .param("method", method)
+            .param("path", path)
+            .error_response()
+    } else {
+        let text = if status == 404 {
+            "Not Found"
+        } else {
+            "Method Not Allowed"
+        };
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+            .content_type("text/plain; charset=utf-8")
+            .body(text)
+    };
+    ServiceResponse::new(req, response)
+}

@@ -1,0 +1,62 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. Served at
+//! `/openapi.json`, printed by `sage-server openapi`, and kept in the repository as
+//! `docs/openapi.json` (a test checks the copy is current; `cargo xtask docs` refreshes it).
+
+use utoipa::OpenApi;
+
+use crate::routes::system;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sage Server",
+        description = "The hosted backend of the Sage AI-agent platform. `/api/*` answers use the \
+                       `BaseResponse` envelope `{code, message, data, timestamp}`; `/tasks/*` answer \
+                       plain JSON; `/oauth2/*` answer RFC 6749 bodies; chat routes stream one JSON \
+                       object per line.",
+        license(name = "Apache-2.0")
+    ),
+    paths(system::active, system::health, system::system_info),
+    tags((name = "system", description = "Liveness, health and public system information"))
+)]
+struct ApiDoc;
+
+/// The document as pretty JSON.
+pub fn document_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Test helper: a generated file must equal what the code produces. A stale file is rewritten
+/// and the test fails, so the fix is to commit the rewritten file (rust-analyzer's pattern).
+#[cfg(test)]
+pub(crate) fn ensure_file_contents(relative: &str, expected: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative);
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    if on_disk != expected {
+        std::fs::write(&path, expected).unwrap();
+        panic!("{relative} was stale and has been regenerated; commit it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in ["/active", "/api/health", "/api/system/info"] {
+            assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+        }
+    }
+
+    #[test]
+    fn docs_openapi_json_is_current() {
+        ensure_file_contents("docs/openapi.json", &format!("{}\n", document_json()));
+    }
+}

@@ -1,0 +1,13 @@
+//! The table of route families. Each family file opens with `configure`, then its handlers,
+//! then its DTOs. Literal segments are registered before `{param}` segments.
+
+use actix_web::web;
+
+pub(crate) mod system;
+
+/// Every route of the application.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/active").route(web::get().to(system::active)))
+        .service(web::resource("/openapi.json").route(web::get().to(system::openapi_document)))
+        .service(web::scope("/api").configure(system::configure));
+}

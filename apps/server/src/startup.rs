@@ -1,0 +1,139 @@
+//! Building and running the application: connections, migrations, stores, state, middleware
+//! and routes, bound to a listener before anything is served.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, web};
+use migration::{Migrator, MigratorTrait};
+use platform::store::Stores;
+use platform::{Config, StartError};
+
+use crate::extract::{self, BodyLimits};
+use crate::middleware;
+use crate::routes;
+use crate::state::AppState;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database (running migrations when configured) and Redis when
+    /// configured, loads or creates the secret, and binds the listener. Every failure is a
+    /// one-line [`StartError`].
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let started_at = Instant::now();
+        // Every external system is reached before anything changes, so a bad setting or an
+        // unreachable service fails the start cleanly.
+        let db = platform::db::connect(&config).await?;
+        let stores = match &config.redis_url {
+            Some(url) => {
+                Stores::redis(&platform::redis_conn::connect(url, &config.redis_prefix).await?)
+            }
+            None => Stores::in_memory(),
+        };
+        let _secret =
+            platform::secret::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        if config.migrate_on_start {
+            run_migrations(&db).await?;
+        }
+
+        let listener = TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
+            StartError::new(format!(
+                "cannot listen on {}:{}: {e}",
+                config.host, config.port
+            ))
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::new(format!("cannot read the bound address: {e}")))?
+            .port();
+
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.workers
+        };
+        let shutdown_timeout = config.shutdown_timeout.as_secs();
+        let limits = web::Data::new(BodyLimits {
+            json: config.max_json_bytes,
+        });
+        let cors_origins = config.cors_origins.clone();
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            db,
+            stores,
+            started_at,
+        });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(limits.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limits.json)
+                        .error_handler(extract::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+                .app_data(web::PathConfig::default().error_handler(extract::path_error))
+                .app_data(web::PayloadConfig::default().limit(limits.json))
+                .configure(routes::configure)
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
+                .wrap(from_fn(middleware::request_context))
+        })
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)
+        .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?
+        .run();
+
+        Ok(Self { port, server })
+    }
+
+    /// The bound port (useful with `SAGE_PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (up to
+    /// `SAGE_SHUTDOWN_TIMEOUT_SECS`).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Applies pending migrations; `sage-server migrate` calls this alone.
+pub async fn run_migrations(db: &sea_orm::DatabaseConnection) -> Result<(), StartError> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| StartError::new(format!("database migration failed: {e}")))
+}
+
+/// CORS from `SAGE_CORS_ORIGINS`: `*` allows any origin without credentials; a list allows
+/// those origins with credentials.
+fn cors(origins: &[String]) -> Cors {
+    let base = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers(["x-request-id"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        base.allow_any_origin().send_wildcard()
+    } else {
+        origins
+            .iter()
+            .fold(base, |cors, origin| cors.allowed_origin(origin))
+            .supports_credentials()
+    }
+}

@@ -1,0 +1,19 @@
+//! The shared application state, built once before the HTTP server starts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use platform::Config;
+use platform::store::Stores;
+use sea_orm::DatabaseConnection;
+
+/// Everything handlers reach through `web::Data<AppState>`.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub config: Arc<Config>,
+    #[allow(dead_code)] // Used by the domain services wired in by the next issues.
+    pub db: DatabaseConnection,
+    #[allow(dead_code)]
+    pub stores: Stores,
+    pub started_at: Instant,
+}

@@ -1,0 +1,155 @@
+//! The `sage-server` binary itself: subcommands, one-line start errors with exit code 1, and
+//! graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sage-server");
+
+fn sage(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn openapi_prints_a_valid_document() {
+    let output = sage(&["openapi"], &[]).output().unwrap();
+    assert!(output.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/api/health"].is_object());
+}
+
+#[test]
+fn unknown_arguments_print_usage_and_fail() {
+    let output = sage(&["frobnicate"], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
+}
+
+fn one_error_line(output: &std::process::Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_malformed_setting_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let output = sage(&[], &[("SAGE_DATA_DIR", data), ("SAGE_PORT", "eighty")])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&output).contains("SAGE_PORT"));
+    let output = sage(
+        &["migrate"],
+        &[("SAGE_DATA_DIR", data), ("SAGE_AUTH_MODE", "ldap")],
+    )
+    .output()
+    .unwrap();
+    assert!(one_error_line(&output).contains("SAGE_AUTH_MODE"));
+}
+
+#[test]
+fn an_unreachable_database_or_redis_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let output = sage(
+        &[],
+        &[
+            ("SAGE_DATA_DIR", data),
+            ("DATABASE_URL", "postgres://sage:pw@127.0.0.1:1/sage"),
+        ],
+    )
+    .output()
+    .unwrap();
+    let line = one_error_line(&output);
+    assert!(
+        line.contains("database") && !line.contains(":pw@"),
+        "{line}"
+    );
+
+    let output = sage(
+        &[],
+        &[
+            ("SAGE_DATA_DIR", data),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(one_error_line(&output).contains("Redis"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sage(
+        &["migrate"],
+        &[("SAGE_DATA_DIR", dir.path().to_str().unwrap())],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("sage.db").exists());
+}
+
+#[test]
+fn serve_logs_its_port_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sage(
+        &["serve"],
+        &[
+            ("SAGE_DATA_DIR", dir.path().to_str().unwrap()),
+            ("SAGE_PORT", "0"),
+            ("SAGE_LOG_FORMAT", "json"),
+            ("SAGE_WORKERS", "1"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // The "listening" line is the readiness signal; reading it blocks until it is written.
+    let port: u16 = loop {
+        let line = lines
+            .next()
+            .expect("the server logs before exiting")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            break rest
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET /active HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.contains("Service is available."), "{reply}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("stopped"))));
+}

@@ -1,0 +1,70 @@
+//! Error envelopes of routing: unknown paths, wrong methods, locales, 5xx hygiene.
+
+use crate::helpers::{TestApp, envelope};
+
+#[tokio::test]
+async fn unknown_api_routes_answer_a_404_envelope() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/no/such/route").await;
+    assert_eq!(response.status(), 404);
+    let body = envelope(response).await;
+    assert_eq!(body["error_code"], "route.not_found");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/no/such/route")
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_outside_api_answer_plain_404() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/nothing-here").await;
+    assert_eq!(response.status(), 404);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_405() {
+    let app = TestApp::spawn().await;
+    let response = app.call("POST", "/api/health").await;
+    assert_eq!(response.status(), 405);
+    let body = envelope(response).await;
+    assert_eq!(body["error_code"], "route.method_not_allowed");
+
+    let plain = app.call("DELETE", "/active").await;
+    assert_eq!(plain.status(), 405);
+}
+
+#[tokio::test]
+async fn messages_follow_the_requested_locale() {
+    let app = TestApp::spawn().await;
+    let zh = app
+        .client
+        .get(app.url("/api/missing"))
+        .header("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    let body = envelope(zh).await;
+    assert!(body["message"].as_str().unwrap().contains("没有"), "{body}");
+
+    let explicit = app
+        .client
+        .get(app.url("/api/missing"))
+        .header("Accept-Language", "zh-CN")
+        .header("X-Sage-Locale", "en-US")
+        .send()
+        .await
+        .unwrap();
+    let body = envelope(explicit).await;
+    assert!(
+        body["message"].as_str().unwrap().starts_with("No route"),
+        "{body}"
+    );
+}

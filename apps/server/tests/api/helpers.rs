@@ -1,0 +1,130 @@
+//! `TestApp`: the real application on a loopback port with a temporary data directory.
+
+use std::sync::Once;
+
+use platform::Config;
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use server::Application;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// Kept so the temporary data directory lives as long as the server.
+    _data_dir: TempDir,
+}
+
+static TRACING: Once = Once::new();
+
+fn init_tracing() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        TRACING.call_once(|| {
+            let config = Config {
+                log_filter: "debug".into(),
+                ..Config::default()
+            };
+            let _ = platform::telemetry::init(&config);
+        });
+    }
+}
+
+fn env_url(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A fresh, uniquely named database on the server of `TEST_DATABASE_URL`.
+async fn fresh_postgres(base_url: &str) -> String {
+    let admin = platform::db::connect_url(base_url)
+        .await
+        .expect("TEST_DATABASE_URL must answer");
+    let name = format!("sage_test_{}", platform::ids::new_hex_id());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create a test database");
+    let without_query = base_url.split('?').next().unwrap_or(base_url);
+    let (server, _) = without_query
+        .rsplit_once('/')
+        .expect("database URL with a path");
+    format!("{server}/{name}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the server after `customise` adjusts the test configuration.
+    pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+        init_tracing();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            port: 0,
+            data_dir: data_dir.path().to_path_buf(),
+            workers: 1,
+            shutdown_timeout: std::time::Duration::from_secs(1),
+            ..Config::default()
+        };
+        if let Some(url) = env_url("TEST_DATABASE_URL") {
+            config.database_url = Some(fresh_postgres(&url).await);
+        }
+        if let Some(url) = env_url("TEST_REDIS_URL") {
+            config.redis_url = Some(url);
+            config.redis_prefix = format!("sage-test:{}:", platform::ids::new_hex_id());
+        }
+        customise(&mut config);
+        let app = Application::build(config)
+            .await
+            .expect("the application builds");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            client,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Any method on any path, with no body.
+    pub async fn call(&self, method: &str, path: &str) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Reads an `/api` envelope, checking its shape and that `code` equals the HTTP status.
+pub async fn envelope(response: reqwest::Response) -> Value {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["code"], status, "envelope code equals status: {body}");
+    assert!(body["message"].is_string(), "{body}");
+    assert!(body["timestamp"].as_f64().is_some(), "{body}");
+    assert!(body.get("data").is_some(), "{body}");
+    if status != 200 {
+        assert!(body["data"].is_null(), "{body}");
+        assert!(body["error_code"].is_string(), "{body}");
+    }
+    body
+}

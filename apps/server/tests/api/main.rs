@@ -1,0 +1,12 @@
+//! The one integration-test binary: every test starts the real server on port 0 and talks
+//! real HTTP to it. With `TEST_DATABASE_URL` and `TEST_REDIS_URL` set, each test gets a fresh
+//! PostgreSQL database and its own Redis key prefix instead of SQLite and in-process stores.
+
+// Test support code may fail loudly: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod errors;
+mod helpers;
+mod routing;
+mod system;

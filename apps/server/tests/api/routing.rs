@@ -1,0 +1,106 @@
+//! Route coverage against the endpoint index of the Sage HTTP API reference
+//! (`fixtures/spec/endpoints.tsv`). Every (method, path) pair is called anonymously with
+//! sample path parameters. A pair is routed when the answer is not routing's own
+//! `route.not_found`/`route.method_not_allowed`. The test prints how many pairs are routed;
+//! it fails when a path is routed but refuses the spec's method, and when a pair of a family
+//! that has landed (`STRICT`) is not routed.
+
+use std::collections::BTreeMap;
+
+use crate::helpers::TestApp;
+
+/// Families that must be fully routed: exact paths, or prefixes ending in `/`.
+const STRICT: &[&str] = &["/active", "/api/health", "/api/system/info"];
+
+const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+fn endpoints() -> Vec<(String, String)> {
+    let text = include_str!("../../../../fixtures/spec/endpoints.tsv");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .flat_map(|l| {
+            let (method, path) = l.split_once('\t').expect("method<TAB>path");
+            let methods: Vec<&str> = if method == "ANY" {
+                ANY_METHODS.to_vec()
+            } else {
+                vec![method]
+            };
+            methods
+                .into_iter()
+                .map(|m| (m.to_owned(), path.to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `{agent_id}` → `sample-agent_id`, so parameters are one plain segment.
+fn sample(path: &str) -> String {
+    path.split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!("sample-{name}"),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn is_strict(path: &str) -> bool {
+    STRICT
+        .iter()
+        .any(|s| path == *s || (s.ends_with('/') && path.starts_with(s)))
+}
+
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Routed,
+    NotRouted,
+    WrongMethod,
+}
+
+async fn outcome(app: &TestApp, method: &str, path: &str) -> Outcome {
+    let response = app.call(method, &sample(path)).await;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let routing_error = |key: &str| {
+        serde_json::from_str::<serde_json::Value>(&body)
+            .map(|v| v["error_code"] == key)
+            .unwrap_or(body == "Not Found" || body == "Method Not Allowed")
+    };
+    match status {
+        404 if routing_error("route.not_found") => Outcome::NotRouted,
+        405 if routing_error("route.method_not_allowed") => Outcome::WrongMethod,
+        _ => Outcome::Routed,
+    }
+}
+
+#[tokio::test]
+async fn every_spec_endpoint_is_routed_with_its_method() {
+    let app = TestApp::spawn().await;
+    let pairs = endpoints();
+    assert!(pairs.len() >= 140, "the endpoint index is incomplete");
+    let mut by_outcome: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (method, path) in &pairs {
+        let result = outcome(&app, method, path).await;
+        let label = format!("{method} {path}");
+        match result {
+            Outcome::Routed => by_outcome.entry("routed").or_default().push(label),
+            Outcome::NotRouted if is_strict(path) => failures.push(format!("{label}: not routed")),
+            Outcome::NotRouted => by_outcome.entry("not yet routed").or_default().push(label),
+            Outcome::WrongMethod => failures.push(format!("{label}: routed with another method")),
+        }
+    }
+    let routed = by_outcome.get("routed").map_or(0, Vec::len);
+    println!(
+        "route coverage: {routed} of {} (method, path) pairs routed",
+        pairs.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "route coverage failures:\n{}",
+        failures.join("\n")
+    );
+    assert!(routed >= STRICT.len());
+}

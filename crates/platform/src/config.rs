@@ -1,0 +1,630 @@
+//! Configuration: environment variables plus an optional TOML file named by `SAGE_CONFIG`.
+//!
+//! The file uses the same names in lower case without the `SAGE_` prefix (`port = 8000`,
+//! `database_url = "…"`); the environment wins over the file. A malformed value of a known
+//! setting stops the start with one line naming the setting. Unknown `SAGE_*` variables are
+//! collected as warnings for the log, since deployments set settings ahead of the features that
+//! read them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting that could not be read; `Display` is one line naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How the server decides who a caller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Native,
+    TrustedProxy,
+    OAuth,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Native => "native",
+            AuthMode::TrustedProxy => "trusted_proxy",
+            AuthMode::OAuth => "oauth",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1/128`, `127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}` has an invalid prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The deployment default LLM provider, or the embedding endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEndpoint {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+}
+
+/// S3-compatible object storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+/// Every setting of config.md, typed. Build it with [`Config::load`] or
+/// [`Config::from_sources`]; [`Config::default`] is the embedded single-machine default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// `None` means the SQLite file under `data_dir`.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment writes.
+    pub redis_prefix: String,
+    pub public_url: Option<String>,
+    pub secret_key: Option<String>,
+    pub admin_username: String,
+    pub admin_password: Option<String>,
+    pub admin_email: Option<String>,
+    pub auth_mode: AuthMode,
+    pub allow_registration: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    /// Raw JSON array of upstream OIDC providers (validated by the identity crate).
+    pub auth_providers: serde_json::Value,
+    /// Raw JSON array of OAuth2 clients (validated by the oauth-as crate).
+    pub oauth2_clients: serde_json::Value,
+    pub login_page: String,
+    pub default_llm: Option<ModelEndpoint>,
+    pub embedding: Option<ModelEndpoint>,
+    pub outbound_allow: Vec<String>,
+    pub enable_shell_tool: bool,
+    pub worker_token: Option<String>,
+    pub timezone: String,
+    pub stream_log_ttl: Duration,
+    pub s3: Option<S3Config>,
+    pub otlp_endpoint: Option<String>,
+    pub jaeger_public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// Origins allowed by CORS; empty = no CORS headers; `*` = any origin without credentials.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted JSON body.
+    pub max_json_bytes: usize,
+    /// Largest accepted upload (multipart) body.
+    pub max_upload_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Run migrations when the server starts.
+    pub migrate_on_start: bool,
+    /// Unknown `SAGE_*` names seen, to be logged once telemetry is up.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            redis_prefix: "sage:".into(),
+            public_url: None,
+            secret_key: None,
+            admin_username: "admin".into(),
+            admin_password: None,
+            admin_email: None,
+            auth_mode: AuthMode::Native,
+            allow_registration: false,
+            trusted_proxies: Vec::new(),
+            smtp_url: None,
+            mail_from: None,
+            auth_providers: serde_json::Value::Array(Vec::new()),
+            oauth2_clients: serde_json::Value::Array(Vec::new()),
+            login_page: "/sage/login".into(),
+            default_llm: None,
+            embedding: None,
+            outbound_allow: Vec::new(),
+            enable_shell_tool: false,
+            worker_token: None,
+            timezone: "UTC".into(),
+            stream_log_ttl: Duration::from_secs(3600),
+            s3: None,
+            otlp_endpoint: None,
+            jaeger_public_url: None,
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            cors_origins: Vec::new(),
+            max_json_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 100 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            workers: 0,
+            migrate_on_start: true,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Every setting name this version reads, in environment form.
+pub const KNOWN_SETTINGS: &[&str] = &[
+    "SAGE_CONFIG",
+    "SAGE_HOST",
+    "SAGE_PORT",
+    "SAGE_DATA_DIR",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SAGE_REDIS_PREFIX",
+    "SAGE_PUBLIC_URL",
+    "SAGE_SECRET_KEY",
+    "SAGE_ADMIN_USERNAME",
+    "SAGE_ADMIN_PASSWORD",
+    "SAGE_ADMIN_EMAIL",
+    "SAGE_AUTH_MODE",
+    "SAGE_ALLOW_REGISTRATION",
+    "SAGE_TRUSTED_PROXIES",
+    "SAGE_SMTP_URL",
+    "SAGE_MAIL_FROM",
+    "SAGE_AUTH_PROVIDERS",
+    "SAGE_OAUTH2_CLIENTS",
+    "SAGE_LOGIN_PAGE",
+    "SAGE_DEFAULT_LLM_BASE_URL",
+    "SAGE_DEFAULT_LLM_API_KEY",
+    "SAGE_DEFAULT_LLM_MODEL",
+    "SAGE_EMBEDDING_BASE_URL",
+    "SAGE_EMBEDDING_API_KEY",
+    "SAGE_EMBEDDING_MODEL",
+    "SAGE_OUTBOUND_ALLOW",
+    "SAGE_ENABLE_SHELL_TOOL",
+    "SAGE_WORKER_TOKEN",
+    "SAGE_TIMEZONE",
+    "SAGE_STREAM_LOG_TTL_SECS",
+    "SAGE_S3_ENDPOINT",
+    "SAGE_S3_BUCKET",
+    "SAGE_S3_REGION",
+    "SAGE_S3_ACCESS_KEY",
+    "SAGE_S3_SECRET_KEY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SAGE_JAEGER_PUBLIC_URL",
+    "SAGE_LOG_FORMAT",
+    "RUST_LOG",
+    "SAGE_CORS_ORIGINS",
+    "SAGE_MAX_JSON_BYTES",
+    "SAGE_MAX_UPLOAD_BYTES",
+    "SAGE_SHUTDOWN_TIMEOUT_SECS",
+    "SAGE_WORKERS",
+    "SAGE_MIGRATE_ON_START",
+];
+
+/// The TOML-file key of an environment name: lower case, without `SAGE_`.
+fn file_key(env_name: &str) -> String {
+    env_name
+        .strip_prefix("SAGE_")
+        .unwrap_or(env_name)
+        .to_ascii_lowercase()
+}
+
+struct Source {
+    values: HashMap<String, String>,
+}
+
+impl Source {
+    /// The value of a setting, with empty strings treated as unset.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_owned)
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| ConfigError::new(name, format!("`{v}` is not {what}"))),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("true" | "1" | "yes" | "on") => Ok(Some(true)),
+            Some("false" | "0" | "no" | "off") => Ok(Some(false)),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("`{other}` is not a boolean (true or false)"),
+            )),
+        }
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn json_array(&self, name: &str) -> Result<serde_json::Value, ConfigError> {
+        match self.get(name) {
+            None => Ok(serde_json::Value::Array(Vec::new())),
+            Some(v) => match serde_json::from_str::<serde_json::Value>(v) {
+                Ok(value @ serde_json::Value::Array(_)) => Ok(value),
+                Ok(_) => Err(ConfigError::new(name, "must be a JSON array")),
+                Err(e) => Err(ConfigError::new(name, format!("is not valid JSON: {e}"))),
+            },
+        }
+    }
+
+    fn url(&self, name: &str, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => {
+                let scheme = v.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                match scheme {
+                    Some(s) if schemes.contains(&s.as_str()) => {
+                        Ok(Some(v.trim_end_matches('/').to_owned()))
+                    }
+                    _ => Err(ConfigError::new(
+                        name,
+                        format!("`{v}` is not a URL with scheme {}", schemes.join(" or ")),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn endpoint(&self, prefix: &str) -> Result<Option<ModelEndpoint>, ConfigError> {
+        let base = self.url(&format!("{prefix}_BASE_URL"), &["http", "https"])?;
+        let model = self.string(&format!("{prefix}_MODEL"));
+        let api_key = self.string(&format!("{prefix}_API_KEY"));
+        match (base, model) {
+            (Some(base_url), Some(model)) => Ok(Some(ModelEndpoint {
+                base_url,
+                api_key,
+                model,
+            })),
+            (None, None) if api_key.is_none() => Ok(None),
+            (None, _) => Err(ConfigError::new(
+                &format!("{prefix}_BASE_URL"),
+                "is required when the other settings of this endpoint are given",
+            )),
+            (Some(_), None) => Err(ConfigError::new(
+                &format!("{prefix}_MODEL"),
+                "is required when the base URL is given",
+            )),
+        }
+    }
+}
+
+/// Flattens a TOML value into the string form the environment would carry.
+fn toml_to_string(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment and, when `SAGE_CONFIG` names one, the TOML file.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_sources(std::env::vars())
+    }
+
+    /// Builds the configuration from the given environment pairs (and the file they name).
+    pub fn from_sources<I>(env: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let mut values: HashMap<String, String> = HashMap::new();
+        let mut warnings = Vec::new();
+
+        if let Some(path) = env.get("SAGE_CONFIG").filter(|p| !p.trim().is_empty()) {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("SAGE_CONFIG", format!("cannot read `{path}`: {e}"))
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                let line = e.to_string().lines().next().unwrap_or_default().to_owned();
+                ConfigError::new("SAGE_CONFIG", format!("`{path}` is not valid TOML: {line}"))
+            })?;
+            let by_file_key: HashMap<String, &str> =
+                KNOWN_SETTINGS.iter().map(|n| (file_key(n), *n)).collect();
+            for (key, value) in &table {
+                match by_file_key.get(key.as_str()) {
+                    Some(name) => {
+                        let text = match (
+                            name.ends_with("_PROVIDERS") || name.ends_with("_CLIENTS"),
+                            value,
+                        ) {
+                            (false, toml::Value::Array(items)) => items
+                                .iter()
+                                .map(toml_to_string)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            _ => toml_to_string(value),
+                        };
+                        values.insert((*name).to_owned(), text);
+                    }
+                    None => warnings.push(format!("unknown setting `{key}` in {path}")),
+                }
+            }
+        }
+        for (name, value) in &env {
+            if KNOWN_SETTINGS.contains(&name.as_str()) {
+                values.insert(name.clone(), value.clone());
+            } else if name.starts_with("SAGE_") {
+                warnings.push(format!("unknown environment variable {name}"));
+            }
+        }
+        let src = Source { values };
+        let defaults = Config::default();
+
+        let auth_mode = match src
+            .get("SAGE_AUTH_MODE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("native") => AuthMode::Native,
+            Some("trusted_proxy") => AuthMode::TrustedProxy,
+            Some("oauth") => AuthMode::OAuth,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "SAGE_AUTH_MODE",
+                    format!("`{other}` is not one of native, trusted_proxy, oauth"),
+                ));
+            }
+        };
+        let log_format = match src
+            .get("SAGE_LOG_FORMAT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "SAGE_LOG_FORMAT",
+                    format!("`{other}` is not one of pretty, json"),
+                ));
+            }
+        };
+        let trusted_proxies = src
+            .list("SAGE_TRUSTED_PROXIES")
+            .iter()
+            .map(|p| IpNet::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ConfigError::new("SAGE_TRUSTED_PROXIES", m))?;
+        let host = src.string("SAGE_HOST").unwrap_or(defaults.host);
+        if host.parse::<IpAddr>().is_err() && host != "localhost" {
+            return Err(ConfigError::new(
+                "SAGE_HOST",
+                format!("`{host}` is not an IP address"),
+            ));
+        }
+        let database_url = src.url("DATABASE_URL", &["sqlite", "postgres", "postgresql"])?;
+        let redis_url = src.url("REDIS_URL", &["redis", "rediss"])?;
+        let stream_log_ttl = src
+            .parse::<u64>("SAGE_STREAM_LOG_TTL_SECS", "a whole number of seconds")?
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.stream_log_ttl);
+        let s3 = match src.string("SAGE_S3_BUCKET") {
+            Some(bucket) => Some(S3Config {
+                endpoint: src.url("SAGE_S3_ENDPOINT", &["http", "https"])?,
+                bucket,
+                region: src.string("SAGE_S3_REGION"),
+                access_key: src.string("SAGE_S3_ACCESS_KEY"),
+                secret_key: src.string("SAGE_S3_SECRET_KEY"),
+            }),
+            None if src.get("SAGE_S3_ENDPOINT").is_some() => {
+                return Err(ConfigError::new(
+                    "SAGE_S3_BUCKET",
+                    "is required when SAGE_S3_ENDPOINT is set",
+                ));
+            }
+            None => None,
+        };
+        let secret_key = src.string("SAGE_SECRET_KEY");
+        if let Some(key) = &secret_key
+            && key.len() < 32
+        {
+            return Err(ConfigError::new(
+                "SAGE_SECRET_KEY",
+                "must be at least 32 characters",
+            ));
+        }
+        let timezone = src.string("SAGE_TIMEZONE").unwrap_or(defaults.timezone);
+        let login_page = src.string("SAGE_LOGIN_PAGE").unwrap_or(defaults.login_page);
+        if !login_page.starts_with('/') || login_page.starts_with("//") {
+            return Err(ConfigError::new(
+                "SAGE_LOGIN_PAGE",
+                "must be a local path starting with a single /",
+            ));
+        }
+        let max_json_bytes = src
+            .parse::<usize>("SAGE_MAX_JSON_BYTES", "a number of bytes")?
+            .unwrap_or(defaults.max_json_bytes);
+        let max_upload_bytes = src
+            .parse::<usize>("SAGE_MAX_UPLOAD_BYTES", "a number of bytes")?
+            .unwrap_or(defaults.max_upload_bytes);
+
+        Ok(Config {
+            port: src
+                .parse::<u16>("SAGE_PORT", "a port number (0-65535)")?
+                .unwrap_or(defaults.port),
+            host,
+            data_dir: src
+                .string("SAGE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.data_dir),
+            database_url,
+            redis_url,
+            redis_prefix: src
+                .string("SAGE_REDIS_PREFIX")
+                .unwrap_or(defaults.redis_prefix),
+            public_url: src.url("SAGE_PUBLIC_URL", &["http", "https"])?,
+            secret_key,
+            admin_username: src
+                .string("SAGE_ADMIN_USERNAME")
+                .unwrap_or(defaults.admin_username),
+            admin_password: src.string("SAGE_ADMIN_PASSWORD"),
+            admin_email: src.string("SAGE_ADMIN_EMAIL"),
+            auth_mode,
+            allow_registration: src
+                .bool("SAGE_ALLOW_REGISTRATION")?
+                .unwrap_or(defaults.allow_registration),
+            trusted_proxies,
+            smtp_url: src.url("SAGE_SMTP_URL", &["smtp", "smtps"])?,
+            mail_from: src.string("SAGE_MAIL_FROM"),
+            auth_providers: src.json_array("SAGE_AUTH_PROVIDERS")?,
+            oauth2_clients: src.json_array("SAGE_OAUTH2_CLIENTS")?,
+            login_page,
+            default_llm: src.endpoint("SAGE_DEFAULT_LLM")?,
+            embedding: src.endpoint("SAGE_EMBEDDING")?,
+            outbound_allow: src.list("SAGE_OUTBOUND_ALLOW"),
+            enable_shell_tool: src
+                .bool("SAGE_ENABLE_SHELL_TOOL")?
+                .unwrap_or(defaults.enable_shell_tool),
+            worker_token: src.string("SAGE_WORKER_TOKEN"),
+            timezone,
+            stream_log_ttl,
+            s3,
+            otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
+            jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,
+            log_format,
+            log_filter: src.string("RUST_LOG").unwrap_or(defaults.log_filter),
+            cors_origins: src.list("SAGE_CORS_ORIGINS"),
+            max_json_bytes,
+            max_upload_bytes,
+            shutdown_timeout: src
+                .parse::<u64>("SAGE_SHUTDOWN_TIMEOUT_SECS", "a whole number of seconds")?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.shutdown_timeout),
+            workers: src
+                .parse::<usize>("SAGE_WORKERS", "a number of worker threads")?
+                .unwrap_or(defaults.workers),
+            migrate_on_start: src
+                .bool("SAGE_MIGRATE_ON_START")?
+                .unwrap_or(defaults.migrate_on_start),
+            warnings,
+        })
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file under the data dir.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sage.db").display()
+            ),
+        }
+    }
+
+    /// The external base URL: configured, or derived from the listen address.
+    pub fn effective_public_url(&self, bound_port: u16) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}:{}", self.host, bound_port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

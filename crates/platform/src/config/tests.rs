@@ -1,0 +1,143 @@
+//! Configuration parsing: defaults, environment over file, one-line errors naming the setting.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn error_of(pairs: &[(&str, &str)]) -> ConfigError {
+    match Config::from_sources(env(pairs)) {
+        Ok(_) => panic!("expected an error for {pairs:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn no_configuration_gives_the_embedded_default() {
+    let config = Config::from_sources(env(&[])).unwrap();
+    assert_eq!(config.host, "127.0.0.1");
+    assert_eq!(config.port, 8000);
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.auth_mode, AuthMode::Native);
+    assert!(config.redis_url.is_none());
+    assert!(!config.allow_registration);
+    assert_eq!(config.login_page, "/sage/login");
+    assert_eq!(config.stream_log_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        config.effective_database_url(),
+        "sqlite://./data/sage.db?mode=rwc"
+    );
+}
+
+#[test]
+fn settings_are_read_and_typed() {
+    let config = Config::from_sources(env(&[
+        ("SAGE_PORT", "0"),
+        ("SAGE_DATA_DIR", "/tmp/x"),
+        ("DATABASE_URL", "postgres://u@localhost/db"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/"),
+        ("SAGE_AUTH_MODE", "trusted_proxy"),
+        ("SAGE_ALLOW_REGISTRATION", "true"),
+        ("SAGE_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ("SAGE_AUTH_PROVIDERS", r#"[{"id":"corp"}]"#),
+        ("SAGE_DEFAULT_LLM_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("SAGE_DEFAULT_LLM_MODEL", "m"),
+        ("SAGE_OUTBOUND_ALLOW", "loopback,private"),
+        ("SAGE_LOG_FORMAT", "json"),
+        ("SAGE_CORS_ORIGINS", "https://a.example, https://b.example"),
+    ]))
+    .unwrap();
+    assert_eq!(config.port, 0);
+    assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+    assert_eq!(config.auth_mode, AuthMode::TrustedProxy);
+    assert!(config.allow_registration);
+    assert_eq!(config.trusted_proxies.len(), 2);
+    assert!(config.trusted_proxies[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(!config.trusted_proxies[0].contains("11.1.2.3".parse().unwrap()));
+    assert!(config.trusted_proxies[1].contains("::1".parse().unwrap()));
+    assert_eq!(config.auth_providers[0]["id"], "corp");
+    assert_eq!(config.default_llm.as_ref().unwrap().model, "m");
+    assert_eq!(config.outbound_allow, vec!["loopback", "private"]);
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(config.cors_origins.len(), 2);
+    assert_eq!(config.effective_database_url(), "postgres://u@localhost/db");
+}
+
+#[test]
+fn each_malformed_value_names_its_setting_in_one_line() {
+    let cases: &[(&str, &str)] = &[
+        ("SAGE_PORT", "eighty"),
+        ("SAGE_PORT", "70000"),
+        ("SAGE_AUTH_MODE", "ldap"),
+        ("SAGE_ALLOW_REGISTRATION", "maybe"),
+        ("SAGE_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("SAGE_AUTH_PROVIDERS", "{not json"),
+        ("SAGE_OAUTH2_CLIENTS", r#"{"a":1}"#),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "localhost:6379"),
+        ("SAGE_STREAM_LOG_TTL_SECS", "-1"),
+        ("SAGE_LOG_FORMAT", "xml"),
+        ("SAGE_SECRET_KEY", "short"),
+        ("SAGE_LOGIN_PAGE", "https://evil.example/login"),
+        ("SAGE_HOST", "not a host"),
+        ("SAGE_DEFAULT_LLM_MODEL", "m"),
+    ];
+    for (name, value) in cases {
+        let err = error_of(&[(name, value)]);
+        let line = err.to_string();
+        assert!(
+            line.contains(name)
+                || (name.starts_with("SAGE_DEFAULT_LLM") && line.contains("SAGE_DEFAULT_LLM")),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+}
+
+#[test]
+fn a_toml_file_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sage.toml");
+    std::fs::write(
+        &path,
+        "port = 9100\nhost = \"0.0.0.0\"\nallow_registration = true\ntrusted_proxies = [\"127.0.0.1\"]\nauth_providers = [{ id = \"corp\" }]\nfuture_setting = 1\n",
+    )
+    .unwrap();
+    let config = Config::from_sources(env(&[
+        ("SAGE_CONFIG", path.to_str().unwrap()),
+        ("SAGE_PORT", "9200"),
+        ("SAGE_SOMETHING_NEW", "x"),
+    ]))
+    .unwrap();
+    assert_eq!(config.port, 9200, "environment wins over the file");
+    assert_eq!(config.host, "0.0.0.0");
+    assert!(config.allow_registration);
+    assert_eq!(config.trusted_proxies.len(), 1);
+    assert_eq!(config.auth_providers[0]["id"], "corp");
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+}
+
+#[test]
+fn a_broken_file_is_one_line_naming_sage_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sage.toml");
+    std::fs::write(&path, "port = = 1\n").unwrap();
+    let err = error_of(&[("SAGE_CONFIG", path.to_str().unwrap())]);
+    assert_eq!(err.setting, "SAGE_CONFIG");
+    assert!(!err.to_string().contains('\n'));
+    let missing = error_of(&[("SAGE_CONFIG", "/nonexistent/sage.toml")]);
+    assert_eq!(missing.setting, "SAGE_CONFIG");
+}
+
+#[test]
+fn a_toml_value_of_the_wrong_type_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sage.toml");
+    std::fs::write(&path, "port = \"high\"\n").unwrap();
+    let err = error_of(&[("SAGE_CONFIG", path.to_str().unwrap())]);
+    assert_eq!(err.setting, "SAGE_PORT");
+}

@@ -1,0 +1,177 @@
+//! The relational database connection: SQLite under the data directory by default, PostgreSQL
+//! when `DATABASE_URL` says so. Migrations live in the `migration` crate and are run by the
+//! application, not here.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+use crate::StartError;
+use crate::config::Config;
+
+/// Opens the configured database, creating the SQLite file (and its directory) on first start.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, StartError> {
+    let url = config.effective_database_url();
+    connect_url(&url).await
+}
+
+/// Opens a database by URL; errors are one line and never echo a password.
+pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
+    let is_sqlite = url.starts_with("sqlite:");
+    if is_sqlite {
+        ensure_sqlite_dir(url)?;
+    } else {
+        probe(url).await?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if is_sqlite {
+        // One writer at a time is SQLite's model; a small pool avoids lock contention.
+        options.max_connections(8).min_connections(1);
+    } else {
+        options.max_connections(20).min_connections(1);
+    }
+    let db = Database::connect(options).await.map_err(|e| {
+        StartError::new(format!(
+            "cannot connect to the database at {}: {}",
+            redact(url),
+            first_line(&e.to_string())
+        ))
+    })?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA synchronous = NORMAL",
+        ] {
+            db.execute_unprepared(pragma)
+                .await
+                .map_err(|e| StartError::new(format!("cannot prepare the SQLite database: {e}")))?;
+        }
+    }
+    Ok(db)
+}
+
+/// A quick TCP check of a server database, so an unreachable one fails at once with the
+/// real cause instead of after the pool's acquire timeout.
+async fn probe(url: &str) -> Result<(), StartError> {
+    let Some(authority) = url
+        .split_once("://")
+        .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, host)| host))
+        .and_then(|rest| rest.split(['/', '?']).next())
+    else {
+        return Ok(());
+    };
+    if authority.is_empty() {
+        return Ok(());
+    }
+    let target = if authority.starts_with('[')
+        || authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:5432")
+    };
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target.as_str()),
+    )
+    .await;
+    let reason = match attempt {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    Err(StartError::new(format!(
+        "cannot connect to the database at {}: {reason}",
+        redact(url)
+    )))
+}
+
+fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StartError::new(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// The URL with any password replaced, for error lines and logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                if userinfo.contains(':') {
+                    format!("{scheme}://{user}:***@{host}")
+                } else {
+                    format!("{scheme}://{user}@{host}")
+                }
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_error_lines() {
+        assert_eq!(
+            redact("postgres://sage:hunter2@db:5432/sage"),
+            "postgres://sage:***@db:5432/sage"
+        );
+        assert_eq!(redact("postgres://sage@db/sage"), "postgres://sage@db/sage");
+        assert_eq!(redact("sqlite://./data/sage.db"), "sqlite://./data/sage.db");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_and_its_directory_are_created_on_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nested/sage.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let db = connect_url(&url).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        assert!(file.exists());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_one_line_error() {
+        let err = connect_url("postgres://nobody:secret@127.0.0.1:1/none")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cannot connect to the database"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}

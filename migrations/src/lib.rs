@@ -1,0 +1,50 @@
+//! Database migrations, one file per change, named `m<date>_<time>_<domain>_<change>.rs`.
+//!
+//! Invariant: a migration never changes once it has landed; each uses local `DeriveIden` enums
+//! (not live entities) and SeaQuery, so one file serves SQLite and PostgreSQL alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_platform_create_system_settings;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261128_000001_platform_create_system_settings::Migration,
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
+
+    #[tokio::test]
+    async fn migrations_apply_roll_back_and_apply_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let db = platform::db::connect_url(&url).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let backend = db.get_database_backend();
+        db.execute_raw(Statement::from_string(
+            backend,
+            "INSERT INTO system_settings (key, value, updated_at) VALUES ('k', '\"v\"', '2026-01-01T00:00:00Z')",
+        ))
+        .await
+        .unwrap();
+        Migrator::down(&db, None).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        assert!(
+            Migrator::get_pending_migrations(&db)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Project automation, run as `cargo xtask <command>` (matklad's xtask pattern: Rust, not
+//! shell, so it works the same on every machine).
+//!
+//! * `test`: format check, clippy with warnings denied, the whole suite on the embedded
+//!   default, then again on PostgreSQL + Redis when they answer (required when `CI` is set).
+//! * `bench startup`: cold start to a successful `GET /active` and idle memory, written to
+//!   `docs/benchmarks.md`.
+//! * `docs`: regenerate `docs/errors.md` and `docs/openapi.json` from the code.
+//!
+//! The tidy checks (dependency rule, module docs, banned test attributes, lint inheritance)
+//! are tests of this crate, so they run with the suite.
+
+mod bench;
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match words.as_slice() {
+        ["test"] => test(),
+        ["bench", "startup"] => bench::startup(),
+        ["docs"] => docs(),
+        _ => Err("usage: cargo xtask (test | bench startup | docs)".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+fn answers(addr: &str) -> bool {
+    addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+    })
+}
+
+fn test() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--check"]), "format check")?;
+    run(
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        "clippy",
+    )?;
+    run(
+        cargo()
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .env_remove("TEST_DATABASE_URL")
+            .env_remove("TEST_REDIS_URL"),
+        "test suite, embedded (SQLite, in-process stores)",
+    )?;
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    let db_url =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into());
+    let redis_url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.into());
+    let services_up = answers("127.0.0.1:5432") && answers("127.0.0.1:6379");
+    if !services_up {
+        if ci {
+            return Err("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) does not answer; CI requires the Postgres + Redis leg".into());
+        }
+        eprintln!(
+            "xtask: SKIPPED the Postgres + Redis leg: PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379 does not answer"
+        );
+        return Ok(());
+    }
+    drop_old_test_databases(&db_url);
+    run(
+        cargo()
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .env("TEST_DATABASE_URL", &db_url)
+            .env("TEST_REDIS_URL", &redis_url),
+        "test suite, PostgreSQL + Redis",
+    )
+}
+
+/// Test databases are named `sage_test_<hex>`; drop those of earlier runs (best effort).
+fn drop_old_test_databases(url: &str) {
+    let list = Command::new("psql")
+        .args([
+            url,
+            "-Atc",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'sage_test_%'",
+        ])
+        .output();
+    let Ok(list) = list else { return };
+    for name in String::from_utf8_lossy(&list.stdout).lines() {
+        let name = name.trim();
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            let _ = Command::new("psql")
+                .args([url, "-qc", &format!("DROP DATABASE IF EXISTS \"{name}\"")])
+                .output();
+        }
+    }
+}
+
+fn docs() -> Result<(), String> {
+    // The doc tests rewrite a stale file and fail; a second run confirms.
+    let mut cmd = cargo();
+    cmd.args(["test", "-q", "-p", "server", "--lib", "docs_"]);
+    let _ = cmd.status();
+    run(
+        cargo().args(["test", "-q", "-p", "server", "--lib", "docs_"]),
+        "generated docs are current",
+    )
+}
