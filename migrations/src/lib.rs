@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_platform_create_system_settings;
+mod m20261128_000002_identity_create_users;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -13,9 +14,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261128_000001_platform_create_system_settings::Migration,
-        )]
+        vec![
+            Box::new(m20261128_000001_platform_create_system_settings::Migration),
+            Box::new(m20261128_000002_identity_create_users::Migration),
+        ]
     }
 }
 

@@ -97,6 +97,96 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "请求过于频繁，请在 {retry_after} 秒后重试。",
     },
     ErrorSpec {
+        key: "user.invalid_credentials",
+        kind: ErrorKind::Unauthenticated,
+        en: "Invalid username or password.",
+        zh: "用户名或密码错误。",
+    },
+    ErrorSpec {
+        key: "auth.invalid_refresh_token",
+        kind: ErrorKind::Unauthenticated,
+        en: "The refresh token is invalid, expired or already used; log in again.",
+        zh: "刷新令牌无效、已过期或已被使用，请重新登录。",
+    },
+    ErrorSpec {
+        key: "auth.password_login_disabled",
+        kind: ErrorKind::Forbidden,
+        en: "Password login is disabled in this deployment.",
+        zh: "此部署已禁用账号密码登录。",
+    },
+    ErrorSpec {
+        key: "auth.admin_password_login_required",
+        kind: ErrorKind::Forbidden,
+        en: "Only administrators may log in with a password in this deployment.",
+        zh: "此部署仅允许管理员使用密码登录。",
+    },
+    ErrorSpec {
+        key: "auth.registration_disabled",
+        kind: ErrorKind::Forbidden,
+        en: "Registration is disabled.",
+        zh: "注册功能已关闭。",
+    },
+    ErrorSpec {
+        key: "auth.cross_site",
+        kind: ErrorKind::Forbidden,
+        en: "Cross-site requests may not change state with a session cookie.",
+        zh: "不允许跨站请求使用会话 Cookie 修改数据。",
+    },
+    ErrorSpec {
+        key: "user.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such user.",
+        zh: "用户不存在。",
+    },
+    ErrorSpec {
+        key: "user.username_taken",
+        kind: ErrorKind::Conflict,
+        en: "That username is taken.",
+        zh: "用户名已被占用。",
+    },
+    ErrorSpec {
+        key: "user.email_taken",
+        kind: ErrorKind::Conflict,
+        en: "That e-mail address is already registered.",
+        zh: "该邮箱已被注册。",
+    },
+    ErrorSpec {
+        key: "user.last_admin",
+        kind: ErrorKind::Conflict,
+        en: "The last administrator cannot be deleted.",
+        zh: "不能删除最后一个管理员。",
+    },
+    ErrorSpec {
+        key: "user.wrong_password",
+        kind: ErrorKind::Invalid,
+        en: "The current password is wrong.",
+        zh: "当前密码错误。",
+    },
+    ErrorSpec {
+        key: "email.verification_code_invalid",
+        kind: ErrorKind::Invalid,
+        en: "The verification code is wrong or has expired.",
+        zh: "验证码错误或已过期。",
+    },
+    ErrorSpec {
+        key: "auth.too_many_attempts",
+        kind: ErrorKind::RateLimited,
+        en: "Too many login attempts; retry in {retry_after} seconds.",
+        zh: "登录尝试过多，请在 {retry_after} 秒后重试。",
+    },
+    ErrorSpec {
+        key: "email.verification_code_throttled",
+        kind: ErrorKind::RateLimited,
+        en: "A code was sent recently; retry in {retry_after} seconds.",
+        zh: "验证码已发送，请在 {retry_after} 秒后重试。",
+    },
+    ErrorSpec {
+        key: "email.delivery_failed",
+        kind: ErrorKind::Upstream,
+        en: "The e-mail could not be delivered; try again later.",
+        zh: "邮件发送失败，请稍后重试。",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",
@@ -260,6 +350,44 @@ impl ResponseError for AppError {
     }
 }
 
+impl From<identity::IdentityError> for AppError {
+    fn from(e: identity::IdentityError) -> Self {
+        use identity::IdentityError as E;
+        let key = e.key();
+        let retry = e.retry_after();
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Store(source) => AppError::unavailable(source),
+            E::Internal(source) => AppError::internal(source),
+            other => {
+                let mut app = AppError::new(key);
+                if app.kind() != other.kind() {
+                    return AppError::internal(anyhow::anyhow!(
+                        "catalogue kind mismatch for {key}"
+                    ));
+                }
+                if let Some(seconds) = retry {
+                    app = app.retry_after(seconds);
+                }
+                app
+            }
+        }
+    }
+}
+
+/// The `/tasks` family's error body: `{"detail": <sentence>, "code": <key>}`.
+pub(crate) fn plain_error_response(error: &AppError) -> HttpResponse {
+    let ctx = RequestContext::current();
+    let status = error.status_code();
+    if error.kind.is_server_error() {
+        tracing::error!(request_id = %ctx.request_id, error = ?error, "request failed");
+    }
+    HttpResponse::build(status).json(json!({
+        "detail": error.message(ctx.locale, &ctx.request_id),
+        "code": error.key,
+    }))
+}
+
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
         match e {
@@ -323,6 +451,35 @@ mod tests {
     #[test]
     fn docs_errors_md_is_generated_from_the_catalogue() {
         crate::openapi::ensure_file_contents("docs/errors.md", &render_error_matrix());
+    }
+
+    #[test]
+    fn identity_errors_keep_their_kind_through_the_catalogue() {
+        use identity::IdentityError as E;
+        let samples = [
+            E::InvalidCredentials,
+            E::Unauthenticated,
+            E::InvalidRefreshToken,
+            E::TooManyAttempts { retry_after: 3 },
+            E::PasswordLoginDisabled,
+            E::AdminPasswordLoginRequired,
+            E::RegistrationDisabled,
+            E::UsernameTaken,
+            E::EmailTaken,
+            E::WrongPassword,
+            E::CodeInvalid,
+            E::CodeThrottled { retry_after: 3 },
+            E::MailFailed("x".into()),
+            E::Forbidden,
+            E::UserNotFound,
+            E::LastAdmin,
+        ];
+        for e in samples {
+            let (kind, key) = (e.kind(), e.key());
+            let app = AppError::from(e);
+            assert_eq!(app.key(), key);
+            assert_eq!(app.kind(), kind, "{key}");
+        }
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! the path of the failing field (422); `ApiQuery<T>` does the same for the query string.
 //! The stock `Json`/`Query`/`Path` extractors get the same error shapes through the
 //! `*Config` handlers registered in `Application::build`.
-// The route families of the identity issue onward use these; until then only tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -101,6 +99,15 @@ pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppErro
         let message = e.into_inner().to_string();
         AppError::validation("query", &field_of(&path, &message), &message)
     })
+}
+
+/// Refuses a body that is not declared as JSON.
+pub(crate) fn require_json(req: &HttpRequest) -> Result<(), AppError> {
+    if is_json(req) {
+        Ok(())
+    } else {
+        Err(AppError::new("request.unsupported_media_type").param("expected", "application/json"))
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {

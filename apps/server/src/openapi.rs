@@ -4,7 +4,41 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::system;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::routes::{auth, system, users};
+
+/// The failure envelope of every `/api` route (see docs/errors.md).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documentation only.
+struct ErrorEnvelope {
+    /// Equals the HTTP status.
+    code: u16,
+    message: String,
+    /// Always null on failure.
+    data: Option<String>,
+    timestamp: f64,
+    /// The stable error key.
+    error_code: String,
+    /// Field-level detail, or `{request_id}` on 5xx.
+    error_detail: Option<serde_json::Value>,
+}
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sage_session"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,8 +50,20 @@ use crate::routes::system;
                        object per line.",
         license(name = "Apache-2.0")
     ),
-    paths(system::active, system::health, system::system_info),
-    tags((name = "system", description = "Liveness, health and public system information"))
+    paths(
+        system::active, system::health, system::system_info, system::update_settings,
+        auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
+        users::user_options, users::change_password, users::list_users, users::add_user, users::delete_user,
+        users::get_config, users::update_config,
+    ),
+    components(schemas(ErrorEnvelope)),
+    modifiers(&Security),
+    security(("session_cookie" = []), ("bearer" = [])),
+    tags(
+        (name = "system", description = "Liveness, health and system settings"),
+        (name = "auth", description = "Registration, login, sessions and tokens (aliases under /api/user)"),
+        (name = "users", description = "User administration and per-user configuration"),
+    )
 )]
 struct ApiDoc;
 

@@ -26,13 +26,9 @@ pub(crate) struct Envelope<T: Serialize + ToSchema> {
 #[derive(Debug)]
 pub(crate) struct ApiOk<T>(pub T);
 
-/// What `/api` handlers return.
-pub(crate) type ApiResult<T> = Result<ApiOk<T>, AppError>;
-
-impl<T: Serialize + ToSchema> Responder for ApiOk<T> {
-    type Body = BoxBody;
-
-    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+impl<T: Serialize + ToSchema> ApiOk<T> {
+    /// The envelope as a response, for handlers that add cookies or headers.
+    pub fn into_response(self) -> HttpResponse {
         HttpResponse::Ok().json(Envelope {
             code: 200,
             message: "success".to_owned(),
@@ -41,5 +37,16 @@ impl<T: Serialize + ToSchema> Responder for ApiOk<T> {
             error_code: None,
             error_detail: None,
         })
+    }
+}
+
+/// What `/api` handlers return.
+pub(crate) type ApiResult<T> = Result<ApiOk<T>, AppError>;
+
+impl<T: Serialize + ToSchema> Responder for ApiOk<T> {
+    type Body = BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        self.into_response()
     }
 }

@@ -13,6 +13,7 @@ use migration::{Migrator, MigratorTrait};
 use platform::store::Stores;
 use platform::{Config, StartError};
 
+use crate::auth;
 use crate::extract::{self, BodyLimits};
 use crate::middleware;
 use crate::routes;
@@ -41,9 +42,30 @@ impl Application {
         };
         let _secret =
             platform::secret::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
+            Some(url) => {
+                let from = config
+                    .mail_from
+                    .as_deref()
+                    .unwrap_or("Sage <no-reply@localhost>");
+                Arc::new(identity::SmtpMailer::new(url, from).map_err(StartError::new)?)
+            }
+            None => Arc::new(identity::LogMailer),
+        };
         if config.migrate_on_start {
             run_migrations(&db).await?;
         }
+        let identity_settings = identity::IdentitySettings::default();
+        let session_max_age_secs =
+            i64::try_from(identity_settings.session_absolute.as_secs()).unwrap_or(i64::MAX);
+        let identity = Arc::new(identity::SeaOrmIdentity::new(
+            db.clone(),
+            stores.kv.clone(),
+            &config,
+            mailer,
+            identity_settings,
+        ));
+        bootstrap_admin(identity.as_ref()).await?;
 
         let listener = TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
             StartError::new(format!(
@@ -71,6 +93,8 @@ impl Application {
             db,
             stores,
             started_at,
+            identity,
+            session_max_age_secs,
         });
 
         let server = HttpServer::new(move || {
@@ -86,6 +110,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
                 .app_data(web::PayloadConfig::default().limit(limits.json))
                 .configure(routes::configure)
+                .wrap(from_fn(auth::authenticate))
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
@@ -118,6 +143,26 @@ pub async fn run_migrations(db: &sea_orm::DatabaseConnection) -> Result<(), Star
     Migrator::up(db, None)
         .await
         .map_err(|e| StartError::new(format!("database migration failed: {e}")))
+}
+
+/// Creates the first admin when no user exists; a generated password is logged once.
+async fn bootstrap_admin(identity: &dyn identity::Identity) -> Result<(), StartError> {
+    match identity.ensure_first_admin().await {
+        Ok(Some(admin)) => {
+            match admin.generated_password {
+                Some(password) => tracing::warn!(
+                    username = %admin.username,
+                    "created the first admin with a generated password (shown once): {password}"
+                ),
+                None => tracing::info!(username = %admin.username, "created the first admin"),
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(StartError::new(format!(
+            "cannot create the first admin: {e}"
+        ))),
+    }
 }
 
 /// CORS from `SAGE_CORS_ORIGINS`: `*` allows any origin without credentials; a list allows

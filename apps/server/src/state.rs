@@ -16,4 +16,7 @@ pub(crate) struct AppState {
     #[allow(dead_code)]
     pub stores: Stores,
     pub started_at: Instant,
+    pub identity: Arc<dyn identity::Identity>,
+    /// Max-Age of the session cookie (the absolute session lifetime).
+    pub session_max_age_secs: i64,
 }

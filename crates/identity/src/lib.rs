@@ -2,12 +2,35 @@
 //! login throttling, upstream OIDC login and per-user configuration.
 //!
 //! Allowed dependencies: platform. This crate never depends on actix or any other HTTP
-//! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
-//! enforces the rule.
+//! server type; the `server` app crate extracts credentials and maps [`IdentityError`]s. The
+//! tidy test in `xtask` enforces the rule.
 //!
-//! Status: the public view of the deployment's login options ([`AuthOverview`]) exists; users,
-//! sessions and tokens arrive with the identity issue.
+//! Sessions live in the platform key-value store (in-process or Redis): an opaque session id
+//! (256 random bits) names a record holding the user's id, name and role. Bearer access tokens
+//! and rotating refresh tokens are stored hashed and point at the session, so ending a session
+//! revokes every token issued for it. Logout, password change, role change and user deletion
+//! end the user's sessions.
 
+mod db;
+mod error;
+mod mail;
+mod model;
 mod overview;
+mod password;
+mod service;
+mod sessions;
+mod throttle;
+mod validate;
 
+#[cfg(test)]
+mod tests;
+
+pub use db::SeaOrmIdentity;
+pub use error::IdentityError;
+pub use mail::{LogMailer, Mailer, SmtpMailer};
+pub use model::{
+    BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
+    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+};
 pub use overview::{AuthOverview, LoginProvider};
+pub use service::Identity;

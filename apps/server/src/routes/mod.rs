@@ -3,11 +3,18 @@
 
 use actix_web::web;
 
+pub(crate) mod auth;
 pub(crate) mod system;
+pub(crate) mod users;
 
 /// Every route of the application.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/active").route(web::get().to(system::active)))
         .service(web::resource("/openapi.json").route(web::get().to(system::openapi_document)))
-        .service(web::scope("/api").configure(system::configure));
+        .service(
+            web::scope("/api")
+                .configure(system::configure)
+                .configure(auth::configure)
+                .configure(users::configure),
+        );
 }

@@ -2,15 +2,18 @@
 //! document.
 
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
+use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult};
 use crate::state::AppState;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").route(web::get().to(health)))
-        .service(web::resource("/system/info").route(web::get().to(system_info)));
+        .service(web::resource("/system/info").route(web::get().to(system_info)))
+        .service(web::resource("/system/update_settings").route(web::post().to(update_settings)));
 }
 
 /// Root liveness probe: plain text, no envelope.
@@ -101,7 +104,8 @@ pub(crate) struct SystemInfo {
     responses((status = 200, description = "Public system configuration", body = crate::response::Envelope<SystemInfo>))
 )]
 pub(crate) async fn system_info(state: web::Data<AppState>) -> ApiResult<SystemInfo> {
-    let overview = identity::AuthOverview::new(&state.config, state.config.allow_registration);
+    let allow_registration = state.identity.allow_registration().await?;
+    let overview = identity::AuthOverview::new(&state.config, allow_registration);
     Ok(ApiOk(SystemInfo {
         allow_registration: overview.allow_registration,
         auth_mode: overview.mode.as_str(),
@@ -119,6 +123,31 @@ pub(crate) async fn system_info(state: web::Data<AppState>) -> ApiResult<SystemI
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started_at.elapsed().as_secs(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct SettingsBody {
+    allow_registration: bool,
+}
+
+/// Admin: change system settings.
+#[utoipa::path(
+    post,
+    path = "/api/system/update_settings",
+    tag = "system",
+    request_body = SettingsBody,
+    responses((status = 200, body = crate::response::Envelope<crate::routes::auth::Empty>), (status = 403, description = "Not an admin"))
+)]
+pub(crate) async fn update_settings(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<SettingsBody>,
+) -> ApiResult<crate::routes::auth::Empty> {
+    state
+        .identity
+        .update_settings(&caller.0, body.0.allow_registration)
+        .await?;
+    Ok(ApiOk(crate::routes::auth::Empty {}))
 }
 
 /// The OpenAPI 3.1 document of this server.

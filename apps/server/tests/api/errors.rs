@@ -5,7 +5,12 @@ use crate::helpers::{TestApp, envelope};
 #[tokio::test]
 async fn unknown_api_routes_answer_a_404_envelope() {
     let app = TestApp::spawn().await;
-    let response = app.get("/api/no/such/route").await;
+    let admin = app.admin().await;
+    let response = admin
+        .get(app.url("/api/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let body = envelope(response).await;
     assert_eq!(body["error_code"], "route.not_found");
@@ -32,7 +37,8 @@ async fn unknown_paths_outside_api_answer_plain_404() {
 #[tokio::test]
 async fn a_wrong_method_answers_405() {
     let app = TestApp::spawn().await;
-    let response = app.call("POST", "/api/health").await;
+    let admin = app.admin().await;
+    let response = admin.post(app.url("/api/health")).send().await.unwrap();
     assert_eq!(response.status(), 405);
     let body = envelope(response).await;
     assert_eq!(body["error_code"], "route.method_not_allowed");
@@ -44,8 +50,8 @@ async fn a_wrong_method_answers_405() {
 #[tokio::test]
 async fn messages_follow_the_requested_locale() {
     let app = TestApp::spawn().await;
-    let zh = app
-        .client
+    let admin = app.admin().await;
+    let zh = admin
         .get(app.url("/api/missing"))
         .header("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.8")
         .send()
@@ -54,8 +60,7 @@ async fn messages_follow_the_requested_locale() {
     let body = envelope(zh).await;
     assert!(body["message"].as_str().unwrap().contains("没有"), "{body}");
 
-    let explicit = app
-        .client
+    let explicit = admin
         .get(app.url("/api/missing"))
         .header("Accept-Language", "zh-CN")
         .header("X-Sage-Locale", "en-US")

@@ -8,6 +8,9 @@ use serde_json::Value;
 use server::Application;
 use tempfile::TempDir;
 
+/// The first admin's password in every test app (username `admin`).
+pub const ADMIN_PASSWORD: &str = "Adm1n-test-passphrase";
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -61,6 +64,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             port: 0,
+            admin_password: Some(ADMIN_PASSWORD.to_owned()),
             data_dir: data_dir.path().to_path_buf(),
             workers: 1,
             shutdown_timeout: std::time::Duration::from_secs(1),
@@ -89,6 +93,74 @@ impl TestApp {
             client,
             _data_dir: data_dir,
         }
+    }
+
+    /// A fresh client with its own cookie jar.
+    pub fn new_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    }
+
+    pub async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Logs `client` in; returns the raw response.
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.post_json(
+            client,
+            "/api/auth/login",
+            serde_json::json!({"username_or_email": username, "password": password}),
+        )
+        .await
+    }
+
+    /// A client logged in as the first admin.
+    pub async fn admin(&self) -> reqwest::Client {
+        let client = self.new_client();
+        let response = self.login(&client, "admin", ADMIN_PASSWORD).await;
+        assert_eq!(response.status(), 200, "admin login");
+        client
+    }
+
+    /// Creates a user through the admin API and returns a client logged in as them, and the id.
+    pub async fn user(&self, username: &str) -> (reqwest::Client, String) {
+        let admin = self.admin().await;
+        let password = format!("{username}-Secret-9");
+        let created = envelope(
+            self.post_json(
+                &admin,
+                "/api/user/add",
+                serde_json::json!({"username": username, "password": password, "email": format!("{username}@example.com")}),
+            )
+            .await,
+        )
+        .await;
+        let id = created["data"]["user_id"]
+            .as_str()
+            .expect("user id")
+            .to_owned();
+        let client = self.new_client();
+        assert_eq!(self.login(&client, username, &password).await.status(), 200);
+        (client, id)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,8 +5,13 @@
 // Test support code may fail loudly: a panic is a test failure with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod auth;
 mod binary;
 mod errors;
+mod gate;
 mod helpers;
+mod registration;
 mod routing;
+mod smtp;
 mod system;
+mod users;

@@ -9,8 +9,35 @@ use std::collections::BTreeMap;
 
 use crate::helpers::TestApp;
 
+pub(crate) fn spec_endpoints() -> Vec<(String, String)> {
+    endpoints()
+}
+
+pub(crate) fn sample_path(path: &str) -> String {
+    sample(path)
+}
+
 /// Families that must be fully routed: exact paths, or prefixes ending in `/`.
-const STRICT: &[&str] = &["/active", "/api/health", "/api/system/info"];
+const STRICT: &[&str] = &[
+    "/active",
+    "/api/health",
+    "/api/system/info",
+    "/api/system/update_settings",
+    "/api/auth/register/send-code",
+    "/api/auth/register",
+    "/api/auth/login",
+    "/api/auth/session",
+    "/api/auth/providers",
+    "/api/auth/logout",
+    "/api/user/",
+];
+
+/// Rows of strict families that land later (upstream OIDC login).
+const NOT_YET: &[&str] = &[
+    "/api/user/oauth/login/{provider_id}",
+    "/api/user/oauth/login",
+    "/api/user/oauth/callback/{provider_id}",
+];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 
@@ -47,9 +74,10 @@ fn sample(path: &str) -> String {
 }
 
 fn is_strict(path: &str) -> bool {
-    STRICT
-        .iter()
-        .any(|s| path == *s || (s.ends_with('/') && path.starts_with(s)))
+    !NOT_YET.contains(&path)
+        && STRICT
+            .iter()
+            .any(|s| path == *s || (s.ends_with('/') && path.starts_with(s)))
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,8 +87,13 @@ enum Outcome {
     WrongMethod,
 }
 
-async fn outcome(app: &TestApp, method: &str, path: &str) -> Outcome {
-    let response = app.call(method, &sample(path)).await;
+async fn outcome(app: &TestApp, client: &reqwest::Client, method: &str, path: &str) -> Outcome {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = client
+        .request(method, app.url(&sample(path)))
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     let routing_error = |key: &str| {
@@ -78,12 +111,20 @@ async fn outcome(app: &TestApp, method: &str, path: &str) -> Outcome {
 #[tokio::test]
 async fn every_spec_endpoint_is_routed_with_its_method() {
     let app = TestApp::spawn().await;
+    // Called as an admin, so the authentication gate never hides routing's answer.
+    let admin = app.admin().await;
     let pairs = endpoints();
     assert!(pairs.len() >= 140, "the endpoint index is incomplete");
     let mut by_outcome: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (method, path) in &pairs {
-        let result = outcome(&app, method, path).await;
+        // Logging out ends a session, so logout routes get a session of their own.
+        let client = if path.ends_with("/logout") {
+            app.admin().await
+        } else {
+            admin.clone()
+        };
+        let result = outcome(&app, &client, method, path).await;
         let label = format!("{method} {path}");
         match result {
             Outcome::Routed => by_outcome.entry("routed").or_default().push(label),

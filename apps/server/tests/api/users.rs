@@ -1,0 +1,236 @@
+//! User administration, options and per-user configuration.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, envelope};
+
+#[tokio::test]
+async fn admins_list_users_newest_first_in_pages() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for name in ["u_one", "u_two", "u_three"] {
+        let r = app
+            .post_json(
+                &admin,
+                "/api/user/add",
+                json!({"username": name, "password": format!("{name}-Secret-9")}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let page = envelope(
+        admin
+            .get(app.url("/api/user/list?page=1&page_size=2"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["data"]["total"], 4);
+    let names: Vec<_> = page["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["u_three", "u_two"]);
+    let rest = envelope(
+        admin
+            .get(app.url("/api/user/list?page=2&page_size=2"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest["data"]["items"][1]["username"], "admin");
+    assert!(rest["data"]["items"][0]["created_at"].is_string());
+    let bad = admin
+        .get(app.url("/api/user/list?page_size=1000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = admin
+        .get(app.url("/api/user/list?page=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+}
+
+#[tokio::test]
+async fn non_admins_cannot_administer_users() {
+    let app = TestApp::spawn().await;
+    let (user, user_id) = app.user("mallory").await;
+    let list = user.get(app.url("/api/user/list")).send().await.unwrap();
+    assert_eq!(list.status(), 403);
+    let add = app
+        .post_json(
+            &user,
+            "/api/user/add",
+            json!({"username": "sneaky", "password": "sneaky-Secret-9", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(add.status(), 403);
+    let delete = app
+        .post_json(&user, "/api/user/delete", json!({"user_id": user_id}))
+        .await;
+    assert_eq!(delete.status(), 403);
+    let options = envelope(user.get(app.url("/api/user/options")).send().await.unwrap()).await;
+    let labels: Vec<_> = options["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["label"].clone())
+        .collect();
+    assert!(labels.contains(&json!("admin")) && labels.contains(&json!("mallory")));
+}
+
+#[tokio::test]
+async fn adding_users_validates_and_refuses_duplicates() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let ok = envelope(
+        app.post_json(&admin, "/api/user/add", json!({"username": "olga", "password": "olga-Secret-9", "email": "olga@example.com", "role": "admin"}))
+            .await,
+    )
+    .await;
+    assert_eq!(ok["code"], 200);
+    let olga = app.new_client();
+    let login = envelope(app.login(&olga, "olga", "olga-Secret-9").await).await;
+    assert_eq!(login["code"], 200);
+    let session = envelope(olga.get(app.url("/api/auth/session")).send().await.unwrap()).await;
+    assert_eq!(session["data"]["user"]["role"], "admin");
+
+    let cases = [
+        (
+            json!({"username": "OLGA", "password": "other-Secret-9"}),
+            409,
+            "user.username_taken",
+        ),
+        (
+            json!({"username": "olga2", "password": "other-Secret-9", "email": "OLGA@example.com"}),
+            409,
+            "user.email_taken",
+        ),
+        (
+            json!({"username": "pat", "password": "short"}),
+            422,
+            "request.validation",
+        ),
+        (
+            json!({"username": "pat", "password": "pat-Secret-9", "email": "nope"}),
+            422,
+            "request.validation",
+        ),
+        (
+            json!({"username": "pat", "password": "pat-Secret-9", "role": "root"}),
+            422,
+            "request.validation",
+        ),
+        (
+            json!({"username": "a b", "password": "pat-Secret-9"}),
+            422,
+            "request.validation",
+        ),
+    ];
+    for (body, status, key) in cases {
+        let response = app.post_json(&admin, "/api/user/add", body.clone()).await;
+        assert_eq!(response.status(), status, "{body}");
+        assert_eq!(envelope(response).await["error_code"], key, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_their_sessions_but_never_the_last_admin() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (victim, victim_id) = app.user("quinn").await;
+    let me = envelope(
+        admin
+            .get(app.url("/api/auth/session"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let admin_id = me["data"]["user"]["userid"].as_str().unwrap().to_owned();
+
+    let last = app
+        .post_json(&admin, "/api/user/delete", json!({"user_id": admin_id}))
+        .await;
+    assert_eq!(last.status(), 409);
+    assert_eq!(envelope(last).await["error_code"], "user.last_admin");
+    let unknown = app
+        .post_json(
+            &admin,
+            "/api/user/delete",
+            json!({"user_id": "0".repeat(32)}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+
+    let deleted = app
+        .post_json(&admin, "/api/user/delete", json!({"user_id": victim_id}))
+        .await;
+    assert_eq!(deleted.status(), 200);
+    let after = victim
+        .get(app.url("/api/auth/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    assert_eq!(
+        app.login(&app.new_client(), "quinn", "quinn-Secret-9")
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn user_config_is_private_and_shallow_merged() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let (bob, _) = app.user("bob").await;
+    let empty = envelope(alice.get(app.url("/api/user/config")).send().await.unwrap()).await;
+    assert_eq!(empty["data"]["config"], json!({}));
+    let first = envelope(
+        app.post_json(
+            &alice,
+            "/api/user/config",
+            json!({"config": {"theme": "dark", "nested": {"a": 1}}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(first["data"]["config"]["theme"], "dark");
+    let merged = envelope(
+        app.post_json(
+            &alice,
+            "/api/user/config",
+            json!({"config": {"nested": {"b": 2}}, "user_id": "someone"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        merged["data"]["config"],
+        json!({"theme": "dark", "nested": {"b": 2}})
+    );
+    let bobs = envelope(bob.get(app.url("/api/user/config")).send().await.unwrap()).await;
+    assert_eq!(
+        bobs["data"]["config"],
+        json!({}),
+        "one user's config never leaks to another"
+    );
+    let not_object = app
+        .post_json(&alice, "/api/user/config", json!({"config": [1, 2]}))
+        .await;
+    assert_eq!(not_object.status(), 422);
+    let kept = envelope(alice.get(app.url("/api/user/config")).send().await.unwrap()).await;
+    assert_eq!(
+        kept["data"]["config"]["theme"], "dark",
+        "a refused update loses nothing"
+    );
+}

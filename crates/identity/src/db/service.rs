@@ -1,0 +1,667 @@
+//! `SeaOrmIdentity`: users in the database; sessions, tokens, codes and throttles in the
+//! platform key-value store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use platform::store::KvStore;
+use platform::{AuthMode, Config, Page, PageRequest};
+use rand::Rng;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqlErr,
+};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use super::entities::{system_settings, users};
+use crate::mail::Mailer;
+use crate::model::{
+    BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
+    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+};
+use crate::password::Passwords;
+use crate::service::Identity;
+use crate::sessions::{Rotation, Sessions};
+use crate::throttle::Throttle;
+use crate::{IdentityError, validate};
+
+const ALLOW_REGISTRATION: &str = "allow_registration";
+
+/// The identity service over SeaORM and the key-value store.
+pub struct SeaOrmIdentity {
+    db: DatabaseConnection,
+    kv: Arc<dyn KvStore>,
+    mailer: Arc<dyn Mailer>,
+    passwords: Passwords,
+    sessions: Sessions,
+    throttle: Throttle,
+    settings: IdentitySettings,
+    mode: AuthMode,
+    default_allow_registration: bool,
+    admin_username: String,
+    admin_password: Option<String>,
+    admin_email: Option<String>,
+}
+
+fn to_user(m: users::Model) -> User {
+    User {
+        role: Role::parse(&m.role).unwrap_or(Role::User),
+        id: m.id,
+        username: m.username,
+        email: m.email,
+        nickname: m.nickname,
+        phonenum: m.phonenum,
+        avatar: m.avatar,
+        created_at: m.created_at,
+    }
+}
+
+fn require_admin(actor: &Principal) -> Result<(), IdentityError> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(IdentityError::Forbidden)
+    }
+}
+
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+impl SeaOrmIdentity {
+    pub fn new(
+        db: DatabaseConnection,
+        kv: Arc<dyn KvStore>,
+        config: &Config,
+        mailer: Arc<dyn Mailer>,
+        settings: IdentitySettings,
+    ) -> Self {
+        Self {
+            passwords: Passwords::new(settings.hash_concurrency),
+            sessions: Sessions::new(kv.clone(), settings.clone()),
+            throttle: Throttle::new(kv.clone(), settings.clone()),
+            db,
+            kv,
+            mailer,
+            settings,
+            mode: config.auth_mode,
+            default_allow_registration: config.allow_registration,
+            admin_username: config.admin_username.clone(),
+            admin_password: config.admin_password.clone(),
+            admin_email: config.admin_email.clone(),
+        }
+    }
+
+    async fn find_by_id(&self, id: &str) -> Result<Option<users::Model>, IdentityError> {
+        Ok(users::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?)
+    }
+
+    async fn find_by_login(&self, ident: &str) -> Result<Option<users::Model>, IdentityError> {
+        let key = ident.trim().to_lowercase();
+        if let Some(user) = users::Entity::find()
+            .filter(users::Column::UsernameKey.eq(key.clone()))
+            .one(&self.db)
+            .await?
+        {
+            return Ok(Some(user));
+        }
+        if key.contains('@') {
+            return Ok(users::Entity::find()
+                .filter(users::Column::EmailKey.eq(key))
+                .one(&self.db)
+                .await?);
+        }
+        Ok(None)
+    }
+
+    /// Validates and inserts a user; uniqueness is checked first and enforced by the
+    /// database's unique keys.
+    async fn insert_user(&self, user: NewUser) -> Result<String, IdentityError> {
+        let username = validate::username(&user.username)?;
+        let email = match user
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            Some(e) => Some(validate::email("email", e)?),
+            None => None,
+        };
+        validate::password("password", &user.password, &username)?;
+        let phonenum = validate::optional_text("phonenum", user.phonenum.as_deref(), 32)?;
+        let nickname = validate::optional_text("nickname", user.nickname.as_deref(), 128)?;
+        let username_key = username.to_lowercase();
+        if users::Entity::find()
+            .filter(users::Column::UsernameKey.eq(username_key.clone()))
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(IdentityError::UsernameTaken);
+        }
+        if let Some(email) = &email
+            && users::Entity::find()
+                .filter(users::Column::EmailKey.eq(email.clone()))
+                .one(&self.db)
+                .await?
+                .is_some()
+        {
+            return Err(IdentityError::EmailTaken);
+        }
+        let hash = self.passwords.hash(&user.password).await?;
+        let id = platform::ids::new_hex_id();
+        let now = Utc::now();
+        let model = users::ActiveModel {
+            id: Set(id.clone()),
+            username: Set(username),
+            username_key: Set(username_key),
+            email: Set(email.clone()),
+            email_key: Set(email),
+            nickname: Set(nickname),
+            phonenum: Set(phonenum),
+            avatar: Set(None),
+            role: Set(user.role.as_str().to_owned()),
+            password_hash: Set(Some(hash)),
+            config: Set("{}".to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match users::Entity::insert(model).exec(&self.db).await {
+            Ok(_) => Ok(id),
+            Err(e) => match e.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
+                    Err(IdentityError::EmailTaken)
+                }
+                Some(SqlErr::UniqueConstraintViolation(_)) => Err(IdentityError::UsernameTaken),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    async fn set_password(&self, user: users::Model, password: &str) -> Result<(), IdentityError> {
+        validate::password("new_password", password, &user.username)?;
+        let hash = self.passwords.hash(password).await?;
+        let id = user.id.clone();
+        let mut active: users::ActiveModel = user.into();
+        active.password_hash = Set(Some(hash));
+        active.updated_at = Set(Utc::now());
+        active.update(&self.db).await?;
+        self.sessions.destroy_all(&id).await
+    }
+
+    async fn admin_count(&self) -> Result<u64, IdentityError> {
+        Ok(users::Entity::find()
+            .filter(users::Column::Role.eq(Role::Admin.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+
+    async fn principal_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Principal>, IdentityError> {
+        Ok(self
+            .sessions
+            .get(session_id)
+            .await?
+            .map(|record| record.principal(session_id)))
+    }
+
+    async fn check_code(&self, email: &str, code: &str) -> Result<(), IdentityError> {
+        let Some(stored) = self.kv.get(&format!("regcode:{email}")).await? else {
+            return Err(IdentityError::CodeInvalid);
+        };
+        if bool::from(stored.as_slice().ct_eq(code.trim().as_bytes())) {
+            return Ok(());
+        }
+        let failures = self
+            .kv
+            .incr(
+                &format!("regcode-failures:{email}"),
+                1,
+                self.settings.code_ttl,
+            )
+            .await?;
+        if failures.value >= self.settings.code_max_attempts {
+            self.kv.delete(&format!("regcode:{email}")).await?;
+        }
+        Err(IdentityError::CodeInvalid)
+    }
+}
+
+#[async_trait]
+impl Identity for SeaOrmIdentity {
+    async fn login(
+        &self,
+        request: LoginRequest,
+        client: ClientInfo,
+        replace_session: Option<&str>,
+    ) -> Result<LoginOutcome, IdentityError> {
+        if self.mode == AuthMode::OAuth {
+            return Err(IdentityError::PasswordLoginDisabled);
+        }
+        let account = request.username_or_email.trim().to_lowercase();
+        if account.is_empty() || request.password.is_empty() {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        if request.password.chars().count() > validate::MAX_PASSWORD {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        self.throttle.before_login(&account, client.ip).await?;
+        let user = self.find_by_login(&account).await?;
+        let verified = self
+            .passwords
+            .verify(
+                &request.password,
+                user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            )
+            .await?;
+        let user = match user {
+            Some(user) if verified.ok => user,
+            _ => {
+                self.throttle.failed(&account, client.ip).await?;
+                return Err(IdentityError::InvalidCredentials);
+            }
+        };
+        if self.mode == AuthMode::TrustedProxy && user.role != Role::Admin.as_str() {
+            return Err(IdentityError::AdminPasswordLoginRequired);
+        }
+        self.throttle.succeeded(&account, client.ip).await?;
+        if verified.needs_rehash {
+            let hash = self.passwords.hash(&request.password).await?;
+            let mut active: users::ActiveModel = user.clone().into();
+            active.password_hash = Set(Some(hash));
+            active.update(&self.db).await?;
+        }
+        if let Some(old) = replace_session {
+            self.sessions.destroy(old, None).await?;
+        }
+        let user = to_user(user);
+        let session_id = self.sessions.create(&user).await?;
+        let record = self
+            .sessions
+            .get(&session_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let tokens = self.sessions.issue_tokens(&session_id, &record).await?;
+        Ok(LoginOutcome {
+            session_id,
+            tokens,
+            user,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+    ) -> Result<Option<Principal>, IdentityError> {
+        match credential {
+            Credential::Session(id) => self.principal_of_session(id).await,
+            Credential::Bearer(token) => match self.sessions.session_of_access(token).await? {
+                Some(session_id) => self.principal_of_session(&session_id).await,
+                None => Ok(None),
+            },
+        }
+    }
+
+    async fn authenticate_proxy_user(&self, username: &str) -> Result<Principal, IdentityError> {
+        let username = validate::username(username)?;
+        let user = match self.find_by_login(&username).await? {
+            Some(user) => user,
+            None => {
+                let now = Utc::now();
+                let model = users::ActiveModel {
+                    id: Set(platform::ids::new_hex_id()),
+                    username: Set(username.clone()),
+                    username_key: Set(username.to_lowercase()),
+                    email: Set(None),
+                    email_key: Set(None),
+                    nickname: Set(None),
+                    phonenum: Set(None),
+                    avatar: Set(None),
+                    role: Set(Role::User.as_str().to_owned()),
+                    password_hash: Set(None),
+                    config: Set("{}".to_owned()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                };
+                // Two first requests may race; the loser reads the winner's row.
+                let _ = users::Entity::insert(model)
+                    .on_conflict(
+                        OnConflict::column(users::Column::UsernameKey)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
+                    .await?;
+                self.find_by_login(&username)
+                    .await?
+                    .ok_or(IdentityError::Unauthenticated)?
+            }
+        };
+        Ok(Principal {
+            role: Role::parse(&user.role).unwrap_or(Role::User),
+            user_id: user.id,
+            username: user.username,
+            session_id: None,
+        })
+    }
+
+    async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
+        if let Some(session) = &principal.session_id {
+            self.sessions
+                .destroy(session, Some(&principal.user_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn refresh(
+        &self,
+        refresh_token: Option<&str>,
+        caller: Option<&Principal>,
+    ) -> Result<TokenPair, IdentityError> {
+        let session_id = match refresh_token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => match self.sessions.rotate_refresh(token).await? {
+                Rotation::Session(id) => id,
+                Rotation::Reused | Rotation::Unknown => {
+                    return Err(IdentityError::InvalidRefreshToken);
+                }
+            },
+            None => caller
+                .and_then(|p| p.session_id.clone())
+                .ok_or(IdentityError::InvalidRefreshToken)?,
+        };
+        let record = self
+            .sessions
+            .get(&session_id)
+            .await?
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        self.sessions.issue_tokens(&session_id, &record).await
+    }
+
+    async fn send_registration_code(&self, email: &str) -> Result<CodeSent, IdentityError> {
+        if self.mode != AuthMode::Native || !self.allow_registration().await? {
+            return Err(IdentityError::RegistrationDisabled);
+        }
+        let email = validate::email("email", email)?;
+        if users::Entity::find()
+            .filter(users::Column::EmailKey.eq(email.clone()))
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(IdentityError::EmailTaken);
+        }
+        let throttle_key = format!("regcode-resend:{email}");
+        if !self
+            .kv
+            .set_if_absent(&throttle_key, b"1", Some(self.settings.code_resend))
+            .await?
+        {
+            let wait = self.kv.ttl(&throttle_key).await?;
+            return Err(IdentityError::CodeThrottled {
+                retry_after: wait.map_or(1, |w| w.as_secs().max(1)),
+            });
+        }
+        let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+        self.kv
+            .set(
+                &format!("regcode:{email}"),
+                code.as_bytes(),
+                Some(self.settings.code_ttl),
+            )
+            .await?;
+        self.kv.delete(&format!("regcode-failures:{email}")).await?;
+        let minutes = self.settings.code_ttl.as_secs() / 60;
+        let body = format!(
+            "Your Sage verification code is {code}.\n\nIt expires in {minutes} minutes. If you did not ask for it, ignore this message.\n"
+        );
+        if let Err(e) = self
+            .mailer
+            .send(&email, "Your Sage verification code", &body)
+            .await
+        {
+            self.kv.delete(&format!("regcode:{email}")).await?;
+            self.kv.delete(&throttle_key).await?;
+            tracing::warn!(error = %e, "verification e-mail not delivered");
+            return Err(IdentityError::MailFailed(e));
+        }
+        Ok(CodeSent {
+            expires_in: self.settings.code_ttl.as_secs(),
+            retry_after: self.settings.code_resend.as_secs(),
+        })
+    }
+
+    async fn register(&self, request: RegisterRequest) -> Result<String, IdentityError> {
+        if self.mode != AuthMode::Native || !self.allow_registration().await? {
+            return Err(IdentityError::RegistrationDisabled);
+        }
+        let email = validate::email("email", &request.email)?;
+        let username = validate::username(&request.username)?;
+        validate::password("password", &request.password, &username)?;
+        // The code is checked before anything reveals whether a name or address exists.
+        self.check_code(&email, &request.verification_code).await?;
+        let id = self
+            .insert_user(NewUser {
+                username,
+                password: request.password,
+                email: Some(email.clone()),
+                phonenum: request.phonenum,
+                nickname: None,
+                role: Role::User,
+            })
+            .await?;
+        self.kv.delete(&format!("regcode:{email}")).await?;
+        self.kv.delete(&format!("regcode-failures:{email}")).await?;
+        Ok(id)
+    }
+
+    async fn current_user(&self, principal: &Principal) -> Result<User, IdentityError> {
+        self.find_by_id(&principal.user_id)
+            .await?
+            .map(to_user)
+            .ok_or(IdentityError::Unauthenticated)
+    }
+
+    async fn change_password(
+        &self,
+        principal: &Principal,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), IdentityError> {
+        let user = self
+            .find_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let verified = self
+            .passwords
+            .verify(old_password, user.password_hash.as_deref())
+            .await?;
+        if !verified.ok {
+            return Err(IdentityError::WrongPassword);
+        }
+        if old_password == new_password {
+            return Err(IdentityError::invalid(
+                "new_password",
+                "must differ from the current password",
+            ));
+        }
+        self.set_password(user, new_password).await
+    }
+
+    async fn list_users(
+        &self,
+        actor: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<User>, IdentityError> {
+        require_admin(actor)?;
+        let total = users::Entity::find().count(&self.db).await?;
+        let items = users::Entity::find()
+            .order_by_desc(users::Column::CreatedAt)
+            .order_by_desc(users::Column::Id)
+            .offset(page.offset())
+            .limit(page.page_size())
+            .all(&self.db)
+            .await?;
+        Ok(Page {
+            items: items.into_iter().map(to_user).collect(),
+            total,
+        })
+    }
+
+    async fn add_user(&self, actor: &Principal, user: NewUser) -> Result<String, IdentityError> {
+        require_admin(actor)?;
+        self.insert_user(user).await
+    }
+
+    async fn delete_user(&self, actor: &Principal, user_id: &str) -> Result<(), IdentityError> {
+        require_admin(actor)?;
+        let user = self
+            .find_by_id(user_id)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        if user.role == Role::Admin.as_str() && self.admin_count().await? <= 1 {
+            return Err(IdentityError::LastAdmin);
+        }
+        users::Entity::delete_by_id(user.id.clone())
+            .exec(&self.db)
+            .await?;
+        self.sessions.destroy_all(&user.id).await
+    }
+
+    async fn user_options(
+        &self,
+        _actor: &Principal,
+    ) -> Result<Vec<(String, String)>, IdentityError> {
+        let rows = users::Entity::find()
+            .order_by_asc(users::Column::UsernameKey)
+            .limit(1000)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|u| (u.id, u.username)).collect())
+    }
+
+    async fn user_config(&self, actor: &Principal) -> Result<Value, IdentityError> {
+        let user = self
+            .find_by_id(&actor.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        Ok(serde_json::from_str(&user.config).unwrap_or_else(|_| Value::Object(Map::new())))
+    }
+
+    async fn update_user_config(
+        &self,
+        actor: &Principal,
+        patch: Map<String, Value>,
+    ) -> Result<Value, IdentityError> {
+        let user = self
+            .find_by_id(&actor.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let mut config = match serde_json::from_str::<Value>(&user.config) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        config.extend(patch);
+        let text = serde_json::to_string(&config).map_err(|e| IdentityError::Internal(e.into()))?;
+        if text.len() > 256 * 1024 {
+            return Err(IdentityError::invalid("config", "is larger than 256 KiB"));
+        }
+        let mut active: users::ActiveModel = user.into();
+        active.config = Set(text);
+        active.updated_at = Set(Utc::now());
+        active.update(&self.db).await?;
+        Ok(Value::Object(config))
+    }
+
+    async fn allow_registration(&self) -> Result<bool, IdentityError> {
+        let row = system_settings::Entity::find_by_id(ALLOW_REGISTRATION.to_owned())
+            .one(&self.db)
+            .await?;
+        Ok(row
+            .and_then(|r| serde_json::from_str::<bool>(&r.value).ok())
+            .unwrap_or(self.default_allow_registration))
+    }
+
+    async fn update_settings(
+        &self,
+        actor: &Principal,
+        allow_registration: bool,
+    ) -> Result<(), IdentityError> {
+        require_admin(actor)?;
+        let model = system_settings::ActiveModel {
+            key: Set(ALLOW_REGISTRATION.to_owned()),
+            value: Set(allow_registration.to_string()),
+            updated_at: Set(Utc::now()),
+        };
+        system_settings::Entity::insert(model)
+            .on_conflict(
+                OnConflict::column(system_settings::Column::Key)
+                    .update_columns([
+                        system_settings::Column::Value,
+                        system_settings::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn ensure_first_admin(&self) -> Result<Option<BootstrapAdmin>, IdentityError> {
+        if users::Entity::find().count(&self.db).await? > 0 {
+            return Ok(None);
+        }
+        let generated = self.admin_password.is_none().then(random_password);
+        let password = self
+            .admin_password
+            .clone()
+            .or_else(|| generated.clone())
+            .unwrap_or_default();
+        let result = self
+            .insert_user(NewUser {
+                username: self.admin_username.clone(),
+                password,
+                email: self.admin_email.clone(),
+                phonenum: None,
+                nickname: None,
+                role: Role::Admin,
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(Some(BootstrapAdmin {
+                username: self.admin_username.clone(),
+                generated_password: generated,
+            })),
+            // Another replica created it first.
+            Err(IdentityError::UsernameTaken | IdentityError::EmailTaken) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_user_unchecked(&self, user: NewUser) -> Result<String, IdentityError> {
+        self.insert_user(user).await
+    }
+
+    async fn reset_password_unchecked(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(), IdentityError> {
+        let user = self
+            .find_by_login(username)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        self.set_password(user, password).await
+    }
+}

@@ -1,0 +1,111 @@
+//! The identity service: what the routes (and the CLI) may ask of identity.
+
+use async_trait::async_trait;
+use platform::{Page, PageRequest};
+use serde_json::{Map, Value};
+
+use crate::IdentityError;
+use crate::model::{
+    BootstrapAdmin, ClientInfo, CodeSent, Credential, LoginOutcome, LoginRequest, NewUser,
+    Principal, RegisterRequest, TokenPair, User,
+};
+
+/// Accounts, sessions, tokens and settings. Methods that act for someone take the acting
+/// [`Principal`] first and decide authorisation themselves.
+#[async_trait]
+pub trait Identity: Send + Sync {
+    /// Password login. `replace_session` (the caller's current cookie session) is ended, so
+    /// the session id is renewed at every login.
+    async fn login(
+        &self,
+        request: LoginRequest,
+        client: ClientInfo,
+        replace_session: Option<&str>,
+    ) -> Result<LoginOutcome, IdentityError>;
+
+    /// The principal behind a credential; `None` when it is unknown, expired or revoked.
+    async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+    ) -> Result<Option<Principal>, IdentityError>;
+
+    /// The principal for a username asserted by a trusted proxy; the account is created on
+    /// first sight.
+    async fn authenticate_proxy_user(&self, username: &str) -> Result<Principal, IdentityError>;
+
+    /// Ends the caller's session (and so its tokens).
+    async fn logout(&self, principal: &Principal) -> Result<(), IdentityError>;
+
+    /// Rotates a refresh token into a new pair; without one, issues a pair for the caller's
+    /// session (how the web UI refreshes with its cookie).
+    async fn refresh(
+        &self,
+        refresh_token: Option<&str>,
+        caller: Option<&Principal>,
+    ) -> Result<TokenPair, IdentityError>;
+
+    async fn send_registration_code(&self, email: &str) -> Result<CodeSent, IdentityError>;
+
+    /// Creates an account from a registration; returns its id.
+    async fn register(&self, request: RegisterRequest) -> Result<String, IdentityError>;
+
+    /// The caller's account.
+    async fn current_user(&self, principal: &Principal) -> Result<User, IdentityError>;
+
+    /// Changes the caller's password and ends all of their sessions.
+    async fn change_password(
+        &self,
+        principal: &Principal,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), IdentityError>;
+
+    /// Admin: users, newest first.
+    async fn list_users(
+        &self,
+        actor: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<User>, IdentityError>;
+
+    /// Admin: creates a user; returns its id.
+    async fn add_user(&self, actor: &Principal, user: NewUser) -> Result<String, IdentityError>;
+
+    /// Admin: deletes a user (never the last admin) and ends their sessions.
+    async fn delete_user(&self, actor: &Principal, user_id: &str) -> Result<(), IdentityError>;
+
+    /// Any user: `(user id, username)` pairs for pickers, at most 1000.
+    async fn user_options(&self, actor: &Principal)
+    -> Result<Vec<(String, String)>, IdentityError>;
+
+    async fn user_config(&self, actor: &Principal) -> Result<Value, IdentityError>;
+
+    /// Shallow-merges `patch` into the caller's configuration; returns the result.
+    async fn update_user_config(
+        &self,
+        actor: &Principal,
+        patch: Map<String, Value>,
+    ) -> Result<Value, IdentityError>;
+
+    /// The current `allow_registration` system setting.
+    async fn allow_registration(&self) -> Result<bool, IdentityError>;
+
+    /// Admin: changes system settings.
+    async fn update_settings(
+        &self,
+        actor: &Principal,
+        allow_registration: bool,
+    ) -> Result<(), IdentityError>;
+
+    /// Creates the first admin when no user exists.
+    async fn ensure_first_admin(&self) -> Result<Option<BootstrapAdmin>, IdentityError>;
+
+    /// Operator (CLI): creates a user without an acting principal.
+    async fn create_user_unchecked(&self, user: NewUser) -> Result<String, IdentityError>;
+
+    /// Operator (CLI): sets a password and ends the user's sessions.
+    async fn reset_password_unchecked(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(), IdentityError>;
+}

@@ -1,0 +1,189 @@
+//! Input rules for accounts: usernames, e-mail addresses, passwords.
+
+use crate::IdentityError;
+
+/// Common passwords refused outright (a short list of the most used ones of 8+ characters).
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwerty123",
+    "qwertyuiop",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abc12345",
+    "admin123",
+    "administrator",
+    "letmein1",
+    "welcome1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "dragon123",
+    "passw0rd",
+    "p@ssw0rd",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "qwerty12",
+    "asdfghjk",
+    "changeme",
+    "trustno1",
+    "superman",
+    "michael1",
+    "monkey123",
+    "87654321",
+    "12341234",
+];
+
+pub(crate) const MIN_PASSWORD: usize = 8;
+pub(crate) const MAX_PASSWORD: usize = 128;
+
+/// A username: 3 to 32 letters, digits, `_`, `.` or `-`.
+pub(crate) fn username(raw: &str) -> Result<String, IdentityError> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if !(3..=32).contains(&len) {
+        return Err(IdentityError::invalid(
+            "username",
+            "must be 3 to 32 characters",
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(IdentityError::invalid(
+            "username",
+            "may contain only letters, digits, `_`, `.` and `-`",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An e-mail address, trimmed and lower-cased.
+pub(crate) fn email(field: &'static str, raw: &str) -> Result<String, IdentityError> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain
+                    .split_once('.')
+                    .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(IdentityError::invalid(
+            field,
+            "is not a valid e-mail address",
+        ))
+    }
+}
+
+/// A new password: 8 to 128 characters, not a common one, not the username.
+pub(crate) fn password(
+    field: &'static str,
+    password: &str,
+    username: &str,
+) -> Result<(), IdentityError> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD {
+        return Err(IdentityError::invalid(
+            field,
+            format!("must be at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if len > MAX_PASSWORD {
+        return Err(IdentityError::invalid(
+            field,
+            format!("must be at most {MAX_PASSWORD} characters"),
+        ));
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(IdentityError::invalid(field, "is too common"));
+    }
+    if !username.is_empty() && lower == username.to_lowercase() {
+        return Err(IdentityError::invalid(
+            field,
+            "must differ from the username",
+        ));
+    }
+    Ok(())
+}
+
+/// An optional short text field (phone number, nickname).
+pub(crate) fn optional_text(
+    field: &'static str,
+    raw: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, IdentityError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) if text.chars().count() <= max => Ok(Some(text.to_owned())),
+        Some(_) => Err(IdentityError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(e: IdentityError) -> &'static str {
+        match e {
+            IdentityError::Invalid { field, .. } => field,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(username("  alice_01 ").unwrap(), "alice_01");
+        for bad in ["ab", "a b c", "alice@x", &"x".repeat(33), "名字名字"] {
+            assert_eq!(field_of(username(bad).unwrap_err()), "username", "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            email("email", " Alice@Example.COM ").unwrap(),
+            "alice@example.com"
+        );
+        for bad in [
+            "", "alice", "alice@", "@x.io", "a@b", "a b@c.io", "a@b@c.io", "a@b.",
+        ] {
+            assert_eq!(field_of(email("email", bad).unwrap_err()), "email", "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(password("password", "Tr0ub4dor&3x", "alice").is_ok());
+        for bad in [
+            "short",
+            "password123",
+            "PassWord1",
+            &"x".repeat(129),
+            "alice_long",
+        ] {
+            assert_eq!(
+                field_of(password("password", bad, "alice_long").unwrap_err()),
+                "password",
+                "{bad}"
+            );
+        }
+    }
+}
