@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use identity::Identity;
 use platform::{Config, StartError};
 use server::cli::{self, Command};
 use server::{Application, openapi};
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
             println!("{}", openapi::document_json());
             return ExitCode::SUCCESS;
         }
-        Command::Serve | Command::Migrate => {}
+        _ => {}
     }
     match run(command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -33,6 +34,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, StartError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| StartError::new(format!("cannot read the password from stdin: {e}")))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(StartError::new("no password on stdin"));
+    }
+    Ok(password)
 }
 
 fn run(command: Command) -> Result<(), StartError> {
@@ -47,6 +61,45 @@ fn run(command: Command) -> Result<(), StartError> {
         .map_err(|e| StartError::new(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         match command {
+            Command::AdminCreateUser {
+                username,
+                email,
+                admin,
+            } => {
+                let password = read_password()?;
+                let services = server::Services::connect(&config, true).await?;
+                let role = if admin {
+                    identity::Role::Admin
+                } else {
+                    identity::Role::User
+                };
+                let id = services
+                    .identity
+                    .create_user_unchecked(identity::NewUser {
+                        username: username.clone(),
+                        password,
+                        email,
+                        phonenum: None,
+                        nickname: None,
+                        role,
+                    })
+                    .await
+                    .map_err(|e| StartError::new(format!("cannot create {username}: {e}")))?;
+                println!("{id}");
+                Ok(())
+            }
+            Command::AdminResetPassword { username } => {
+                let password = read_password()?;
+                let services = server::Services::connect(&config, true).await?;
+                services
+                    .identity
+                    .reset_password_unchecked(&username, &password)
+                    .await
+                    .map_err(|e| {
+                        StartError::new(format!("cannot reset the password of {username}: {e}"))
+                    })?;
+                Ok(())
+            }
             Command::Migrate => {
                 let db = platform::db::connect(&config).await?;
                 server::run_migrations(&db).await?;

@@ -19,21 +19,19 @@ use crate::middleware;
 use crate::routes;
 use crate::state::AppState;
 
-/// A built server, bound and ready to run.
-pub struct Application {
-    port: u16,
-    server: Server,
+/// The connected services shared by the HTTP server and the operator CLI.
+pub struct Services {
+    pub db: sea_orm::DatabaseConnection,
+    pub stores: Stores,
+    pub identity: Arc<identity::SeaOrmIdentity>,
+    pub session_max_age_secs: i64,
 }
 
-impl Application {
-    /// Connects to the database (running migrations when configured) and Redis when
-    /// configured, loads or creates the secret, and binds the listener. Every failure is a
-    /// one-line [`StartError`].
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let started_at = Instant::now();
-        // Every external system is reached before anything changes, so a bad setting or an
-        // unreachable service fails the start cleanly.
-        let db = platform::db::connect(&config).await?;
+impl Services {
+    /// Reaches every external system before anything changes (so a bad setting or an
+    /// unreachable service fails cleanly), then migrates when asked.
+    pub async fn connect(config: &Config, migrate: bool) -> Result<Self, StartError> {
+        let db = platform::db::connect(config).await?;
         let stores = match &config.redis_url {
             Some(url) => {
                 Stores::redis(&platform::redis_conn::connect(url, &config.redis_prefix).await?)
@@ -52,7 +50,7 @@ impl Application {
             }
             None => Arc::new(identity::LogMailer),
         };
-        if config.migrate_on_start {
+        if migrate {
             run_migrations(&db).await?;
         }
         let identity_settings = identity::IdentitySettings::default();
@@ -61,10 +59,37 @@ impl Application {
         let identity = Arc::new(identity::SeaOrmIdentity::new(
             db.clone(),
             stores.kv.clone(),
-            &config,
+            config,
             mailer,
             identity_settings,
         ));
+        Ok(Self {
+            db,
+            stores,
+            identity,
+            session_max_age_secs,
+        })
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database (running migrations when configured) and Redis when
+    /// configured, loads or creates the secret, and binds the listener. Every failure is a
+    /// one-line [`StartError`].
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let started_at = Instant::now();
+        let Services {
+            db,
+            stores,
+            identity,
+            session_max_age_secs,
+        } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
 
         let listener = TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {

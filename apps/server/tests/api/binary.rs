@@ -153,3 +153,103 @@ fn serve_logs_its_port_and_stops_gracefully_on_sigterm() {
     assert!(exit.success(), "graceful stop exits 0: {exit:?}");
     assert!(lines.any(|l| l.is_ok_and(|l| l.contains("stopped"))));
 }
+
+fn with_stdin(mut cmd: Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn the_admin_cli_creates_users_and_resets_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [
+        ("SAGE_DATA_DIR", data.as_str()),
+        ("SAGE_ADMIN_PASSWORD", "Boot-admin-pass"),
+    ];
+    let created = with_stdin(
+        sage(
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                "opal",
+                "--password-stdin",
+                "--role",
+                "admin",
+            ],
+            &env,
+        ),
+        "Opal-first-pass\n",
+    );
+    assert!(created.status.success(), "{created:?}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert_eq!(id.len(), 32, "the new id is printed: {id}");
+
+    let weak = with_stdin(
+        sage(
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                "weak",
+                "--password-stdin",
+            ],
+            &env,
+        ),
+        "short\n",
+    );
+    assert_eq!(weak.status.code(), Some(1));
+
+    let reset = with_stdin(
+        sage(
+            &[
+                "admin",
+                "reset-password",
+                "--username",
+                "opal",
+                "--password-stdin",
+            ],
+            &env,
+        ),
+        "Opal-second-pass\n",
+    );
+    assert!(reset.status.success(), "{reset:?}");
+
+    // The embedded server over the same data directory sees both changes.
+    let app = crate::helpers::TestApp::spawn_with(|c| {
+        c.data_dir = dir.path().to_path_buf();
+        c.database_url = None;
+        c.redis_url = None;
+        c.admin_password = Some("Boot-admin-pass".into());
+    })
+    .await;
+    let client = app.new_client();
+    assert_eq!(
+        app.login(&client, "opal", "Opal-first-pass").await.status(),
+        401
+    );
+    let ok = app.login(&client, "opal", "Opal-second-pass").await;
+    assert_eq!(ok.status(), 200);
+    let session: serde_json::Value = client
+        .get(app.url("/api/auth/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["data"]["user"]["role"], "admin");
+}
