@@ -69,7 +69,22 @@ fn answers(addr: &str) -> bool {
     })
 }
 
+/// The OpenID Provider used by the upstream-login tests (npm `oidc-provider`).
+fn install_test_peers() -> Result<(), String> {
+    let dir = root().join("fixtures/oidc");
+    if dir.join("node_modules/oidc-provider").exists() {
+        return Ok(());
+    }
+    run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+        "installing the test OpenID Provider (npm ci in fixtures/oidc)",
+    )
+}
+
 fn test() -> Result<(), String> {
+    install_test_peers()?;
     run(cargo().args(["fmt", "--all", "--check"]), "format check")?;
     run(
         cargo().args([

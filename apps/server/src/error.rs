@@ -187,6 +187,30 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "邮件发送失败，请稍后重试。",
     },
     ErrorSpec {
+        key: "auth.upstream_provider_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such login provider is configured.",
+        zh: "未配置该登录提供方。",
+    },
+    ErrorSpec {
+        key: "auth.upstream_flow_invalid",
+        kind: ErrorKind::BadRequest,
+        en: "This login attempt is unknown, expired or was started in another browser; start again.",
+        zh: "登录请求无效、已过期或来自其他浏览器，请重新登录。",
+    },
+    ErrorSpec {
+        key: "auth.upstream_denied",
+        kind: ErrorKind::BadRequest,
+        en: "The identity provider refused the login: {reason}",
+        zh: "身份提供方拒绝了登录：{reason}",
+    },
+    ErrorSpec {
+        key: "auth.upstream_failed",
+        kind: ErrorKind::Upstream,
+        en: "The identity provider could not complete the login ({reason}); try again later.",
+        zh: "身份提供方未能完成登录（{reason}），请稍后重试。",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",
@@ -355,6 +379,10 @@ impl From<identity::IdentityError> for AppError {
         use identity::IdentityError as E;
         let key = e.key();
         let retry = e.retry_after();
+        let reason = match &e {
+            E::UpstreamDenied(r) | E::UpstreamFailed(r) => Some(r.clone()),
+            _ => None,
+        };
         match e {
             E::Invalid { field, reason } => AppError::validation("body", field, &reason),
             E::Store(source) => AppError::unavailable(source),
@@ -368,6 +396,9 @@ impl From<identity::IdentityError> for AppError {
                 }
                 if let Some(seconds) = retry {
                     app = app.retry_after(seconds);
+                }
+                if let Some(reason) = reason {
+                    app = app.param("reason", reason);
                 }
                 app
             }
@@ -473,6 +504,10 @@ mod tests {
             E::Forbidden,
             E::UserNotFound,
             E::LastAdmin,
+            E::UpstreamProviderNotFound,
+            E::UpstreamFlowInvalid,
+            E::UpstreamDenied("x".into()),
+            E::UpstreamFailed("x".into()),
         ];
         for e in samples {
             let (kind, key) = (e.kind(), e.key());

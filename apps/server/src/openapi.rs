@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, system, users};
+use crate::routes::{auth, system, upstream, users};
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
 #[derive(utoipa::ToSchema)]
@@ -52,6 +52,7 @@ impl utoipa::Modify for Security {
     ),
     paths(
         system::active, system::health, system::system_info, system::update_settings,
+        upstream::start, upstream::start_default, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::list_users, users::add_user, users::delete_user,
         users::get_config, users::update_config,

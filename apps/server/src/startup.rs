@@ -53,16 +53,22 @@ impl Services {
         if migrate {
             run_migrations(&db).await?;
         }
-        let identity_settings = identity::IdentitySettings::default();
+        let identity_settings = identity::IdentitySettings {
+            upstream_flow_ttl: config.upstream_flow_ttl,
+            ..identity::IdentitySettings::default()
+        };
         let session_max_age_secs =
             i64::try_from(identity_settings.session_absolute.as_secs()).unwrap_or(i64::MAX);
-        let identity = Arc::new(identity::SeaOrmIdentity::new(
-            db.clone(),
-            stores.kv.clone(),
-            config,
-            mailer,
-            identity_settings,
-        ));
+        let identity = Arc::new(
+            identity::SeaOrmIdentity::new(
+                db.clone(),
+                stores.kv.clone(),
+                config,
+                mailer,
+                identity_settings,
+            )
+            .map_err(|e| StartError::new(format!("cannot start identity: {e}")))?,
+        );
         Ok(Self {
             db,
             stores,

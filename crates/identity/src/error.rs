@@ -39,6 +39,14 @@ pub enum IdentityError {
     UserNotFound,
     #[error("the last admin cannot be deleted or demoted")]
     LastAdmin,
+    #[error("no such upstream login provider")]
+    UpstreamProviderNotFound,
+    #[error("the login flow is unknown, expired or belongs to another browser")]
+    UpstreamFlowInvalid,
+    #[error("the identity provider refused the login: {0}")]
+    UpstreamDenied(String),
+    #[error("the identity provider failed: {0}")]
+    UpstreamFailed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -65,7 +73,13 @@ impl IdentityError {
             | IdentityError::WrongPassword
             | IdentityError::CodeInvalid => ErrorKind::Invalid,
             IdentityError::MailFailed(_) => ErrorKind::Upstream,
-            IdentityError::UserNotFound => ErrorKind::NotFound,
+            IdentityError::UserNotFound | IdentityError::UpstreamProviderNotFound => {
+                ErrorKind::NotFound
+            }
+            IdentityError::UpstreamFlowInvalid | IdentityError::UpstreamDenied(_) => {
+                ErrorKind::BadRequest
+            }
+            IdentityError::UpstreamFailed(_) => ErrorKind::Upstream,
             IdentityError::Store(e) => e.kind(),
             IdentityError::Internal(_) => ErrorKind::Internal,
         }
@@ -91,6 +105,10 @@ impl IdentityError {
             IdentityError::Forbidden => "auth.forbidden",
             IdentityError::UserNotFound => "user.not_found",
             IdentityError::LastAdmin => "user.last_admin",
+            IdentityError::UpstreamProviderNotFound => "auth.upstream_provider_not_found",
+            IdentityError::UpstreamFlowInvalid => "auth.upstream_flow_invalid",
+            IdentityError::UpstreamDenied(_) => "auth.upstream_denied",
+            IdentityError::UpstreamFailed(_) => "auth.upstream_failed",
             IdentityError::Store(_) => "service.unavailable",
             IdentityError::Internal(_) => "internal",
         }

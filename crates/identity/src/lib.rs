@@ -20,6 +20,7 @@ mod password;
 mod service;
 mod sessions;
 mod throttle;
+mod upstream;
 mod validate;
 
 #[cfg(test)]
@@ -33,4 +34,5 @@ pub use model::{
     NewUser, Principal, RegisterRequest, Role, TokenPair, User,
 };
 pub use overview::{AuthOverview, LoginProvider};
-pub use service::Identity;
+pub use service::{Identity, UpstreamLogin};
+pub use upstream::{UpstreamCallback, UpstreamStart};

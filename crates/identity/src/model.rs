@@ -153,6 +153,8 @@ pub struct IdentitySettings {
     pub code_max_attempts: i64,
     /// Concurrent argon2 hashes (each holds 19 MiB).
     pub hash_concurrency: usize,
+    /// How long an upstream login may take from start to callback.
+    pub upstream_flow_ttl: Duration,
 }
 
 impl Default for IdentitySettings {
@@ -168,6 +170,7 @@ impl Default for IdentitySettings {
             code_resend: Duration::from_secs(60),
             code_max_attempts: 5,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            upstream_flow_ttl: Duration::from_secs(600),
         }
     }
 }

@@ -40,7 +40,7 @@ pub struct AuthOverview {
 }
 
 /// Upstream provider ids are reduced to `[a-z0-9-]`, as Sage does.
-fn normalise_id(raw: &str) -> String {
+pub(crate) fn normalise_id(raw: &str) -> String {
     raw.trim()
         .to_ascii_lowercase()
         .chars()

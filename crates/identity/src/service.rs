@@ -5,6 +5,16 @@ use platform::{Page, PageRequest};
 use serde_json::{Map, Value};
 
 use crate::IdentityError;
+use crate::upstream::{UpstreamCallback, UpstreamStart};
+
+/// A completed upstream login.
+#[derive(Debug, Clone)]
+pub struct UpstreamLogin {
+    pub session_id: String,
+    /// The local path to send the browser to.
+    pub next: String,
+    pub user: User,
+}
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, LoginOutcome, LoginRequest, NewUser,
     Principal, RegisterRequest, TokenPair, User,
@@ -32,6 +42,26 @@ pub trait Identity: Send + Sync {
     /// The principal for a username asserted by a trusted proxy; the account is created on
     /// first sight.
     async fn authenticate_proxy_user(&self, username: &str) -> Result<Principal, IdentityError>;
+
+    /// Starts an upstream (OIDC) login with the given provider, or the first one. The
+    /// callback URL is `base_url` + `/api/auth/upstream/callback/<id>` unless the client asks
+    /// for another on the same origin.
+    async fn upstream_start(
+        &self,
+        provider_id: Option<&str>,
+        base_url: &str,
+        redirect_uri: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<UpstreamStart, IdentityError>;
+
+    /// Completes an upstream login: the user is found by their provider identity, linked by a
+    /// verified e-mail, or created; a new session is opened.
+    async fn upstream_finish(
+        &self,
+        provider_id: &str,
+        callback: UpstreamCallback,
+        browser_state: Option<&str>,
+    ) -> Result<UpstreamLogin, IdentityError>;
 
     /// Ends the caller's session (and so its tokens).
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError>;

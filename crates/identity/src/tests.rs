@@ -36,7 +36,8 @@ async fn service(config: Config) -> (SeaOrmIdentity, tempfile::TempDir) {
         &config,
         Arc::new(Outbox::default()),
         crate::IdentitySettings::default(),
-    );
+    )
+    .unwrap();
     (identity, dir)
 }
 

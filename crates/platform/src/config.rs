@@ -158,6 +158,8 @@ pub struct Config {
     pub worker_token: Option<String>,
     pub timezone: String,
     pub stream_log_ttl: Duration,
+    /// How long an upstream (OIDC) login may take from start to callback.
+    pub upstream_flow_ttl: Duration,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -208,6 +210,7 @@ impl Default for Config {
             worker_token: None,
             timezone: "UTC".into(),
             stream_log_ttl: Duration::from_secs(3600),
+            upstream_flow_ttl: Duration::from_secs(600),
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -257,6 +260,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_WORKER_TOKEN",
     "SAGE_TIMEZONE",
     "SAGE_STREAM_LOG_TTL_SECS",
+    "SAGE_UPSTREAM_FLOW_TTL_SECS",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -584,6 +588,11 @@ impl Config {
             worker_token: src.string("SAGE_WORKER_TOKEN"),
             timezone,
             stream_log_ttl,
+            upstream_flow_ttl: src
+                .parse::<u64>("SAGE_UPSTREAM_FLOW_TTL_SECS", "a whole number of seconds")?
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.upstream_flow_ttl),
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,

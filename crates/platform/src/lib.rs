@@ -15,6 +15,7 @@ pub mod redis_conn;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthMode, Config, ConfigError, LogFormat};

@@ -22,7 +22,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/session").route(web::get().to(session)))
             .service(web::resource("/providers").route(web::get().to(providers)))
             .service(web::resource("/logout").route(web::post().to(logout)))
-            .service(web::resource("/refresh").route(web::post().to(refresh))),
+            .service(web::resource("/refresh").route(web::post().to(refresh)))
+            .configure(crate::routes::upstream::configure_auth),
     );
 }
 

@@ -5,6 +5,7 @@ use actix_web::web;
 
 pub(crate) mod auth;
 pub(crate) mod system;
+pub(crate) mod upstream;
 pub(crate) mod users;
 
 /// Every route of the application.

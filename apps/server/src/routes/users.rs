@@ -27,7 +27,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(get_config))
                     .route(web::post().to(update_config)),
             )
-            .configure(crate::routes::auth::configure_user_aliases),
+            .configure(crate::routes::auth::configure_user_aliases)
+            .configure(crate::routes::upstream::configure_user_aliases),
     );
 }
 

@@ -14,4 +14,5 @@ mod registration;
 mod routing;
 mod smtp;
 mod system;
+mod upstream;
 mod users;

@@ -16,16 +16,19 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::entities::{system_settings, users};
+use super::entities::{system_settings, user_identities, users};
 use crate::mail::Mailer;
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
     NewUser, Principal, RegisterRequest, Role, TokenPair, User,
 };
 use crate::password::Passwords;
-use crate::service::Identity;
+use crate::service::{Identity, UpstreamLogin};
 use crate::sessions::{Rotation, Sessions};
 use crate::throttle::Throttle;
+use crate::upstream::{
+    Upstream, UpstreamCallback, UpstreamClaims, UpstreamProvider, UpstreamStart,
+};
 use crate::{IdentityError, validate};
 
 const ALLOW_REGISTRATION: &str = "allow_registration";
@@ -44,6 +47,7 @@ pub struct SeaOrmIdentity {
     admin_username: String,
     admin_password: Option<String>,
     admin_email: Option<String>,
+    upstream: Upstream,
 }
 
 fn to_user(m: users::Model) -> User {
@@ -82,8 +86,14 @@ impl SeaOrmIdentity {
         config: &Config,
         mailer: Arc<dyn Mailer>,
         settings: IdentitySettings,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, IdentityError> {
+        let upstream = Upstream::new(
+            &config.auth_providers,
+            kv.clone(),
+            settings.upstream_flow_ttl,
+        )?;
+        Ok(Self {
+            upstream,
             passwords: Passwords::new(settings.hash_concurrency),
             sessions: Sessions::new(kv.clone(), settings.clone()),
             throttle: Throttle::new(kv.clone(), settings.clone()),
@@ -96,7 +106,7 @@ impl SeaOrmIdentity {
             admin_username: config.admin_username.clone(),
             admin_password: config.admin_password.clone(),
             admin_email: config.admin_email.clone(),
-        }
+        })
     }
 
     async fn find_by_id(&self, id: &str) -> Result<Option<users::Model>, IdentityError> {
@@ -214,6 +224,150 @@ impl SeaOrmIdentity {
             .get(session_id)
             .await?
             .map(|record| record.principal(session_id)))
+    }
+
+    /// A free username derived from the provider's claims.
+    async fn free_username(&self, claims: &UpstreamClaims) -> Result<String, IdentityError> {
+        let sanitise = |raw: &str| -> String {
+            raw.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                .take(24)
+                .collect()
+        };
+        let candidates = [
+            claims.username.as_deref().map(sanitise),
+            claims
+                .email
+                .as_deref()
+                .and_then(|e| e.split('@').next())
+                .map(sanitise),
+            Some(format!(
+                "user_{}",
+                sanitise(&claims.subject)
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+            )),
+        ];
+        let base = candidates
+            .into_iter()
+            .flatten()
+            .find(|c| c.len() >= 3)
+            .unwrap_or_else(|| format!("user_{}", &platform::ids::new_hex_id()[..8]));
+        let mut name = base.clone();
+        for _ in 0..5 {
+            let taken = users::Entity::find()
+                .filter(users::Column::UsernameKey.eq(name.to_lowercase()))
+                .one(&self.db)
+                .await?
+                .is_some();
+            if !taken {
+                return Ok(name);
+            }
+            name = format!("{base}_{}", &platform::ids::new_hex_id()[..6]);
+        }
+        Err(IdentityError::UsernameTaken)
+    }
+
+    /// Finds or creates the local user for an upstream identity and applies role rules.
+    async fn link_upstream(
+        &self,
+        provider: &UpstreamProvider,
+        claims: UpstreamClaims,
+    ) -> Result<users::Model, IdentityError> {
+        let email = claims
+            .email
+            .as_deref()
+            .and_then(|e| validate::email("email", e).ok());
+        let linked =
+            user_identities::Entity::find_by_id((provider.id.clone(), claims.subject.clone()))
+                .one(&self.db)
+                .await?;
+        let mut user = match linked {
+            Some(link) => self.find_by_id(&link.user_id).await?,
+            None => None,
+        };
+        if user.is_none()
+            && provider.link_by_email
+            && claims.email_verified
+            && let Some(email) = &email
+        {
+            user = users::Entity::find()
+                .filter(users::Column::EmailKey.eq(email.clone()))
+                .one(&self.db)
+                .await?;
+        }
+        let user = match user {
+            Some(user) => user,
+            None => {
+                // An unverified or already-used address is not attached to a new account.
+                let email = match &email {
+                    Some(e) if claims.email_verified => {
+                        let used = users::Entity::find()
+                            .filter(users::Column::EmailKey.eq(e.clone()))
+                            .one(&self.db)
+                            .await?
+                            .is_some();
+                        (!used).then(|| e.clone())
+                    }
+                    _ => None,
+                };
+                let username = self.free_username(&claims).await?;
+                let now = Utc::now();
+                let model = users::ActiveModel {
+                    id: Set(platform::ids::new_hex_id()),
+                    username_key: Set(username.to_lowercase()),
+                    username: Set(username),
+                    email: Set(email.clone()),
+                    email_key: Set(email),
+                    nickname: Set(claims.name.clone()),
+                    phonenum: Set(None),
+                    avatar: Set(None),
+                    role: Set(Role::User.as_str().to_owned()),
+                    password_hash: Set(None),
+                    config: Set("{}".to_owned()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                };
+                model.insert(&self.db).await?
+            }
+        };
+        let link = user_identities::ActiveModel {
+            provider_id: Set(provider.id.clone()),
+            subject: Set(claims.subject.clone()),
+            user_id: Set(user.id.clone()),
+            email: Set(email.clone()),
+            created_at: Set(Utc::now()),
+        };
+        user_identities::Entity::insert(link)
+            .on_conflict(
+                OnConflict::columns([
+                    user_identities::Column::ProviderId,
+                    user_identities::Column::Subject,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        let wants_admin = provider.default_admin
+            || email
+                .as_ref()
+                .is_some_and(|e| claims.email_verified && provider.admin_emails.contains(e))
+            || provider
+                .admin_usernames
+                .contains(&user.username.to_lowercase());
+        if wants_admin && user.role != Role::Admin.as_str() {
+            // A role change ends the user's existing sessions.
+            let id = user.id.clone();
+            let mut active: users::ActiveModel = user.into();
+            active.role = Set(Role::Admin.as_str().to_owned());
+            active.updated_at = Set(Utc::now());
+            let updated = active.update(&self.db).await?;
+            self.sessions.destroy_all(&id).await?;
+            return Ok(updated);
+        }
+        Ok(user)
     }
 
     async fn check_code(&self, email: &str, code: &str) -> Result<(), IdentityError> {
@@ -353,6 +507,58 @@ impl Identity for SeaOrmIdentity {
             user_id: user.id,
             username: user.username,
             session_id: None,
+        })
+    }
+
+    async fn upstream_start(
+        &self,
+        provider_id: Option<&str>,
+        base_url: &str,
+        redirect_uri: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<UpstreamStart, IdentityError> {
+        if self.mode != AuthMode::OAuth {
+            return Err(IdentityError::UpstreamProviderNotFound);
+        }
+        let provider = self.upstream.provider(provider_id)?;
+        let base = base_url.trim_end_matches('/');
+        let redirect = match redirect_uri.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(requested) => {
+                let same_origin = requested
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with('/'));
+                if !same_origin {
+                    return Err(IdentityError::invalid(
+                        "redirect_uri",
+                        "must be on this server's origin",
+                    ));
+                }
+                requested.to_owned()
+            }
+            None => format!("{base}/api/auth/upstream/callback/{}", provider.id),
+        };
+        self.upstream.start(provider, redirect, next).await
+    }
+
+    async fn upstream_finish(
+        &self,
+        provider_id: &str,
+        callback: UpstreamCallback,
+        browser_state: Option<&str>,
+    ) -> Result<UpstreamLogin, IdentityError> {
+        if self.mode != AuthMode::OAuth {
+            return Err(IdentityError::UpstreamProviderNotFound);
+        }
+        let (provider, claims, next) = self
+            .upstream
+            .finish(provider_id, callback, browser_state)
+            .await?;
+        let user = to_user(self.link_upstream(&provider, claims).await?);
+        let session_id = self.sessions.create(&user).await?;
+        Ok(UpstreamLogin {
+            session_id,
+            next,
+            user,
         })
     }
 
