@@ -11,7 +11,7 @@ use crate::{cargo, root, run};
 
 const RUNS: usize = 7;
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener
         .local_addr()
@@ -44,7 +44,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -61,6 +61,18 @@ fn start(binary: &Path, data_dir: &Path, port: u16) -> Result<Child, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))
+}
+
+/// Waits (up to 30 s) until `GET /active` answers 200.
+pub(crate) fn wait_active(port: u16) -> Result<(), String> {
+    let began = Instant::now();
+    while !active(port) {
+        if began.elapsed() > Duration::from_secs(30) {
+            return Err("the server did not answer within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Cold start (fresh data dir: database created and migrated) to the first 200 from

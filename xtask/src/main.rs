@@ -5,12 +5,14 @@
 //!   default, then again on PostgreSQL + Redis when they answer (required when `CI` is set).
 //! * `bench startup`: cold start to a successful `GET /active` and idle memory, written to
 //!   `docs/benchmarks.md`.
+//! * `bench login`: logins per second and health latency during a login storm.
 //! * `docs`: regenerate `docs/errors.md` and `docs/openapi.json` from the code.
 //!
 //! The tidy checks (dependency rule, module docs, banned test attributes, lint inheritance)
 //! are tests of this crate, so they run with the suite.
 
 mod bench;
+mod bench_login;
 mod tidy;
 
 use std::path::PathBuf;
@@ -22,8 +24,9 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["test"] => test(),
         ["bench", "startup"] => bench::startup(),
+        ["bench", "login"] => bench_login::login(),
         ["docs"] => docs(),
-        _ => Err("usage: cargo xtask (test | bench startup | docs)".to_owned()),
+        _ => Err("usage: cargo xtask (test | bench startup | bench login | docs)".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

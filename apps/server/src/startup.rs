@@ -55,6 +55,7 @@ impl Services {
         }
         let identity_settings = identity::IdentitySettings {
             upstream_flow_ttl: config.upstream_flow_ttl,
+            login_attempts_per_ip_per_minute: config.login_limit_per_ip,
             ..identity::IdentitySettings::default()
         };
         let session_max_age_secs =

@@ -160,6 +160,8 @@ pub struct Config {
     pub stream_log_ttl: Duration,
     /// How long an upstream (OIDC) login may take from start to callback.
     pub upstream_flow_ttl: Duration,
+    /// Login attempts allowed per client IP per minute.
+    pub login_limit_per_ip: i64,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -211,6 +213,7 @@ impl Default for Config {
             timezone: "UTC".into(),
             stream_log_ttl: Duration::from_secs(3600),
             upstream_flow_ttl: Duration::from_secs(600),
+            login_limit_per_ip: 60,
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -261,6 +264,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_TIMEZONE",
     "SAGE_STREAM_LOG_TTL_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
+    "SAGE_LOGIN_LIMIT_PER_IP",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -593,6 +597,13 @@ impl Config {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.upstream_flow_ttl),
+            login_limit_per_ip: src
+                .parse::<i64>(
+                    "SAGE_LOGIN_LIMIT_PER_IP",
+                    "a whole number of attempts per minute",
+                )?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.login_limit_per_ip),
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,
