@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod outbound;
 pub mod pagination;
 pub mod redis_conn;
 pub mod secret;

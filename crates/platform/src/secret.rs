@@ -115,3 +115,88 @@ mod tests {
         assert!(load_or_create(dir.path(), None).is_err());
     }
 }
+
+/// Seals secrets at rest (provider API keys, MCP keys, client secrets) with XChaCha20-Poly1305
+/// under a key derived from the server secret. Sealed text: `v1:<base64(nonce ‖ ciphertext)>`.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: chacha20poly1305::XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(***)")
+    }
+}
+
+/// A sealed value could not be opened (another secret key, or corruption).
+#[derive(Debug, thiserror::Error)]
+#[error("a stored secret cannot be decrypted (was SAGE_SECRET_KEY changed?)")]
+pub struct UnsealError;
+
+impl Sealer {
+    pub fn new(key: &SecretKey) -> Self {
+        use chacha20poly1305::KeyInit;
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"sage-server/seal/v1");
+        hasher.update(key.as_bytes());
+        let derived = hasher.finalize();
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&derived);
+        Self { cipher }
+    }
+
+    pub fn seal(&self, plain: &str) -> String {
+        use base64::Engine;
+        use chacha20poly1305::aead::Aead;
+        let mut nonce = [0u8; 24];
+        rand::rng().fill(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(&nonce.into(), plain.as_bytes())
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!(
+            "v1:{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<String, UnsealError> {
+        use base64::Engine;
+        use chacha20poly1305::aead::Aead;
+        let body = sealed.strip_prefix("v1:").ok_or(UnsealError)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| UnsealError)?;
+        if bytes.len() < 24 {
+            return Err(UnsealError);
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| UnsealError)?;
+        let plain = self
+            .cipher
+            .decrypt(&nonce.into(), ciphertext)
+            .map_err(|_| UnsealError)?;
+        String::from_utf8(plain).map_err(|_| UnsealError)
+    }
+}
+
+#[cfg(test)]
+mod sealer_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key() {
+        let a = Sealer::new(&SecretKey(vec![1; 32]));
+        let b = Sealer::new(&SecretKey(vec![2; 32]));
+        let sealed = a.seal("sk-secret-key");
+        assert!(sealed.starts_with("v1:") && !sealed.contains("sk-secret"));
+        assert_ne!(a.seal("sk-secret-key"), sealed, "a fresh nonce each time");
+        assert_eq!(a.open(&sealed).unwrap(), "sk-secret-key");
+        assert!(b.open(&sealed).is_err());
+        assert!(a.open("v1:AAAA").is_err());
+        assert!(a.open("plain").is_err());
+    }
+}

@@ -1,7 +1,14 @@
-//! LLM provider records and the OpenAI-compatible client: streaming chat with tool calls, embeddings, verification and capability probes, and the outbound-URL (SSRF) policy.
+//! LLM provider records and the OpenAI-compatible client: streaming chat with tool calls
+//! assembled from deltas, reasoning passed through, usage, JSON answers, embeddings, and the
+//! verification and capability probes behind `/api/llm-provider/*`.
 //!
-//! Allowed dependencies: platform. This crate never depends on actix or any other HTTP
-//! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
-//! enforces the rule.
-//!
-//! Status: responsibility reserved; the service trait arrives with its issue.
+//! Allowed dependencies: platform. This crate never depends on actix or any other HTTP server
+//! type. It is the only crate that talks to LLM servers. Keys are sealed at rest with the
+//! server secret and masked in every view.
+
+pub mod client;
+
+pub use client::{
+    ChatRequest, ClientSettings, Completion, Endpoint, LlmClient, LlmError, LlmErrorKind,
+    StreamEvent, ToolCall, Usage, collect,
+};
