@@ -98,6 +98,23 @@ fn domain_crates_follow_the_dependency_rule() {
 }
 
 #[test]
+fn test_support_never_ships_in_the_server() {
+    let meta = metadata();
+    for package in meta["packages"].as_array().unwrap() {
+        for dep in package["dependencies"].as_array().unwrap() {
+            if dep["name"] == "llm-double" {
+                assert_eq!(
+                    dep["kind"].as_str(),
+                    Some("dev"),
+                    "{} depends on llm-double outside its tests",
+                    package["name"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_checker_sees_a_violation() {
     // Guards the test above against silently checking nothing.
     let rules = allowed_workspace_deps();

@@ -251,6 +251,13 @@ impl FromRequest for Caller {
     }
 }
 
+impl Caller {
+    /// The acting user as domain crates see it.
+    pub fn actor(&self) -> platform::Actor {
+        platform::Actor::new(self.0.user_id.clone(), self.0.is_admin())
+    }
+}
+
 /// The caller when there is one (allow-listed routes that behave differently when logged in).
 #[derive(Debug, Clone)]
 pub(crate) struct MaybeCaller(pub Option<Principal>);

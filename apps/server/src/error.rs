@@ -211,6 +211,48 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "身份提供方未能完成登录（{reason}），请稍后重试。",
     },
     ErrorSpec {
+        key: "provider.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such LLM provider.",
+        zh: "模型提供方不存在。",
+    },
+    ErrorSpec {
+        key: "provider.default_in_use",
+        kind: ErrorKind::Conflict,
+        en: "The default provider cannot be deleted; make another provider the default first.",
+        zh: "不能删除默认模型提供方，请先将其他提供方设为默认。",
+    },
+    ErrorSpec {
+        key: "provider.none_configured",
+        kind: ErrorKind::Conflict,
+        en: "No LLM provider is configured; add one under model providers first.",
+        zh: "尚未配置模型提供方，请先添加。",
+    },
+    ErrorSpec {
+        key: "provider.system_readonly",
+        kind: ErrorKind::Forbidden,
+        en: "The deployment's default provider cannot be changed through the API.",
+        zh: "部署默认的模型提供方不能通过接口修改。",
+    },
+    ErrorSpec {
+        key: "provider.rejected",
+        kind: ErrorKind::Invalid,
+        en: "The provider refused the request ({reason}); check the key, the model and the base URL. Nothing was saved.",
+        zh: "模型提供方拒绝了请求（{reason}），请检查密钥、模型和地址。未保存任何内容。",
+    },
+    ErrorSpec {
+        key: "provider.address_forbidden",
+        kind: ErrorKind::Invalid,
+        en: "The base URL is not allowed: {reason}",
+        zh: "不允许访问该地址：{reason}",
+    },
+    ErrorSpec {
+        key: "provider.probe_failed",
+        kind: ErrorKind::Upstream,
+        en: "The provider did not answer properly ({reason}). Nothing was saved.",
+        zh: "模型提供方未正常响应（{reason}）。未保存任何内容。",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",
@@ -417,6 +459,33 @@ pub(crate) fn plain_error_response(error: &AppError) -> HttpResponse {
         "detail": error.message(ctx.locale, &ctx.request_id),
         "code": error.key,
     }))
+}
+
+impl From<providers::ProviderError> for AppError {
+    fn from(e: providers::ProviderError) -> Self {
+        use providers::ProviderError as E;
+        let key = e.key();
+        let reason = e.reason();
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Internal(source) => AppError::internal(source),
+            E::KeyUnreadable => {
+                AppError::internal(anyhow::anyhow!("a sealed provider key cannot be opened"))
+            }
+            other => {
+                let mut app = AppError::new(key);
+                if app.kind() != other.kind() {
+                    return AppError::internal(anyhow::anyhow!(
+                        "catalogue kind mismatch for {key}"
+                    ));
+                }
+                if let Some(reason) = reason {
+                    app = app.param("reason", reason);
+                }
+                app
+            }
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for AppError {

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, system, upstream, users};
+use crate::routes::{auth, llm_providers, system, upstream, users};
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
 #[derive(utoipa::ToSchema)]
@@ -56,6 +56,9 @@ impl utoipa::Modify for Security {
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::list_users, users::add_user, users::delete_user,
         users::get_config, users::update_config,
+        llm_providers::verify, llm_providers::verify_capabilities, llm_providers::verify_capabilities_stored,
+        llm_providers::verify_multimodal, llm_providers::list_providers, llm_providers::create_provider,
+        llm_providers::update_provider, llm_providers::delete_provider,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -64,6 +67,7 @@ impl utoipa::Modify for Security {
         (name = "system", description = "Liveness, health and system settings"),
         (name = "auth", description = "Registration, login, sessions and tokens (aliases under /api/user)"),
         (name = "users", description = "User administration and per-user configuration"),
+        (name = "llm-provider", description = "OpenAI-compatible LLM providers (keys masked, owner-only)"),
     )
 )]
 struct ApiDoc;

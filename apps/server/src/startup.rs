@@ -24,6 +24,7 @@ pub struct Services {
     pub db: sea_orm::DatabaseConnection,
     pub stores: Stores,
     pub identity: Arc<identity::SeaOrmIdentity>,
+    pub providers: Arc<providers::SeaOrmProviders>,
     pub session_max_age_secs: i64,
 }
 
@@ -38,8 +39,20 @@ impl Services {
             }
             None => Stores::in_memory(),
         };
-        let _secret =
+        let secret =
             platform::secret::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
+            .map_err(|e| {
+                StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}"))
+            })?;
+        let llm = providers::LlmClient::new(Arc::new(policy), providers::ClientSettings::default())
+            .map_err(|e| StartError::new(format!("cannot build the LLM client: {e}")))?;
+        let providers = Arc::new(providers::SeaOrmProviders::new(
+            db.clone(),
+            platform::secret::Sealer::new(&secret),
+            llm,
+            config.default_llm.clone(),
+        ));
         let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
             Some(url) => {
                 let from = config
@@ -74,6 +87,7 @@ impl Services {
             db,
             stores,
             identity,
+            providers,
             session_max_age_secs,
         })
     }
@@ -95,6 +109,7 @@ impl Application {
             db,
             stores,
             identity,
+            providers,
             session_max_age_secs,
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -126,6 +141,7 @@ impl Application {
             stores,
             started_at,
             identity,
+            providers,
             session_max_age_secs,
         });
 

@@ -17,6 +17,7 @@ pub(crate) struct AppState {
     pub stores: Stores,
     pub started_at: Instant,
     pub identity: Arc<dyn identity::Identity>,
+    pub providers: Arc<dyn providers::Providers>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

@@ -5,6 +5,7 @@
 //! Invariant: no business rules and no HTTP types live here. Domain crates depend on this crate
 //! and on nothing of actix; the tidy test in `xtask` enforces it.
 
+pub mod actor;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
+pub use actor::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthMode, Config, ConfigError, LogFormat};
 pub use error::ErrorKind;

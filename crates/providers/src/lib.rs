@@ -12,3 +12,18 @@ pub use client::{
     ChatRequest, ClientSettings, Completion, Endpoint, LlmClient, LlmError, LlmErrorKind,
     StreamEvent, ToolCall, Usage, collect,
 };
+
+mod db;
+mod error;
+pub mod model;
+mod service;
+
+pub use db::SeaOrmProviders;
+pub use error::ProviderError;
+pub use model::{
+    Capabilities, MultimodalCheck, ProbeResult, ProviderInput, ProviderPatch, ProviderView,
+};
+pub use service::Providers;
+
+/// The id under which the deployment default provider (`SAGE_DEFAULT_LLM_*`) is addressed.
+pub const SYSTEM_PROVIDER_ID: &str = db::SYSTEM_PROVIDER_ID;

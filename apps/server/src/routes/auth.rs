@@ -182,6 +182,7 @@ pub(crate) struct SessionDto {
     responses((status = 200, body = Envelope<SessionDto>), (status = 401, description = "Not logged in")))]
 pub(crate) async fn session(state: web::Data<AppState>, caller: Caller) -> ApiResult<SessionDto> {
     let user = state.identity.current_user(&caller.0).await?;
+    let has_provider = state.providers.has_provider(&caller.actor()).await?;
     let avatar = user.avatar.unwrap_or_default();
     Ok(ApiOk(SessionDto {
         user: SessionUserDto {
@@ -195,8 +196,8 @@ pub(crate) async fn session(state: web::Data<AppState>, caller: Caller) -> ApiRe
             avatar_url: avatar.clone(),
             avatar,
         },
-        // Providers and agents land with their issues.
-        has_provider: false,
+        has_provider,
+        // Agents land with their issue.
         has_agent: false,
     }))
 }

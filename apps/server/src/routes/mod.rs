@@ -4,6 +4,7 @@
 use actix_web::web;
 
 pub(crate) mod auth;
+pub(crate) mod llm_providers;
 pub(crate) mod system;
 pub(crate) mod upstream;
 pub(crate) mod users;
@@ -16,6 +17,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api")
                 .configure(system::configure)
                 .configure(auth::configure)
-                .configure(users::configure),
+                .configure(users::configure)
+                .configure(llm_providers::configure),
         );
 }

@@ -65,6 +65,8 @@ impl TestApp {
         let mut config = Config {
             port: 0,
             admin_password: Some(ADMIN_PASSWORD.to_owned()),
+            // Tests reach the scripted LLM server and the OpenID Provider on loopback.
+            outbound_allow: vec!["loopback".to_owned()],
             data_dir: data_dir.path().to_path_buf(),
             workers: 1,
             shutdown_timeout: std::time::Duration::from_secs(1),

@@ -10,6 +10,7 @@ mod binary;
 mod errors;
 mod gate;
 mod helpers;
+mod providers;
 mod registration;
 mod routing;
 mod smtp;
