@@ -6,12 +6,14 @@
 //! * `bench startup`: cold start to a successful `GET /active` and idle memory, written to
 //!   `docs/benchmarks.md`.
 //! * `bench login`: logins per second and health latency during a login storm.
+//! * `bench llm-client`: chunks per second through the LLM client, and its added latency.
 //! * `docs`: regenerate `docs/errors.md` and `docs/openapi.json` from the code.
 //!
 //! The tidy checks (dependency rule, module docs, banned test attributes, lint inheritance)
 //! are tests of this crate, so they run with the suite.
 
 mod bench;
+mod bench_llm;
 mod bench_login;
 mod tidy;
 
@@ -25,8 +27,12 @@ fn main() -> ExitCode {
         ["test"] => test(),
         ["bench", "startup"] => bench::startup(),
         ["bench", "login"] => bench_login::login(),
+        ["bench", "llm-client"] => bench_llm::llm_client(),
         ["docs"] => docs(),
-        _ => Err("usage: cargo xtask (test | bench startup | bench login | docs)".to_owned()),
+        _ => Err(
+            "usage: cargo xtask (test | bench startup | bench login | bench llm-client | docs)"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -684,5 +684,40 @@ pub async fn collect(
     Ok(completion)
 }
 
+/// The decoder, exposed for the client benchmark only.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::{LlmError, SseDecoder, StreamEvent, events_of};
+
+    /// Decodes SSE bytes into events, as the client does for each received chunk.
+    pub struct Decoder(SseDecoder);
+
+    impl Decoder {
+        pub fn new() -> Self {
+            Self(SseDecoder::new())
+        }
+
+        pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
+            let mut out = Vec::new();
+            for payload in self.0.feed(bytes)? {
+                let value: serde_json::Value = serde_json::from_str(&payload).map_err(|_| {
+                    super::err(
+                        super::LlmErrorKind::MalformedResponse,
+                        "a stream chunk is not JSON",
+                    )
+                })?;
+                out.extend(events_of(&value)?);
+            }
+            Ok(out)
+        }
+    }
+
+    impl Default for Decoder {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

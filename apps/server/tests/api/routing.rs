@@ -31,6 +31,7 @@ const STRICT: &[&str] = &[
     "/api/auth/logout",
     "/api/auth/upstream/",
     "/api/user/",
+    "/api/llm-provider/",
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
