@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_platform_create_system_settings;
 mod m20261128_000002_identity_create_users;
 mod m20261128_000003_providers_create_llm_providers;
+mod m20261128_000004_agents_create_agents;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_platform_create_system_settings::Migration),
             Box::new(m20261128_000002_identity_create_users::Migration),
             Box::new(m20261128_000003_providers_create_llm_providers::Migration),
+            Box::new(m20261128_000004_agents_create_agents::Migration),
         ]
     }
 }

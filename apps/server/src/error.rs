@@ -253,6 +253,36 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "模型提供方未正常响应（{reason}）。未保存任何内容。",
     },
     ErrorSpec {
+        key: "agent.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such agent.",
+        zh: "智能体不存在。",
+    },
+    ErrorSpec {
+        key: "agent.forbidden",
+        kind: ErrorKind::Forbidden,
+        en: "Only the agent's owner or an administrator may do this.",
+        zh: "只有智能体的所有者或管理员可以执行此操作。",
+    },
+    ErrorSpec {
+        key: "agent.name_taken",
+        kind: ErrorKind::Conflict,
+        en: "You already have an agent with this name.",
+        zh: "你已有同名的智能体。",
+    },
+    ErrorSpec {
+        key: "agent.generation_invalid",
+        kind: ErrorKind::Upstream,
+        en: "The model's answer could not be used; try again or use another model.",
+        zh: "模型的回答无法使用，请重试或更换模型。",
+    },
+    ErrorSpec {
+        key: "agent.generation_failed",
+        kind: ErrorKind::Upstream,
+        en: "The model failed: {reason}",
+        zh: "模型调用失败：{reason}",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",
@@ -481,6 +511,28 @@ impl From<providers::ProviderError> for AppError {
                 }
                 if let Some(reason) = reason {
                     app = app.param("reason", reason);
+                }
+                app
+            }
+        }
+    }
+}
+
+impl From<agents::AgentError> for AppError {
+    fn from(e: agents::AgentError) -> Self {
+        use agents::AgentError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", &field, &reason),
+            E::Provider(p) => AppError::from(p),
+            E::Internal(source) => AppError::internal(source),
+            E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
+            other => {
+                let key = other.key();
+                let app = AppError::new(key);
+                if app.kind() != other.kind() {
+                    return AppError::internal(anyhow::anyhow!(
+                        "catalogue kind mismatch for {key}"
+                    ));
                 }
                 app
             }

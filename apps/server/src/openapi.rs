@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, llm_providers, system, upstream, users};
+use crate::routes::{agents, auth, llm_providers, system, upstream, users};
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
 #[derive(utoipa::ToSchema)]
@@ -59,6 +59,9 @@ impl utoipa::Modify for Security {
         llm_providers::verify, llm_providers::verify_capabilities, llm_providers::verify_capabilities_stored,
         llm_providers::verify_multimodal, llm_providers::list_providers, llm_providers::create_provider,
         llm_providers::update_provider, llm_providers::delete_provider,
+        agents::list_agents, agents::default_prompt, agents::create_agent, agents::get_agent, agents::update_agent,
+        agents::delete_agent, agents::get_grants, agents::set_grants, agents::auto_generate, agents::optimize_prompt,
+        agents::abilities,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -68,6 +71,7 @@ impl utoipa::Modify for Security {
         (name = "auth", description = "Registration, login, sessions and tokens (aliases under /api/user)"),
         (name = "users", description = "User administration and per-user configuration"),
         (name = "llm-provider", description = "OpenAI-compatible LLM providers (keys masked, owner-only)"),
+        (name = "agent", description = "Agents: configurations, sharing, generation"),
     )
 )]
 struct ApiDoc;

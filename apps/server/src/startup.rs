@@ -25,6 +25,7 @@ pub struct Services {
     pub stores: Stores,
     pub identity: Arc<identity::SeaOrmIdentity>,
     pub providers: Arc<providers::SeaOrmProviders>,
+    pub agents: Arc<agents::SeaOrmAgents>,
     pub session_max_age_secs: i64,
 }
 
@@ -50,8 +51,13 @@ impl Services {
         let providers = Arc::new(providers::SeaOrmProviders::new(
             db.clone(),
             platform::secret::Sealer::new(&secret),
-            llm,
+            llm.clone(),
             config.default_llm.clone(),
+        ));
+        let agents = Arc::new(agents::SeaOrmAgents::new(
+            db.clone(),
+            providers.clone(),
+            llm,
         ));
         let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
             Some(url) => {
@@ -88,6 +94,7 @@ impl Services {
             stores,
             identity,
             providers,
+            agents,
             session_max_age_secs,
         })
     }
@@ -110,6 +117,7 @@ impl Application {
             stores,
             identity,
             providers,
+            agents,
             session_max_age_secs,
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -142,6 +150,7 @@ impl Application {
             started_at,
             identity,
             providers,
+            agents,
             session_max_age_secs,
         });
 

@@ -18,6 +18,7 @@ pub(crate) struct AppState {
     pub started_at: Instant,
     pub identity: Arc<dyn identity::Identity>,
     pub providers: Arc<dyn providers::Providers>,
+    pub agents: Arc<dyn agents::Agents>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

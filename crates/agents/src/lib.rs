@@ -1,7 +1,23 @@
-//! Agent configurations, their authorisation (owner, grants, admins), prompt templates, durable asynchronous agent jobs and per-user agent file workspaces.
+//! Agent configurations, their authorisation (owner, grants, admins), prompt templates,
+//! durable asynchronous agent jobs and per-user agent file workspaces.
 //!
-//! Allowed dependencies: platform, providers. This crate never depends on actix or any other HTTP
-//! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
+//! Allowed dependencies: platform, providers. This crate never depends on actix or any other
+//! HTTP server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
 //! enforces the rule.
 //!
-//! Status: responsibility reserved; the service trait arrives with its issue.
+//! Built so far: configurations (validated and normalised `AgentConfigDTO` documents),
+//! authorisation and grants, listing, and the default system-prompt template. Generation,
+//! asynchronous jobs and workspaces follow.
+
+mod config;
+mod db;
+mod error;
+mod generate;
+mod service;
+mod template;
+
+pub use config::{AgentConfig, AgentMode, normalise};
+pub use db::SeaOrmAgents;
+pub use error::AgentError;
+pub use service::{Agent, Agents};
+pub use template::{Language, default_system_prompt};

@@ -183,6 +183,7 @@ pub(crate) struct SessionDto {
 pub(crate) async fn session(state: web::Data<AppState>, caller: Caller) -> ApiResult<SessionDto> {
     let user = state.identity.current_user(&caller.0).await?;
     let has_provider = state.providers.has_provider(&caller.actor()).await?;
+    let has_agent = state.agents.has_agent(&caller.actor()).await?;
     let avatar = user.avatar.unwrap_or_default();
     Ok(ApiOk(SessionDto {
         user: SessionUserDto {
@@ -197,8 +198,7 @@ pub(crate) async fn session(state: web::Data<AppState>, caller: Caller) -> ApiRe
             avatar,
         },
         has_provider,
-        // Agents land with their issue.
-        has_agent: false,
+        has_agent,
     }))
 }
 

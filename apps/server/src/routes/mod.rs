@@ -3,6 +3,7 @@
 
 use actix_web::web;
 
+pub(crate) mod agents;
 pub(crate) mod auth;
 pub(crate) mod llm_providers;
 pub(crate) mod system;
@@ -18,6 +19,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(system::configure)
                 .configure(auth::configure)
                 .configure(users::configure)
-                .configure(llm_providers::configure),
+                .configure(llm_providers::configure)
+                .configure(agents::configure),
         );
 }

@@ -5,6 +5,7 @@
 // Test support code may fail loudly: a panic is a test failure with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod auth;
 mod binary;
 mod errors;

@@ -1,0 +1,306 @@
+//! Agents: `/api/agent/*`. Configurations travel as `AgentConfigDTO` (camelCase); the agents
+//! crate validates them and decides who may see or change what.
+
+use actix_web::{HttpRequest, web};
+use agents::Language;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::state::AppState;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    // Literal segments first: `/{agent_id}` would otherwise capture them.
+    cfg.service(
+        web::scope("/agent")
+            .service(web::resource("/list").route(web::get().to(list_agents)))
+            .service(
+                web::resource("/template/default_system_prompt")
+                    .route(web::get().to(default_prompt)),
+            )
+            .service(web::resource("/create").route(web::post().to(create_agent)))
+            .service(web::resource("/auto-generate").route(web::post().to(auto_generate)))
+            .service(
+                web::resource("/system-prompt/optimize").route(web::post().to(optimize_prompt)),
+            )
+            .service(web::resource("/abilities").route(web::post().to(abilities)))
+            .service(
+                web::resource("/{agent_id}")
+                    .route(web::get().to(get_agent))
+                    .route(web::put().to(update_agent))
+                    .route(web::delete().to(delete_agent)),
+            )
+            .service(
+                web::resource("/{agent_id}/auth")
+                    .route(web::get().to(get_grants))
+                    .route(web::post().to(set_grants)),
+            ),
+    );
+}
+
+/// Body language, then `X-accept-language`, then `Accept-Language`, then English.
+fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
+    explicit
+        .and_then(Language::from_tag)
+        .or_else(|| {
+            ["x-accept-language", "accept-language"]
+                .iter()
+                .find_map(|h| {
+                    req.headers()
+                        .get(*h)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(Language::from_tag)
+                })
+        })
+        .unwrap_or(Language::En)
+}
+
+/// `AgentConfigDTO` (camelCase; see the spec's field table).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"name": "Research helper", "systemPrefix": "You help with research.", "maxLoopCount": 10,
+    "agentMode": "simple", "availableTools": ["web_search"], "deepThinking": false}))]
+pub(crate) struct AgentConfigDto(Map<String, Value>);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentIdDto {
+    agent_id: String,
+}
+
+/// Own and granted agents (admins: all), newest first.
+#[utoipa::path(get, path = "/api/agent/list", tag = "agent", responses((status = 200, body = Envelope<Vec<AgentConfigDto>>)))]
+pub(crate) async fn list_agents(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> ApiResult<Vec<AgentConfigDto>> {
+    let agents = state.agents.list(&caller.actor()).await?;
+    Ok(ApiOk(
+        agents.iter().map(|a| AgentConfigDto(a.to_dto())).collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct TemplateQuery {
+    /// `en` or `zh` (else the request's language headers).
+    language: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ContentDto {
+    content: String,
+}
+
+/// The default system-prompt template.
+#[utoipa::path(get, path = "/api/agent/template/default_system_prompt", tag = "agent", params(TemplateQuery),
+    responses((status = 200, body = Envelope<ContentDto>)))]
+pub(crate) async fn default_prompt(
+    req: HttpRequest,
+    _caller: Caller,
+    query: ApiQuery<TemplateQuery>,
+) -> ApiResult<ContentDto> {
+    let lang = language(&req, query.0.language.as_deref());
+    Ok(ApiOk(ContentDto {
+        content: agents::default_system_prompt(lang, "Sage"),
+    }))
+}
+
+/// Create an agent owned by the caller.
+#[utoipa::path(post, path = "/api/agent/create", tag = "agent", request_body = AgentConfigDto,
+    responses((status = 200, body = Envelope<AgentIdDto>), (status = 409, description = "Name taken"),
+              (status = 422, description = "Invalid field (named)")))]
+pub(crate) async fn create_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AgentConfigDto>,
+) -> ApiResult<AgentIdDto> {
+    let agent_id = state.agents.create(&caller.actor(), body.0.0).await?;
+    Ok(ApiOk(AgentIdDto { agent_id }))
+}
+
+/// Read an agent (owner, grantee or admin; others 404).
+#[utoipa::path(get, path = "/api/agent/{agent_id}", tag = "agent", params(("agent_id" = String, Path)),
+    responses((status = 200, body = Envelope<AgentConfigDto>), (status = 404, description = "Unknown or not visible")))]
+pub(crate) async fn get_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<AgentConfigDto> {
+    let agent = state
+        .agents
+        .get(&caller.actor(), &path.into_inner())
+        .await?;
+    Ok(ApiOk(AgentConfigDto(agent.to_dto())))
+}
+
+/// Replace an agent's configuration (owner or admin).
+#[utoipa::path(put, path = "/api/agent/{agent_id}", tag = "agent", params(("agent_id" = String, Path)),
+    request_body = AgentConfigDto,
+    responses((status = 200, body = Envelope<AgentIdDto>), (status = 403, description = "Granted, not owned"),
+              (status = 404, description = "Unknown or not visible")))]
+pub(crate) async fn update_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<AgentConfigDto>,
+) -> ApiResult<AgentIdDto> {
+    let agent_id = state
+        .agents
+        .update(&caller.actor(), &path.into_inner(), body.0.0)
+        .await?;
+    Ok(ApiOk(AgentIdDto { agent_id }))
+}
+
+/// Delete an agent (owner or admin).
+#[utoipa::path(delete, path = "/api/agent/{agent_id}", tag = "agent", params(("agent_id" = String, Path)),
+    responses((status = 200, body = Envelope<AgentIdDto>), (status = 403, description = "Granted, not owned"),
+              (status = 404, description = "Unknown or not visible")))]
+pub(crate) async fn delete_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<AgentIdDto> {
+    let agent_id = state
+        .agents
+        .delete(&caller.actor(), &path.into_inner())
+        .await?;
+    Ok(ApiOk(AgentIdDto { agent_id }))
+}
+
+/// The users the agent is shared with (owner or admin).
+#[utoipa::path(get, path = "/api/agent/{agent_id}/auth", tag = "agent", params(("agent_id" = String, Path)),
+    responses((status = 200, body = Envelope<Vec<String>>)))]
+pub(crate) async fn get_grants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<Vec<String>> {
+    let users = state
+        .agents
+        .grants(&caller.actor(), &path.into_inner())
+        .await?;
+    Ok(ApiOk(users))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GrantsBody {
+    user_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrantsDto {
+    user_ids: Vec<String>,
+}
+
+/// Replace the users the agent is shared with (owner or admin).
+#[utoipa::path(post, path = "/api/agent/{agent_id}/auth", tag = "agent", params(("agent_id" = String, Path)),
+    request_body = GrantsBody, responses((status = 200, body = Envelope<GrantsDto>)))]
+pub(crate) async fn set_grants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<GrantsBody>,
+) -> ApiResult<GrantsDto> {
+    let user_ids = state
+        .agents
+        .set_grants(&caller.actor(), &path.into_inner(), body.0.user_ids)
+        .await?;
+    Ok(ApiOk(GrantsDto { user_ids }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AutoGenerateBody {
+    agent_description: String,
+    #[serde(default)]
+    available_tools: Vec<String>,
+    language: Option<String>,
+}
+
+/// A draft agent from a description, written by the caller's model.
+#[utoipa::path(post, path = "/api/agent/auto-generate", tag = "agent", request_body = AutoGenerateBody,
+    responses((status = 200, body = Envelope<Object>), (status = 409, description = "No provider configured"),
+              (status = 502, description = "The model failed or answered unusably")))]
+pub(crate) async fn auto_generate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AutoGenerateBody>,
+) -> ApiResult<Value> {
+    let b = body.0;
+    let lang = language(&req, b.language.as_deref());
+    let draft = state
+        .agents
+        .auto_generate(
+            &caller.actor(),
+            &b.agent_description,
+            b.available_tools,
+            lang,
+        )
+        .await?;
+    Ok(ApiOk(draft))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct OptimizeBody {
+    original_prompt: String,
+    #[serde(default)]
+    optimization_goal: String,
+    language: Option<String>,
+}
+
+/// An improved system prompt, written by the caller's model.
+#[utoipa::path(post, path = "/api/agent/system-prompt/optimize", tag = "agent", request_body = OptimizeBody,
+    responses((status = 200, body = Envelope<Object>), (status = 409, description = "No provider configured"),
+              (status = 502, description = "The model failed or answered unusably")))]
+pub(crate) async fn optimize_prompt(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<OptimizeBody>,
+) -> ApiResult<Value> {
+    let b = body.0;
+    let lang = language(&req, b.language.as_deref());
+    let result = state
+        .agents
+        .optimize_prompt(
+            &caller.actor(),
+            &b.original_prompt,
+            &b.optimization_goal,
+            lang,
+        )
+        .await?;
+    Ok(ApiOk(result))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AbilitiesBody {
+    agent_id: String,
+    #[allow(dead_code)] // Accepted for compatibility; abilities do not depend on a session yet.
+    session_id: Option<String>,
+    context: Option<Value>,
+    language: Option<String>,
+}
+
+/// UI-facing ability cards for an agent the caller may use.
+#[utoipa::path(post, path = "/api/agent/abilities", tag = "agent", request_body = AbilitiesBody,
+    responses((status = 200, body = Envelope<Object>), (status = 404, description = "Unknown or not visible agent")))]
+pub(crate) async fn abilities(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AbilitiesBody>,
+) -> ApiResult<Value> {
+    let b = body.0;
+    let lang = language(&req, b.language.as_deref());
+    let context = match b.context {
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let cards = state
+        .agents
+        .abilities(&caller.actor(), &b.agent_id, &context, lang)
+        .await?;
+    Ok(ApiOk(cards))
+}

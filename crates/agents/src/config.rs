@@ -1,0 +1,361 @@
+//! The agent configuration document (`AgentConfigDTO`, camelCase on the wire): which fields
+//! exist, their types and defaults, and the tool-list normalisation per mode.
+//!
+//! The configuration is kept as a JSON object of known fields only: unknown keys are dropped
+//! (as Sage's model does), known keys are type-checked with the field named on failure.
+
+use serde_json::{Map, Value, json};
+
+use crate::AgentError;
+
+/// How an agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentMode {
+    Simple,
+    Fibre,
+    Team,
+}
+
+impl AgentMode {
+    pub fn parse(text: &str) -> Option<AgentMode> {
+        match text {
+            "simple" => Some(AgentMode::Simple),
+            "fibre" => Some(AgentMode::Fibre),
+            "team" => Some(AgentMode::Team),
+            _ => None,
+        }
+    }
+}
+
+/// A validated configuration (known fields only, defaults applied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig(pub Map<String, Value>);
+
+impl AgentConfig {
+    pub fn name(&self) -> &str {
+        self.0
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0
+            .get("is_default")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn provider_id(&self) -> Option<&str> {
+        self.0.get("llm_provider_id").and_then(Value::as_str)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    OptText,
+    Bool,
+    TextList,
+    Object,
+    WorkflowMap,
+}
+
+/// Every stored field, its type, and its default in answers.
+const FIELDS: &[(&str, Kind)] = &[
+    ("name", Kind::Text),
+    ("description", Kind::OptText),
+    ("systemPrefix", Kind::OptText),
+    ("systemContext", Kind::Object),
+    ("availableWorkflows", Kind::WorkflowMap),
+    ("availableTools", Kind::TextList),
+    ("availableSubAgentIds", Kind::TextList),
+    ("subAgentSelectionMode", Kind::OptText),
+    ("availableSkills", Kind::TextList),
+    ("availableKnowledgeBases", Kind::TextList),
+    ("memoryType", Kind::OptText),
+    ("deepThinking", Kind::Bool),
+    ("thinkingLevel", Kind::OptText),
+    ("llm_provider_id", Kind::OptText),
+    ("fast_llm_provider_id", Kind::OptText),
+    ("enableMultimodal", Kind::Bool),
+    ("agentMode", Kind::OptText),
+    ("is_default", Kind::Bool),
+];
+
+/// Legacy snake_case spellings still accepted on input.
+const ALIASES: &[(&str, &str)] = &[
+    ("system_prefix", "systemPrefix"),
+    ("system_context", "systemContext"),
+    ("available_workflows", "availableWorkflows"),
+    ("available_tools", "availableTools"),
+    ("available_sub_agent_ids", "availableSubAgentIds"),
+    ("sub_agent_selection_mode", "subAgentSelectionMode"),
+    ("available_skills", "availableSkills"),
+    ("available_knowledge_bases", "availableKnowledgeBases"),
+    ("memory_type", "memoryType"),
+    ("max_loop_count", "maxLoopCount"),
+    ("deep_thinking", "deepThinking"),
+    ("thinking_level", "thinkingLevel"),
+    ("enable_multimodal", "enableMultimodal"),
+    ("agent_mode", "agentMode"),
+    ("llmProviderId", "llm_provider_id"),
+];
+
+const SPAWN_TOOLS: [&str; 2] = ["sys_spawn_agent", "sys_delegate_task"];
+const TEAM_TOOL: &str = "sys_team_delegate_task";
+
+fn check(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
+    let ok = match kind {
+        Kind::Text | Kind::OptText => {
+            value.is_string() || (matches!(kind, Kind::OptText) && value.is_null())
+        }
+        Kind::Bool => value.is_boolean(),
+        Kind::TextList => {
+            value.is_null()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string))
+        }
+        Kind::Object => value.is_null() || value.is_object(),
+        Kind::WorkflowMap => {
+            value.is_null()
+                || value.as_object().is_some_and(|m| {
+                    m.values()
+                        .all(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+                })
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        let expected = match kind {
+            Kind::Text => "a string",
+            Kind::OptText => "a string or null",
+            Kind::Bool => "true or false",
+            Kind::TextList => "a list of strings",
+            Kind::Object => "an object",
+            Kind::WorkflowMap => "an object of string lists",
+        };
+        Err(AgentError::invalid(field, format!("must be {expected}")))
+    }
+}
+
+/// Validates a submitted configuration (create or full update) and normalises it.
+pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> {
+    let mut source = input.clone();
+    for (legacy, modern) in ALIASES {
+        if let Some(v) = source.remove(*legacy) {
+            source.entry((*modern).to_owned()).or_insert(v);
+        }
+    }
+    let mut out = Map::new();
+    for (field, kind) in FIELDS {
+        if let Some(value) = source.get(*field) {
+            check(field, *kind, value)?;
+            if !value.is_null() || field.ends_with("provider_id") {
+                out.insert((*field).to_owned(), value.clone());
+            }
+        }
+    }
+    let name = out
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if name.is_empty() {
+        return Err(AgentError::invalid("name", "is required"));
+    }
+    if name.chars().count() > 128 {
+        return Err(AgentError::invalid(
+            "name",
+            "must be at most 128 characters",
+        ));
+    }
+    out.insert("name".into(), json!(name));
+    match source.get("maxLoopCount") {
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| (1..=10_000).contains(&v)) => {
+            out.insert("maxLoopCount".into(), Value::Number(n.clone()));
+        }
+        Some(_) => {
+            return Err(AgentError::invalid(
+                "maxLoopCount",
+                "must be a whole number from 1 to 10000",
+            ));
+        }
+        None => return Err(AgentError::invalid("maxLoopCount", "is required")),
+    }
+    let mode = match out.get("agentMode").and_then(Value::as_str) {
+        None => None,
+        Some(m) => Some(
+            AgentMode::parse(m)
+                .ok_or_else(|| AgentError::invalid("agentMode", "must be simple, fibre or team"))?,
+        ),
+    };
+    if let Some(memory) = out.get("memoryType").and_then(Value::as_str)
+        && !matches!(memory, "session" | "user")
+    {
+        return Err(AgentError::invalid("memoryType", "must be session or user"));
+    }
+    if let Some(selection) = out.get("subAgentSelectionMode").and_then(Value::as_str)
+        && !matches!(selection, "manual" | "auto_all")
+    {
+        return Err(AgentError::invalid(
+            "subAgentSelectionMode",
+            "must be manual or auto_all",
+        ));
+    }
+    // Tool-list normalisation per mode.
+    let mut tools: Vec<String> = out
+        .get("availableTools")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let add = |tools: &mut Vec<String>, t: &str| {
+        if !tools.iter().any(|x| x == t) {
+            tools.push(t.to_owned());
+        }
+    };
+    if out.get("memoryType").and_then(Value::as_str) == Some("user") {
+        add(&mut tools, "search_memory");
+    }
+    match mode {
+        Some(AgentMode::Fibre) => {
+            for t in SPAWN_TOOLS {
+                add(&mut tools, t);
+            }
+            tools.retain(|t| t != TEAM_TOOL);
+        }
+        Some(AgentMode::Team) => {
+            add(&mut tools, TEAM_TOOL);
+            tools.retain(|t| !SPAWN_TOOLS.contains(&t.as_str()));
+        }
+        _ => tools.retain(|t| t != TEAM_TOOL && !SPAWN_TOOLS.contains(&t.as_str())),
+    }
+    if out.contains_key("availableTools") || !tools.is_empty() {
+        out.insert("availableTools".into(), json!(tools));
+    }
+    Ok(AgentConfig(out))
+}
+
+/// The answer form: every field present (null when unset), with defaults applied.
+pub fn with_defaults(config: &AgentConfig) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (field, kind) in FIELDS {
+        let default = match (*field, kind) {
+            ("deepThinking" | "enableMultimodal" | "is_default", _) => json!(false),
+            ("thinkingLevel", _) => json!("medium"),
+            _ => Value::Null,
+        };
+        out.insert(
+            (*field).to_owned(),
+            config.0.get(*field).cloned().unwrap_or(default),
+        );
+    }
+    out.insert(
+        "maxLoopCount".into(),
+        config.0.get("maxLoopCount").cloned().unwrap_or(Value::Null),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn field_of(e: AgentError) -> String {
+        match e {
+            AgentError::Invalid { field, .. } => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn required_fields_and_types_are_checked_with_the_field_named() {
+        let cases = [
+            (json!({"maxLoopCount": 3}), "name"),
+            (json!({"name": "  ", "maxLoopCount": 3}), "name"),
+            (json!({"name": "a"}), "maxLoopCount"),
+            (json!({"name": "a", "maxLoopCount": 0}), "maxLoopCount"),
+            (json!({"name": "a", "maxLoopCount": "10"}), "maxLoopCount"),
+            (json!({"name": "a", "maxLoopCount": 2.5}), "maxLoopCount"),
+            (
+                json!({"name": "a", "maxLoopCount": 3, "agentMode": "default"}),
+                "agentMode",
+            ),
+            (
+                json!({"name": "a", "maxLoopCount": 3, "availableTools": "x"}),
+                "availableTools",
+            ),
+            (
+                json!({"name": "a", "maxLoopCount": 3, "deepThinking": "yes"}),
+                "deepThinking",
+            ),
+            (
+                json!({"name": "a", "maxLoopCount": 3, "memoryType": "forever"}),
+                "memoryType",
+            ),
+        ];
+        for (input, field) in cases {
+            assert_eq!(
+                field_of(normalise(&map(input.clone())).unwrap_err()),
+                field,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn tools_follow_the_mode() {
+        let fibre = normalise(&map(
+            json!({"name": "a", "maxLoopCount": 3, "agentMode": "fibre",
+            "availableTools": ["web", "sys_team_delegate_task"], "memoryType": "user"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            fibre.0["availableTools"],
+            json!([
+                "web",
+                "search_memory",
+                "sys_spawn_agent",
+                "sys_delegate_task"
+            ])
+        );
+        let team = normalise(&map(
+            json!({"name": "a", "maxLoopCount": 3, "agentMode": "team",
+            "availableTools": ["sys_spawn_agent"]}),
+        ))
+        .unwrap();
+        assert_eq!(team.0["availableTools"], json!(["sys_team_delegate_task"]));
+        let simple = normalise(&map(json!({"name": "a", "maxLoopCount": 3,
+            "availableTools": ["sys_delegate_task", "calc"]})))
+        .unwrap();
+        assert_eq!(simple.0["availableTools"], json!(["calc"]));
+    }
+
+    #[test]
+    fn unknown_fields_are_dropped_and_legacy_names_read() {
+        let c = normalise(&map(
+            json!({"name": "a", "max_loop_count": 4, "system_prefix": "hi",
+            "multiAgent": true, "id": "x"}),
+        ))
+        .unwrap();
+        assert_eq!(c.0["maxLoopCount"], 4);
+        assert_eq!(c.0["systemPrefix"], "hi");
+        assert!(!c.0.contains_key("multiAgent") && !c.0.contains_key("id"));
+        let full = with_defaults(&c);
+        assert_eq!(full["thinkingLevel"], "medium");
+        assert_eq!(full["deepThinking"], false);
+        assert!(full["availableSkills"].is_null());
+    }
+}

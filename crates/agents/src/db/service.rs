@@ -1,0 +1,369 @@
+//! `SeaOrmAgents`: agents as JSON documents with their grants.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use platform::Actor;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use providers::{ChatRequest, LlmClient, Providers};
+
+use super::entities::{agent_grants, agents};
+use crate::generate;
+use crate::service::{Agent, Agents};
+use crate::{AgentConfig, AgentError, normalise};
+
+pub struct SeaOrmAgents {
+    db: DatabaseConnection,
+    providers: Arc<dyn Providers>,
+    llm: LlmClient,
+}
+
+/// What the caller may do with an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Manage,
+    Use,
+}
+
+fn to_agent(row: agents::Model) -> Result<Agent, AgentError> {
+    let config: Map<String, Value> = serde_json::from_str(&row.config).map_err(|e| {
+        AgentError::Internal(anyhow::anyhow!(
+            "agent {} has a corrupt configuration: {e}",
+            row.id
+        ))
+    })?;
+    Ok(Agent {
+        id: row.id,
+        user_id: row.user_id,
+        config: AgentConfig(config),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn name_taken(e: sea_orm::DbErr) -> AgentError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AgentError::NameTaken,
+        _ => e.into(),
+    }
+}
+
+impl SeaOrmAgents {
+    pub fn new(db: DatabaseConnection, providers: Arc<dyn Providers>, llm: LlmClient) -> Self {
+        Self { db, providers, llm }
+    }
+
+    /// One JSON-mode answer from the resolved provider.
+    async fn ask(
+        &self,
+        actor: &Actor,
+        provider_id: Option<&str>,
+        messages: Vec<Value>,
+    ) -> Result<String, AgentError> {
+        let endpoint = self.providers.resolve(actor, provider_id).await?;
+        let request = ChatRequest {
+            messages,
+            max_tokens: Some(4096),
+            response_format: Some(serde_json::json!({"type": "json_object"})),
+            ..ChatRequest::default()
+        };
+        let answer = self
+            .llm
+            .chat(&endpoint, &request)
+            .await
+            .map_err(AgentError::Llm)?;
+        Ok(answer.content)
+    }
+
+    /// The agent and the caller's access to it; `NotFound` when the caller has none.
+    async fn access(&self, actor: &Actor, id: &str) -> Result<(agents::Model, Access), AgentError> {
+        if !platform::ids::is_safe_id(id) {
+            return Err(AgentError::NotFound);
+        }
+        let row = agents::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or(AgentError::NotFound)?;
+        if actor.is_admin || row.user_id == actor.user_id {
+            return Ok((row, Access::Manage));
+        }
+        let granted = agent_grants::Entity::find_by_id((row.id.clone(), actor.user_id.clone()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if granted {
+            Ok((row, Access::Use))
+        } else {
+            Err(AgentError::NotFound)
+        }
+    }
+
+    async fn manage(&self, actor: &Actor, id: &str) -> Result<agents::Model, AgentError> {
+        match self.access(actor, id).await? {
+            (row, Access::Manage) => Ok(row),
+            (_, Access::Use) => Err(AgentError::Forbidden),
+        }
+    }
+
+    async fn name_in_use(
+        &self,
+        owner: &str,
+        name_key: &str,
+        except: Option<&str>,
+    ) -> Result<bool, AgentError> {
+        let mut query = agents::Entity::find()
+            .filter(agents::Column::UserId.eq(owner.to_owned()))
+            .filter(agents::Column::NameKey.eq(name_key.to_owned()));
+        if let Some(id) = except {
+            query = query.filter(agents::Column::Id.ne(id.to_owned()));
+        }
+        Ok(query.count(&self.db).await? > 0)
+    }
+}
+
+fn stored(config: &AgentConfig) -> Result<String, AgentError> {
+    serde_json::to_string(&config.0).map_err(|e| AgentError::Internal(e.into()))
+}
+
+#[async_trait]
+impl Agents for SeaOrmAgents {
+    async fn list(&self, actor: &Actor) -> Result<Vec<Agent>, AgentError> {
+        let mut query = agents::Entity::find();
+        if !actor.is_admin {
+            let granted: Vec<String> = agent_grants::Entity::find()
+                .filter(agent_grants::Column::UserId.eq(actor.user_id.clone()))
+                .select_only()
+                .column(agent_grants::Column::AgentId)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            query = query.filter(
+                Condition::any()
+                    .add(agents::Column::UserId.eq(actor.user_id.clone()))
+                    .add(agents::Column::Id.is_in(granted)),
+            );
+        }
+        let rows = query
+            .order_by_desc(agents::Column::CreatedAt)
+            .order_by_desc(agents::Column::Id)
+            .limit(1000)
+            .all(&self.db)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            // One corrupt row is logged and skipped rather than failing the whole list.
+            match to_agent(row) {
+                Ok(agent) => out.push(agent),
+                Err(e) => tracing::error!(error = %e, "skipping an unreadable agent"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(
+        &self,
+        actor: &Actor,
+        config: Map<String, Value>,
+    ) -> Result<String, AgentError> {
+        let config = normalise(&config)?;
+        let name_key = config.name().to_lowercase();
+        if self.name_in_use(&actor.user_id, &name_key, None).await? {
+            return Err(AgentError::NameTaken);
+        }
+        let id = platform::ids::new_prefixed_id("agent_", 12);
+        let now = Utc::now();
+        agents::ActiveModel {
+            id: Set(id.clone()),
+            user_id: Set(actor.user_id.clone()),
+            name: Set(config.name().to_owned()),
+            name_key: Set(name_key),
+            is_default: Set(config.is_default()),
+            config: Set(stored(&config)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(name_taken)?;
+        Ok(id)
+    }
+
+    async fn get(&self, actor: &Actor, id: &str) -> Result<Agent, AgentError> {
+        let (row, _) = self.access(actor, id).await?;
+        to_agent(row)
+    }
+
+    async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        config: Map<String, Value>,
+    ) -> Result<String, AgentError> {
+        let row = self.manage(actor, id).await?;
+        let config = normalise(&config)?;
+        let name_key = config.name().to_lowercase();
+        if self
+            .name_in_use(&row.user_id, &name_key, Some(&row.id))
+            .await?
+        {
+            return Err(AgentError::NameTaken);
+        }
+        let mut active: agents::ActiveModel = row.into();
+        active.name = Set(config.name().to_owned());
+        active.name_key = Set(name_key);
+        active.is_default = Set(config.is_default());
+        active.config = Set(stored(&config)?);
+        active.updated_at = Set(Utc::now());
+        active.update(&self.db).await.map_err(name_taken)?;
+        Ok(id.to_owned())
+    }
+
+    async fn delete(&self, actor: &Actor, id: &str) -> Result<String, AgentError> {
+        let row = self.manage(actor, id).await?;
+        let txn = self.db.begin().await?;
+        agent_grants::Entity::delete_many()
+            .filter(agent_grants::Column::AgentId.eq(row.id.clone()))
+            .exec(&txn)
+            .await?;
+        agents::Entity::delete_by_id(row.id.clone())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(row.id)
+    }
+
+    async fn grants(&self, actor: &Actor, id: &str) -> Result<Vec<String>, AgentError> {
+        let row = self.manage(actor, id).await?;
+        let users: Vec<String> = agent_grants::Entity::find()
+            .filter(agent_grants::Column::AgentId.eq(row.id))
+            .order_by_asc(agent_grants::Column::UserId)
+            .select_only()
+            .column(agent_grants::Column::UserId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(users)
+    }
+
+    async fn set_grants(
+        &self,
+        actor: &Actor,
+        id: &str,
+        user_ids: Vec<String>,
+    ) -> Result<Vec<String>, AgentError> {
+        let row = self.manage(actor, id).await?;
+        let mut wanted = BTreeSet::new();
+        for user in user_ids {
+            let user = user.trim().to_owned();
+            if !platform::ids::is_safe_id(&user) {
+                return Err(AgentError::invalid(
+                    "user_ids",
+                    format!("`{user}` is not a user id"),
+                ));
+            }
+            if user != row.user_id {
+                wanted.insert(user);
+            }
+        }
+        if wanted.len() > 1000 {
+            return Err(AgentError::invalid("user_ids", "at most 1000 users"));
+        }
+        let txn = self.db.begin().await?;
+        agent_grants::Entity::delete_many()
+            .filter(agent_grants::Column::AgentId.eq(row.id.clone()))
+            .exec(&txn)
+            .await?;
+        let now = Utc::now();
+        if !wanted.is_empty() {
+            agent_grants::Entity::insert_many(wanted.iter().map(|user| {
+                agent_grants::ActiveModel {
+                    agent_id: Set(row.id.clone()),
+                    user_id: Set(user.clone()),
+                    created_at: Set(now),
+                }
+            }))
+            .exec(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(wanted.into_iter().collect())
+    }
+
+    async fn auto_generate(
+        &self,
+        actor: &Actor,
+        description: &str,
+        tools: Vec<String>,
+        language: crate::Language,
+    ) -> Result<Value, AgentError> {
+        let description = description.trim();
+        if description.is_empty() {
+            return Err(AgentError::invalid("agent_description", "is required"));
+        }
+        let output = self
+            .ask(
+                actor,
+                None,
+                generate::draft_messages(description, &tools, language),
+            )
+            .await?;
+        generate::draft(&output, &tools)
+    }
+
+    async fn optimize_prompt(
+        &self,
+        actor: &Actor,
+        original: &str,
+        goal: &str,
+        language: crate::Language,
+    ) -> Result<Value, AgentError> {
+        if original.trim().is_empty() {
+            return Err(AgentError::invalid("original_prompt", "is required"));
+        }
+        let output = self
+            .ask(
+                actor,
+                None,
+                generate::optimize_messages(original, goal, language),
+            )
+            .await?;
+        generate::optimized(&output, original, goal)
+    }
+
+    async fn abilities(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        context: &str,
+        language: crate::Language,
+    ) -> Result<Value, AgentError> {
+        let agent = to_agent(self.access(actor, agent_id).await?.0)?;
+        // The agent's provider belongs to its owner; a grantee uses their own.
+        let provider = (agent.user_id == actor.user_id)
+            .then(|| agent.config.provider_id())
+            .flatten();
+        let output = self
+            .ask(
+                actor,
+                provider,
+                generate::ability_messages(&agent.config.0, context, language),
+            )
+            .await?;
+        generate::abilities(&output)
+    }
+
+    async fn has_agent(&self, actor: &Actor) -> Result<bool, AgentError> {
+        Ok(agents::Entity::find()
+            .filter(agents::Column::UserId.eq(actor.user_id.clone()))
+            .count(&self.db)
+            .await?
+            > 0)
+    }
+}

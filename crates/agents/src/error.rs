@@ -1,0 +1,66 @@
+//! Agent errors with their stable keys.
+
+use platform::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Unknown, or not visible to the caller (never confirms that others' agents exist).
+    #[error("no such agent")]
+    NotFound,
+    /// Visible (granted) but only the owner or an admin may do this.
+    #[error("only the agent's owner or an admin may do this")]
+    Forbidden,
+    #[error("an agent with this name already exists")]
+    NameTaken,
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The model's answer could not be used (not a JSON object of the expected shape).
+    #[error("the model's answer could not be used")]
+    GenerationInvalid,
+    #[error(transparent)]
+    Provider(#[from] providers::ProviderError),
+    #[error("the model failed: {0}")]
+    Llm(providers::LlmError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AgentError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AgentError::NotFound => ErrorKind::NotFound,
+            AgentError::Forbidden => ErrorKind::Forbidden,
+            AgentError::NameTaken => ErrorKind::Conflict,
+            AgentError::Invalid { .. } => ErrorKind::Invalid,
+            AgentError::GenerationInvalid | AgentError::Llm(_) => ErrorKind::Upstream,
+            AgentError::Provider(e) => e.kind(),
+            AgentError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn key(&self) -> &'static str {
+        match self {
+            AgentError::NotFound => "agent.not_found",
+            AgentError::Forbidden => "agent.forbidden",
+            AgentError::NameTaken => "agent.name_taken",
+            AgentError::Invalid { .. } => "request.validation",
+            AgentError::GenerationInvalid => "agent.generation_invalid",
+            AgentError::Llm(_) => "agent.generation_failed",
+            AgentError::Provider(e) => e.key(),
+            AgentError::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        AgentError::Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AgentError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AgentError::Internal(anyhow::Error::new(e))
+    }
+}
