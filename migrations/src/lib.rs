@@ -9,6 +9,7 @@ mod m20261128_000001_platform_create_system_settings;
 mod m20261128_000002_identity_create_users;
 mod m20261128_000003_providers_create_llm_providers;
 mod m20261128_000004_agents_create_agents;
+mod m20261128_000005_agents_create_agent_jobs;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_identity_create_users::Migration),
             Box::new(m20261128_000003_providers_create_llm_providers::Migration),
             Box::new(m20261128_000004_agents_create_agents::Migration),
+            Box::new(m20261128_000005_agents_create_agent_jobs::Migration),
         ]
     }
 }

@@ -15,6 +15,8 @@ pub enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Run background workers only (no HTTP).
+    Worker,
     /// Print the OpenAPI document and exit.
     OpenApi,
     /// Print usage.
@@ -24,6 +26,7 @@ pub enum Command {
 pub const USAGE: &str = "usage: sage-server [serve | migrate | openapi | admin … | help]
   serve     apply migrations, then serve HTTP (default)
   migrate   apply database migrations and exit
+  worker    run background workers only (agent jobs), until SIGINT/SIGTERM
   openapi   print the OpenAPI 3.1 document and exit
   admin create-user --username U --password-stdin [--email E] [--role user|admin]
   admin reset-password --username U --password-stdin
@@ -40,6 +43,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     {
         [] | ["serve"] => Ok(Command::Serve),
         ["migrate"] => Ok(Command::Migrate),
+        ["worker"] => Ok(Command::Worker),
         ["openapi"] => Ok(Command::OpenApi),
         ["help" | "--help" | "-h"] => Ok(Command::Help),
         ["admin", "create-user", rest @ ..] => {

@@ -26,6 +26,7 @@ pub struct Services {
     pub identity: Arc<identity::SeaOrmIdentity>,
     pub providers: Arc<providers::SeaOrmProviders>,
     pub agents: Arc<agents::SeaOrmAgents>,
+    pub jobs: Arc<agents::SeaOrmJobs>,
     pub session_max_age_secs: i64,
 }
 
@@ -58,6 +59,15 @@ impl Services {
             db.clone(),
             providers.clone(),
             llm,
+        ));
+        let jobs = Arc::new(agents::SeaOrmJobs::new(
+            db.clone(),
+            agents.clone(),
+            agents::JobSettings {
+                lease: config.job_lease,
+                retention: config.job_retention,
+                ..agents::JobSettings::default()
+            },
         ));
         let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
             Some(url) => {
@@ -95,6 +105,7 @@ impl Services {
             identity,
             providers,
             agents,
+            jobs,
             session_max_age_secs,
         })
     }
@@ -104,6 +115,7 @@ impl Services {
 pub struct Application {
     port: u16,
     server: Server,
+    stop_workers: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -118,6 +130,7 @@ impl Application {
             identity,
             providers,
             agents,
+            jobs,
             session_max_age_secs,
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -151,8 +164,12 @@ impl Application {
             identity,
             providers,
             agents,
+            jobs: jobs.clone(),
             session_max_age_secs,
         });
+        // The in-process worker; it stops when the server stops.
+        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(jobs.work(workers_stopped));
 
         let server = HttpServer::new(move || {
             App::new()
@@ -180,7 +197,11 @@ impl Application {
         .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?
         .run();
 
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            stop_workers,
+        })
     }
 
     /// The bound port (useful with `SAGE_PORT=0`).
@@ -191,7 +212,9 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (up to
     /// `SAGE_SHUTDOWN_TIMEOUT_SECS`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let _ = self.stop_workers.send(true);
+        result
     }
 }
 

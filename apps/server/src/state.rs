@@ -19,6 +19,7 @@ pub(crate) struct AppState {
     pub identity: Arc<dyn identity::Identity>,
     pub providers: Arc<dyn providers::Providers>,
     pub agents: Arc<dyn agents::Agents>,
+    pub jobs: Arc<dyn agents::AgentJobs>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

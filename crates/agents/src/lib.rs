@@ -13,11 +13,13 @@ mod config;
 mod db;
 mod error;
 mod generate;
+mod jobs;
 mod service;
 mod template;
 
 pub use config::{AgentConfig, AgentMode, normalise};
-pub use db::SeaOrmAgents;
+pub use db::{AgentJobs, SeaOrmAgents, SeaOrmJobs};
 pub use error::AgentError;
+pub use jobs::{Job, JobKind, JobSettings, JobStatus};
 pub use service::{Agent, Agents};
 pub use template::{Language, default_system_prompt};

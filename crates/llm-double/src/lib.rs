@@ -343,8 +343,13 @@ async fn chat_route(
             reasoning,
             tool_calls,
             usage,
+            delay,
             ..
         } => {
+            // A slow model: the whole answer arrives after `delay`.
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let calls: Vec<Value> = tool_calls
                 .iter()
                 .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))

@@ -162,6 +162,10 @@ pub struct Config {
     pub upstream_flow_ttl: Duration,
     /// Login attempts allowed per client IP per minute.
     pub login_limit_per_ip: i64,
+    /// How long a background job's claim lasts without renewal.
+    pub job_lease: Duration,
+    /// How long finished background jobs are kept.
+    pub job_retention: Duration,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -214,6 +218,8 @@ impl Default for Config {
             stream_log_ttl: Duration::from_secs(3600),
             upstream_flow_ttl: Duration::from_secs(600),
             login_limit_per_ip: 60,
+            job_lease: Duration::from_secs(60),
+            job_retention: Duration::from_secs(1800),
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -265,6 +271,8 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_STREAM_LOG_TTL_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
     "SAGE_LOGIN_LIMIT_PER_IP",
+    "SAGE_JOB_LEASE_SECS",
+    "SAGE_JOB_RETENTION_SECS",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -604,6 +612,15 @@ impl Config {
                 )?
                 .filter(|n| *n > 0)
                 .unwrap_or(defaults.login_limit_per_ip),
+            job_lease: src
+                .parse::<u64>("SAGE_JOB_LEASE_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.job_lease),
+            job_retention: src
+                .parse::<u64>("SAGE_JOB_RETENTION_SECS", "a whole number of seconds")?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.job_retention),
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,

@@ -24,6 +24,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/create").route(web::post().to(create_agent)))
             .service(web::resource("/auto-generate").route(web::post().to(auto_generate)))
             .service(
+                web::resource("/auto-generate/submit").route(web::post().to(submit_auto_generate)),
+            )
+            .service(
+                web::resource("/system-prompt/optimize/submit")
+                    .route(web::post().to(submit_optimize)),
+            )
+            .service(web::resource("/tasks/{task_id}").route(web::get().to(get_task)))
+            .service(web::resource("/tasks/{task_id}/cancel").route(web::post().to(cancel_task)))
+            .service(
                 web::resource("/system-prompt/optimize").route(web::post().to(optimize_prompt)),
             )
             .service(web::resource("/abilities").route(web::post().to(abilities)))
@@ -303,4 +312,111 @@ pub(crate) async fn abilities(
         .abilities(&caller.actor(), &b.agent_id, &context, lang)
         .await?;
     Ok(ApiOk(cards))
+}
+
+/// An asynchronous job as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaskDto {
+    task_id: String,
+    /// `agent_auto_generate` or `system_prompt_optimize`.
+    task_type: String,
+    /// `pending`, `running`, `completed`, `failed` or `cancelled`.
+    status: &'static str,
+    result: Option<Value>,
+    /// `{message, code}` (`TASK_FAILED`, `TASK_CANCELLED`).
+    error: Option<Value>,
+    metadata: Value,
+    /// Seconds since the epoch.
+    created_at: f64,
+    updated_at: f64,
+}
+
+impl From<agents::Job> for TaskDto {
+    fn from(j: agents::Job) -> Self {
+        let epoch = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+        Self {
+            task_id: j.id,
+            task_type: j.task_type,
+            status: j.status.as_str(),
+            result: j.result,
+            error: j.error,
+            metadata: j.metadata,
+            created_at: epoch(j.created_at),
+            updated_at: epoch(j.updated_at),
+        }
+    }
+}
+
+/// Queue an agent draft; poll `GET /api/agent/tasks/{task_id}`.
+#[utoipa::path(post, path = "/api/agent/auto-generate/submit", tag = "agent", request_body = AutoGenerateBody,
+    responses((status = 200, body = Envelope<TaskDto>)))]
+pub(crate) async fn submit_auto_generate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AutoGenerateBody>,
+) -> ApiResult<TaskDto> {
+    let b = body.0;
+    let kind = agents::JobKind::AutoGenerate {
+        language: language(&req, b.language.as_deref()),
+        description: b.agent_description,
+        tools: b.available_tools,
+    };
+    Ok(ApiOk(
+        state.jobs.submit(&caller.actor(), kind).await?.into(),
+    ))
+}
+
+/// Queue a prompt optimisation; poll `GET /api/agent/tasks/{task_id}`.
+#[utoipa::path(post, path = "/api/agent/system-prompt/optimize/submit", tag = "agent", request_body = OptimizeBody,
+    responses((status = 200, body = Envelope<TaskDto>)))]
+pub(crate) async fn submit_optimize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<OptimizeBody>,
+) -> ApiResult<TaskDto> {
+    let b = body.0;
+    let kind = agents::JobKind::OptimizePrompt {
+        language: language(&req, b.language.as_deref()),
+        original: b.original_prompt,
+        goal: b.optimization_goal,
+    };
+    Ok(ApiOk(
+        state.jobs.submit(&caller.actor(), kind).await?.into(),
+    ))
+}
+
+/// An asynchronous job (its owner only; others 404).
+#[utoipa::path(get, path = "/api/agent/tasks/{task_id}", tag = "agent", params(("task_id" = String, Path)),
+    responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
+pub(crate) async fn get_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<TaskDto> {
+    Ok(ApiOk(
+        state
+            .jobs
+            .get(&caller.actor(), &path.into_inner())
+            .await?
+            .into(),
+    ))
+}
+
+/// Cancel a job: a pending one at once, a running one is stopped.
+#[utoipa::path(post, path = "/api/agent/tasks/{task_id}/cancel", tag = "agent", params(("task_id" = String, Path)),
+    responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
+pub(crate) async fn cancel_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<TaskDto> {
+    Ok(ApiOk(
+        state
+            .jobs
+            .cancel(&caller.actor(), &path.into_inner())
+            .await?
+            .into(),
+    ))
 }

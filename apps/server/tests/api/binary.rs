@@ -253,3 +253,130 @@ async fn the_admin_cli_creates_users_and_resets_passwords() {
         .unwrap();
     assert_eq!(session["data"]["user"]["role"], "admin");
 }
+
+async fn wait_ready(port: u16) {
+    platform::tls::ensure_crypto_provider();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/active"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+async fn admin_client(port: u16) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/api/auth/login"))
+        .json(&serde_json::json!({"username_or_email": "admin", "password": "Boot-admin-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    client
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_crash_is_resumed_after_a_restart() {
+    use llm_double::{LlmDouble, Reply};
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    // The first attempt hangs (the server is killed meanwhile); the second answers.
+    llm.push(Reply::Answer {
+        chunks: vec!["{}".into()],
+        reasoning: vec![],
+        tool_calls: vec![],
+        usage: None,
+        delay: std::time::Duration::from_secs(120),
+        cut_after: None,
+    });
+    llm.push(Reply::text(&[
+        r#"{"name": "Survivor", "systemPrefix": "You persist.", "maxLoopCount": 5}"#,
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_text = port.to_string();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let env = [
+        ("SAGE_DATA_DIR", data.as_str()),
+        ("SAGE_PORT", port_text.as_str()),
+        ("SAGE_ADMIN_PASSWORD", "Boot-admin-pass"),
+        ("SAGE_OUTBOUND_ALLOW", "loopback"),
+        ("SAGE_DEFAULT_LLM_BASE_URL", llm.base_url.as_str()),
+        ("SAGE_DEFAULT_LLM_MODEL", "m"),
+        ("SAGE_DEFAULT_LLM_API_KEY", "k"),
+        ("SAGE_JOB_LEASE_SECS", "1"),
+        ("SAGE_WORKERS", "1"),
+        ("RUST_LOG", "warn"),
+    ];
+    let spawn = || {
+        sage(&["serve"], &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    wait_ready(port).await;
+    let client = admin_client(port).await;
+    let submitted: serde_json::Value = client
+        .post(format!(
+            "http://127.0.0.1:{port}/api/agent/auto-generate/submit"
+        ))
+        .json(&serde_json::json!({"agent_description": "survives crashes"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "http://127.0.0.1:{port}/api/agent/tasks/{}",
+        submitted["data"]["task_id"].as_str().unwrap()
+    );
+    crate::jobs::poll(&client, &url, |s| s == "running").await;
+    // The model call is under way once the model has received it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while llm.chat_requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the model was never called"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // A crash: no graceful stop, the job row stays `running` with its lease.
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = spawn();
+    wait_ready(port).await;
+    let client = admin_client(port).await;
+    let done = crate::jobs::poll(&client, &url, |s| s == "completed" || s == "failed").await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["name"], "Survivor");
+    assert_eq!(
+        llm.chat_requests().len(),
+        2,
+        "the job ran again after the restart"
+    );
+}

@@ -11,6 +11,7 @@ mod binary;
 mod errors;
 mod gate;
 mod helpers;
+mod jobs;
 mod providers;
 mod registration;
 mod routing;

@@ -1,6 +1,8 @@
 //! The SeaORM implementation of [`crate::Agents`].
 
 mod entities;
+mod jobs;
 mod service;
 
+pub use jobs::{AgentJobs, SeaOrmJobs};
 pub use service::SeaOrmAgents;
