@@ -283,6 +283,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "模型调用失败：{reason}",
     },
     ErrorSpec {
+        key: "workspace.path_invalid",
+        kind: ErrorKind::BadRequest,
+        en: "The path is not allowed: it must stay inside the workspace.",
+        zh: "路径不合法：必须位于工作区内。",
+    },
+    ErrorSpec {
+        key: "workspace.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such file or directory in the workspace.",
+        zh: "工作区中不存在该文件或目录。",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{agents, auth, llm_providers, system, upstream, users};
+use crate::routes::{agents, auth, llm_providers, system, upstream, users, workspaces};
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
 #[derive(utoipa::ToSchema)]
@@ -62,7 +62,8 @@ impl utoipa::Modify for Security {
         agents::list_agents, agents::default_prompt, agents::create_agent, agents::get_agent, agents::update_agent,
         agents::delete_agent, agents::get_grants, agents::set_grants, agents::auto_generate, agents::optimize_prompt,
         agents::abilities, agents::submit_auto_generate, agents::submit_optimize, agents::get_task,
-        agents::cancel_task,
+        agents::cancel_task, workspaces::list_files, workspaces::download_file, workspaces::delete_file,
+        workspaces::upload_file, workspaces::delete_workspace,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),

@@ -27,6 +27,7 @@ pub struct Services {
     pub providers: Arc<providers::SeaOrmProviders>,
     pub agents: Arc<agents::SeaOrmAgents>,
     pub jobs: Arc<agents::SeaOrmJobs>,
+    pub workspaces: agents::WorkspaceService,
     pub session_max_age_secs: i64,
 }
 
@@ -60,6 +61,10 @@ impl Services {
             providers.clone(),
             llm,
         ));
+        let workspaces = agents::WorkspaceService::new(
+            agents.clone(),
+            agents::Workspaces::new(config.data_dir.join("workspaces")),
+        );
         let jobs = Arc::new(agents::SeaOrmJobs::new(
             db.clone(),
             agents.clone(),
@@ -106,6 +111,7 @@ impl Services {
             providers,
             agents,
             jobs,
+            workspaces,
             session_max_age_secs,
         })
     }
@@ -131,6 +137,7 @@ impl Application {
             providers,
             agents,
             jobs,
+            workspaces,
             session_max_age_secs,
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -165,6 +172,7 @@ impl Application {
             providers,
             agents,
             jobs: jobs.clone(),
+            workspaces,
             session_max_age_secs,
         });
         // The in-process worker; it stops when the server stops.

@@ -20,6 +20,7 @@ pub(crate) struct AppState {
     pub providers: Arc<dyn providers::Providers>,
     pub agents: Arc<dyn agents::Agents>,
     pub jobs: Arc<dyn agents::AgentJobs>,
+    pub workspaces: agents::WorkspaceService,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

@@ -21,6 +21,11 @@ pub enum AgentError {
     Provider(#[from] providers::ProviderError),
     #[error("the model failed: {0}")]
     Llm(providers::LlmError),
+    /// A workspace path that is malformed or leaves its root.
+    #[error("invalid path: {0}")]
+    PathInvalid(String),
+    #[error("no such file or directory")]
+    FileNotFound,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -34,6 +39,8 @@ impl AgentError {
             AgentError::Invalid { .. } => ErrorKind::Invalid,
             AgentError::GenerationInvalid | AgentError::Llm(_) => ErrorKind::Upstream,
             AgentError::Provider(e) => e.kind(),
+            AgentError::PathInvalid(_) => ErrorKind::BadRequest,
+            AgentError::FileNotFound => ErrorKind::NotFound,
             AgentError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -47,6 +54,8 @@ impl AgentError {
             AgentError::GenerationInvalid => "agent.generation_invalid",
             AgentError::Llm(_) => "agent.generation_failed",
             AgentError::Provider(e) => e.key(),
+            AgentError::PathInvalid(_) => "workspace.path_invalid",
+            AgentError::FileNotFound => "workspace.not_found",
             AgentError::Internal(_) => "internal",
         }
     }

@@ -16,6 +16,8 @@ mod generate;
 mod jobs;
 mod service;
 mod template;
+pub mod workspace;
+mod workspace_service;
 
 pub use config::{AgentConfig, AgentMode, normalise};
 pub use db::{AgentJobs, SeaOrmAgents, SeaOrmJobs};
@@ -23,3 +25,5 @@ pub use error::AgentError;
 pub use jobs::{Job, JobKind, JobSettings, JobStatus};
 pub use service::{Agent, Agents};
 pub use template::{Language, default_system_prompt};
+pub use workspace::{Download, Listing, WorkspaceEntry, Workspaces};
+pub use workspace_service::WorkspaceService;

@@ -36,6 +36,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/system-prompt/optimize").route(web::post().to(optimize_prompt)),
             )
             .service(web::resource("/abilities").route(web::post().to(abilities)))
+            .configure(crate::routes::workspaces::configure)
             .service(
                 web::resource("/{agent_id}")
                     .route(web::get().to(get_agent))

@@ -9,6 +9,7 @@ pub(crate) mod llm_providers;
 pub(crate) mod system;
 pub(crate) mod upstream;
 pub(crate) mod users;
+pub(crate) mod workspaces;
 
 /// Every route of the application.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {

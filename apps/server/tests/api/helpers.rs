@@ -165,6 +165,11 @@ impl TestApp {
         (client, id)
     }
 
+    /// The server's data directory.
+    pub fn data_path(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

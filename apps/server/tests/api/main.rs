@@ -19,3 +19,4 @@ mod smtp;
 mod system;
 mod upstream;
 mod users;
+mod workspaces;

@@ -32,14 +32,7 @@ const STRICT: &[&str] = &[
     "/api/auth/upstream/",
     "/api/user/",
     "/api/llm-provider/",
-    "/api/agent/list",
-    "/api/agent/template/default_system_prompt",
-    "/api/agent/create",
-    "/api/agent/{agent_id}",
-    "/api/agent/{agent_id}/auth",
-    "/api/agent/auto-generate",
-    "/api/agent/system-prompt/optimize",
-    "/api/agent/abilities",
+    "/api/agent/",
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -1,0 +1,378 @@
+//! Agent file workspaces: `/api/agent/{agent_id}/file_workspace*` and
+//! `/api/agent/workspace/delete`. Paths are confined by the agents crate; this file only moves
+//! bytes (downloads are streamed, uploads are multipart).
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use agents::Download;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::state::AppState;
+
+/// Routes inside the `/api/agent` scope (registered before `/{agent_id}`).
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/workspace/delete").route(web::post().to(delete_workspace)))
+        .service(web::resource("/{agent_id}/file_workspace").route(web::post().to(list_files)))
+        .service(
+            web::resource("/{agent_id}/file_workspace/download")
+                .route(web::get().to(download_file)),
+        )
+        .service(
+            web::resource("/{agent_id}/file_workspace/delete").route(web::delete().to(delete_file)),
+        )
+        .service(
+            web::resource("/{agent_id}/file_workspace/upload").route(web::post().to(upload_file)),
+        );
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct ListQuery {
+    /// Directory to list, relative to the workspace (default: its root).
+    path: Option<String>,
+    /// Levels to descend (default 5, at most 20).
+    max_depth: Option<u32>,
+    /// Accepted for compatibility; conversations land later.
+    #[allow(dead_code)]
+    session_id: Option<String>,
+    /// Admins only: act on this user's workspace.
+    user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FileDto {
+    name: String,
+    path: String,
+    size: u64,
+    modified_time: i64,
+    is_directory: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListingDto {
+    agent_id: String,
+    user_id: String,
+    files: Vec<FileDto>,
+    workspace_path: String,
+    path: String,
+    max_depth: u32,
+    truncated_by_depth: bool,
+    message: String,
+}
+
+/// List the caller's workspace files for an agent (recursive).
+#[utoipa::path(post, path = "/api/agent/{agent_id}/file_workspace", tag = "agent",
+    params(("agent_id" = String, Path), ListQuery),
+    responses((status = 200, body = Envelope<ListingDto>), (status = 400, description = "Path outside the workspace")))]
+pub(crate) async fn list_files(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<ListQuery>,
+) -> ApiResult<ListingDto> {
+    let agent_id = path.into_inner();
+    let q = query.0;
+    let depth = q.max_depth.unwrap_or(5).min(20);
+    let dir = q.path.unwrap_or_default();
+    let (listing, user_id) = state
+        .workspaces
+        .list(
+            &caller.actor(),
+            &agent_id,
+            q.user_id.as_deref(),
+            &dir,
+            depth,
+        )
+        .await?;
+    let files: Vec<FileDto> = listing
+        .entries
+        .into_iter()
+        .map(|e| FileDto {
+            name: e.name,
+            path: e.path,
+            size: e.size,
+            modified_time: e.modified_time,
+            is_directory: e.is_directory,
+        })
+        .collect();
+    Ok(ApiOk(ListingDto {
+        message: format!("{} entries", files.len()),
+        workspace_path: format!("workspaces/{user_id}/{agent_id}"),
+        agent_id,
+        user_id,
+        files,
+        path: dir,
+        max_depth: depth,
+        truncated_by_depth: listing.truncated_by_depth,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct FileQuery {
+    /// File or directory, relative to the workspace.
+    file_path: String,
+    #[allow(dead_code)]
+    session_id: Option<String>,
+    /// Admins only: act on this user's workspace.
+    user_id: Option<String>,
+    /// Deleting a missing path succeeds (default false).
+    #[serde(default)]
+    missing_ok: bool,
+}
+
+fn content_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "zip" => "application/zip",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A file streamed from disk in 64 KiB chunks; `keep` lives until the stream ends.
+fn stream_file<K: Send + 'static>(
+    path: std::path::PathBuf,
+    keep: K,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(
+        (None::<tokio::fs::File>, path, keep, false),
+        |(file, path, keep, done)| async move {
+            if done {
+                return None;
+            }
+            let mut file = match file {
+                Some(f) => f,
+                None => match tokio::fs::File::open(&path).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        return Some((
+                            Err(actix_web::error::ErrorInternalServerError(e)),
+                            (None, path, keep, true),
+                        ));
+                    }
+                },
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(web::Bytes::from(buf)), (Some(file), path, keep, false)))
+                }
+                Err(e) => Some((
+                    Err(actix_web::error::ErrorInternalServerError(e)),
+                    (None, path, keep, true),
+                )),
+            }
+        },
+    )
+}
+
+/// Download a file (streamed) or a directory (as a zip).
+#[utoipa::path(get, path = "/api/agent/{agent_id}/file_workspace/download", tag = "agent",
+    params(("agent_id" = String, Path), FileQuery),
+    responses((status = 200, description = "The file's bytes"), (status = 400, description = "Path outside the workspace"),
+              (status = 404, description = "No such file")))]
+pub(crate) async fn download_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<FileQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.0;
+    let download = state
+        .workspaces
+        .download(
+            &caller.actor(),
+            &path.into_inner(),
+            q.user_id.as_deref(),
+            &q.file_path,
+        )
+        .await?;
+    let (name, body, length): (
+        String,
+        futures_util::stream::BoxStream<'static, _>,
+        Option<u64>,
+    ) = match download {
+        Download::File { path, name, size } => (name, stream_file(path, ()).boxed(), Some(size)),
+        Download::Zip { file, name } => {
+            let path = file.path().to_path_buf();
+            let size = std::fs::metadata(&path).ok().map(|m| m.len());
+            (name, stream_file(path, file).boxed(), size)
+        }
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, content_type(&name)))
+        .insert_header((header::CONTENT_DISPOSITION, disposition));
+    if let Some(len) = length {
+        response.no_chunking(len);
+    }
+    Ok(response.streaming(body))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeletedFileDto {
+    file_path: String,
+    deleted: bool,
+}
+
+/// Delete a file or a directory (recursively) from the workspace.
+#[utoipa::path(delete, path = "/api/agent/{agent_id}/file_workspace/delete", tag = "agent",
+    params(("agent_id" = String, Path), FileQuery),
+    responses((status = 200, body = Envelope<DeletedFileDto>), (status = 400, description = "Path outside the workspace"),
+              (status = 404, description = "No such file")))]
+pub(crate) async fn delete_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<FileQuery>,
+) -> ApiResult<DeletedFileDto> {
+    let q = query.0;
+    state
+        .workspaces
+        .delete(
+            &caller.actor(),
+            &path.into_inner(),
+            q.user_id.as_deref(),
+            &q.file_path,
+            q.missing_ok,
+        )
+        .await?;
+    Ok(ApiOk(DeletedFileDto {
+        file_path: q.file_path,
+        deleted: true,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct UploadQuery {
+    /// Admins only: act on this user's workspace.
+    user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UploadedDto {
+    path: String,
+    size: usize,
+}
+
+/// Upload one file (multipart `file`, optional `target_path` directory).
+#[utoipa::path(post, path = "/api/agent/{agent_id}/file_workspace/upload", tag = "agent",
+    params(("agent_id" = String, Path), UploadQuery),
+    responses((status = 200, body = Envelope<UploadedDto>), (status = 400, description = "Path outside the workspace"),
+              (status = 413, description = "Too large")))]
+pub(crate) async fn upload_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<UploadQuery>,
+    mut form: Multipart,
+) -> ApiResult<UploadedDto> {
+    let limit = state.config.max_upload_bytes;
+    let mut target = String::new();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = form.next().await {
+        let mut field =
+            field.map_err(|e| AppError::new("request.bad_request").param("reason", e))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk =
+                chunk.map_err(|e| AppError::new("request.bad_request").param("reason", e))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(AppError::new("request.payload_too_large").param("limit", limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "file" => {
+                let file_name = file_name
+                    .ok_or_else(|| AppError::validation("body", "file", "has no file name"))?;
+                file = Some((file_name, bytes));
+            }
+            "target_path" => target = String::from_utf8_lossy(&bytes).into_owned(),
+            _ => {}
+        }
+    }
+    let (file_name, bytes) =
+        file.ok_or_else(|| AppError::validation("body", "file", "is required"))?;
+    let size = bytes.len();
+    let stored = state
+        .workspaces
+        .upload(
+            &caller.actor(),
+            &path.into_inner(),
+            query.0.user_id.as_deref(),
+            &target,
+            &file_name,
+            bytes,
+        )
+        .await?;
+    Ok(ApiOk(UploadedDto { path: stored, size }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct WorkspaceDeleteBody {
+    agent_id: String,
+    user_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkspaceDeletedDto {
+    agent_id: String,
+    user_id: String,
+    workspace_path: String,
+    deleted: bool,
+}
+
+/// Delete a user's whole workspace for an agent (the user themself or an admin).
+#[utoipa::path(post, path = "/api/agent/workspace/delete", tag = "agent", request_body = WorkspaceDeleteBody,
+    responses((status = 200, body = Envelope<WorkspaceDeletedDto>), (status = 403, description = "Another user's workspace"),
+              (status = 422, description = "Invalid id")))]
+pub(crate) async fn delete_workspace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<WorkspaceDeleteBody>,
+) -> ApiResult<WorkspaceDeletedDto> {
+    let b = body.0;
+    let (workspace_path, deleted) = state
+        .workspaces
+        .delete_workspace(&caller.actor(), &b.agent_id, &b.user_id)
+        .await?;
+    Ok(ApiOk(WorkspaceDeletedDto {
+        agent_id: b.agent_id,
+        user_id: b.user_id,
+        workspace_path,
+        deleted,
+    }))
+}

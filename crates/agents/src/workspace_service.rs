@@ -1,0 +1,133 @@
+//! The workspace service: who may touch which workspace, then the file operations on the
+//! blocking pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use platform::Actor;
+
+use crate::AgentError;
+use crate::service::Agents;
+use crate::workspace::{Download, Listing, Workspaces};
+
+/// File workspaces per (user, agent).
+#[derive(Clone)]
+pub struct WorkspaceService {
+    agents: Arc<dyn Agents>,
+    store: Workspaces,
+}
+
+/// Runs a file operation on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AgentError::Internal(e.into()))?
+}
+
+impl WorkspaceService {
+    pub fn new(agents: Arc<dyn Agents>, store: Workspaces) -> Self {
+        Self { agents, store }
+    }
+
+    /// The workspace root for the caller (or, for an admin, the user they name) on an agent
+    /// the caller may use.
+    async fn root(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<(PathBuf, String), AgentError> {
+        self.agents.get(actor, agent_id).await?;
+        let user = match user_id.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(other) if actor.is_admin => other.to_owned(),
+            _ => actor.user_id.clone(),
+        };
+        Ok((self.store.root_of(&user, agent_id)?, user))
+    }
+
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: Option<&str>,
+        path: &str,
+        max_depth: u32,
+    ) -> Result<(Listing, String), AgentError> {
+        let (root, user) = self.root(actor, agent_id, user_id).await?;
+        let (store, path) = (self.store.clone(), path.to_owned());
+        let listing = blocking(move || store.list(&root, &path, max_depth)).await?;
+        Ok((listing, user))
+    }
+
+    pub async fn download(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: Option<&str>,
+        path: &str,
+    ) -> Result<Download, AgentError> {
+        let (root, _) = self.root(actor, agent_id, user_id).await?;
+        let (store, path) = (self.store.clone(), path.to_owned());
+        blocking(move || store.download(&root, &path)).await
+    }
+
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: Option<&str>,
+        path: &str,
+        missing_ok: bool,
+    ) -> Result<(), AgentError> {
+        let (root, _) = self.root(actor, agent_id, user_id).await?;
+        let (store, path) = (self.store.clone(), path.to_owned());
+        match blocking(move || store.delete(&root, &path)).await {
+            Err(AgentError::FileNotFound) if missing_ok => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn upload(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: Option<&str>,
+        target_dir: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, AgentError> {
+        let (root, _) = self.root(actor, agent_id, user_id).await?;
+        let (store, dir, name) = (
+            self.store.clone(),
+            target_dir.to_owned(),
+            file_name.to_owned(),
+        );
+        blocking(move || store.write(&root, &dir, &name, &bytes)).await
+    }
+
+    /// Deletes a user's whole workspace for an agent: the user themself or an admin. Ids are
+    /// validated before a path is built.
+    pub async fn delete_workspace(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        user_id: &str,
+    ) -> Result<(String, bool), AgentError> {
+        if !platform::ids::is_safe_id(agent_id) {
+            return Err(AgentError::invalid("agent_id", "is not an agent id"));
+        }
+        if !platform::ids::is_safe_id(user_id) {
+            return Err(AgentError::invalid("user_id", "is not a user id"));
+        }
+        if !actor.is_admin && actor.user_id != user_id {
+            return Err(AgentError::Forbidden);
+        }
+        let root = self.store.root_of(user_id, agent_id)?;
+        let logical = format!("workspaces/{user_id}/{agent_id}");
+        let store = self.store.clone();
+        let deleted = blocking(move || store.remove_all(&root)).await?;
+        Ok((logical, deleted))
+    }
+}
