@@ -17,9 +17,10 @@ pub enum AgentMode {
 }
 
 impl AgentMode {
+    /// `default` (the spec's example value) runs as `simple` and is kept as written.
     pub fn parse(text: &str) -> Option<AgentMode> {
         match text {
-            "simple" => Some(AgentMode::Simple),
+            "simple" | "default" => Some(AgentMode::Simple),
             "fibre" => Some(AgentMode::Fibre),
             "team" => Some(AgentMode::Team),
             _ => None,
@@ -79,6 +80,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("llm_provider_id", Kind::OptText),
     ("fast_llm_provider_id", Kind::OptText),
     ("enableMultimodal", Kind::Bool),
+    ("multiAgent", Kind::Bool),
     ("agentMode", Kind::OptText),
     ("is_default", Kind::Bool),
 ];
@@ -99,6 +101,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("thinking_level", "thinkingLevel"),
     ("enable_multimodal", "enableMultimodal"),
     ("agent_mode", "agentMode"),
+    ("multi_agent", "multiAgent"),
     ("llmProviderId", "llm_provider_id"),
 ];
 
@@ -249,7 +252,7 @@ pub fn with_defaults(config: &AgentConfig) -> Map<String, Value> {
     let mut out = Map::new();
     for (field, kind) in FIELDS {
         let default = match (*field, kind) {
-            ("deepThinking" | "enableMultimodal" | "is_default", _) => json!(false),
+            ("deepThinking" | "enableMultimodal" | "multiAgent" | "is_default", _) => json!(false),
             ("thinkingLevel", _) => json!("medium"),
             _ => Value::Null,
         };
@@ -290,7 +293,7 @@ mod tests {
             (json!({"name": "a", "maxLoopCount": "10"}), "maxLoopCount"),
             (json!({"name": "a", "maxLoopCount": 2.5}), "maxLoopCount"),
             (
-                json!({"name": "a", "maxLoopCount": 3, "agentMode": "default"}),
+                json!({"name": "a", "maxLoopCount": 3, "agentMode": "turbo"}),
                 "agentMode",
             ),
             (
@@ -347,12 +350,13 @@ mod tests {
     fn unknown_fields_are_dropped_and_legacy_names_read() {
         let c = normalise(&map(
             json!({"name": "a", "max_loop_count": 4, "system_prefix": "hi",
-            "multiAgent": true, "id": "x"}),
+            "multiAgent": true, "id": "x", "futureField": 1}),
         ))
         .unwrap();
         assert_eq!(c.0["maxLoopCount"], 4);
         assert_eq!(c.0["systemPrefix"], "hi");
-        assert!(!c.0.contains_key("multiAgent") && !c.0.contains_key("id"));
+        assert_eq!(c.0["multiAgent"], true);
+        assert!(!c.0.contains_key("futureField") && !c.0.contains_key("id"));
         let full = with_defaults(&c);
         assert_eq!(full["thinkingLevel"], "medium");
         assert_eq!(full["deepThinking"], false);

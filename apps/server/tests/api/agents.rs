@@ -73,6 +73,52 @@ async fn a_created_agent_reads_back_as_sent_with_id_owner_and_timestamps() {
 }
 
 #[tokio::test]
+async fn the_specs_own_example_round_trips() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let example = json!({
+        "id": "optional",
+        "user_id": "optional",
+        "name": "Research Agent",
+        "systemPrefix": "You are a careful research assistant.",
+        "systemContext": {},
+        "availableWorkflows": {},
+        "availableTools": ["web_search"],
+        "availableSubAgentIds": [],
+        "availableSkills": ["market-research"],
+        "availableKnowledgeBases": [],
+        "memoryType": "session",
+        "maxLoopCount": 10,
+        "deepThinking": false,
+        "llm_provider_id": "provider_xxx",
+        "enableMultimodal": false,
+        "multiAgent": false,
+        "agentMode": "default",
+        "description": "Handles market research"
+    });
+    let id = envelope(create(&app, &alice, example.clone()).await).await["data"]["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = envelope(
+        alice
+            .get(app.url(&format!("/api/agent/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    for (k, v) in example.as_object().unwrap() {
+        if k == "id" || k == "user_id" {
+            continue;
+        }
+        assert_eq!(&got["data"][k], v, "{k}");
+    }
+    assert_eq!(got["data"]["id"], id, "the server assigns the id");
+    assert_ne!(got["data"]["user_id"], "optional", "and the owner");
+}
+
+#[tokio::test]
 async fn invalid_configurations_name_the_field() {
     let app = TestApp::spawn().await;
     let (alice, _) = app.user("alice").await;
@@ -83,7 +129,7 @@ async fn invalid_configurations_name_the_field() {
     for (field, value) in [
         ("maxLoopCount", json!(0)),
         ("maxLoopCount", json!("10")),
-        ("agentMode", json!("default")),
+        ("agentMode", json!("turbo")),
         ("availableTools", json!("web")),
     ] {
         let mut c = config("x");

@@ -188,3 +188,38 @@ async fn jobs_without_a_provider_fail_with_the_reason() {
         404
     );
 }
+
+#[tokio::test]
+async fn finished_jobs_are_purged_after_the_retention_time() {
+    let app = TestApp::spawn_with(|c| c.job_retention = Duration::from_secs(1)).await;
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let alice = user_with_provider(&app, &llm).await;
+    llm.push(Reply::text(&[DRAFT]));
+    let submitted = envelope(
+        app.post_json(
+            &alice,
+            "/api/agent/auto-generate/submit",
+            json!({"agent_description": "short-lived"}),
+        )
+        .await,
+    )
+    .await;
+    let url = app.url(&format!(
+        "/api/agent/tasks/{}",
+        submitted["data"]["task_id"].as_str().unwrap()
+    ));
+    poll(&alice, &url, |s| s == "completed").await;
+    // Waiting is the behaviour under test: the retention time passing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = alice.get(&url).send().await.unwrap().status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the finished job was never purged"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

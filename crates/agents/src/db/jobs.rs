@@ -376,7 +376,11 @@ impl SeaOrmJobs {
                     }
                 }
             }
-            if last_purge.elapsed() > std::time::Duration::from_secs(60) {
+            let purge_every = self.settings.retention.clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(60),
+            );
+            if last_purge.elapsed() >= purge_every {
                 last_purge = std::time::Instant::now();
                 if let Err(e) = self.purge().await {
                     tracing::warn!(error = %e, "purging finished jobs failed");
