@@ -75,9 +75,8 @@ pub(crate) fn wait_active(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-/// Cold start (fresh data dir: database created and migrated) to the first 200 from
-/// `GET /active`, and resident memory after two idle seconds.
-pub(crate) fn startup() -> Result<(), String> {
+/// Builds the release server and returns the binary's path.
+pub(crate) fn release_server() -> Result<std::path::PathBuf, String> {
     run(
         cargo().args(["build", "--release", "-p", "server", "--bin", "sage-server"]),
         "release build",
@@ -85,7 +84,13 @@ pub(crate) fn startup() -> Result<(), String> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root().join("target"));
-    let binary = target.join("release/sage-server");
+    Ok(target.join("release/sage-server"))
+}
+
+/// Cold start (fresh data dir: database created and migrated) to the first 200 from
+/// `GET /active`, and resident memory after two idle seconds.
+pub(crate) fn startup() -> Result<(), String> {
+    let binary = release_server()?;
     let mut starts = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..RUNS {

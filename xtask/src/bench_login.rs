@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench::{free_port, machine, stop, wait_active, write_section};
-use crate::{cargo, root, run};
+use crate::bench::{free_port, machine, release_server, stop, wait_active, write_section};
 
 const CLIENTS: usize = 50;
 const STORM: Duration = Duration::from_secs(10);
@@ -62,17 +61,11 @@ fn sample_health(port: u16, stop: &AtomicBool, limit: usize) -> Vec<f64> {
 }
 
 pub(crate) fn login() -> Result<(), String> {
-    run(
-        cargo().args(["build", "--release", "-p", "server", "--bin", "sage-server"]),
-        "release build",
-    )?;
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root().join("target"));
+    let binary = release_server()?;
     let data = std::env::temp_dir().join(format!("sage-bench-login-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let port = free_port()?;
-    let mut child = Command::new(target.join("release/sage-server"))
+    let mut child = Command::new(binary)
         .env("SAGE_DATA_DIR", &data)
         .env("SAGE_PORT", port.to_string())
         .env("SAGE_ADMIN_PASSWORD", PASSWORD)

@@ -458,6 +458,19 @@ impl ResponseError for AppError {
     }
 }
 
+impl AppError {
+    /// A domain error by its catalogue key, checked against the kind the domain gave it (a
+    /// mismatch is a bug in the catalogue and answers 500 rather than a wrong status).
+    fn domain(key: &'static str, kind: ErrorKind) -> AppError {
+        let app = AppError::new(key);
+        if app.kind() == kind {
+            app
+        } else {
+            AppError::internal(anyhow::anyhow!("catalogue kind mismatch for {key}"))
+        }
+    }
+}
+
 impl From<identity::IdentityError> for AppError {
     fn from(e: identity::IdentityError) -> Self {
         use identity::IdentityError as E;
@@ -472,12 +485,7 @@ impl From<identity::IdentityError> for AppError {
             E::Store(source) => AppError::unavailable(source),
             E::Internal(source) => AppError::internal(source),
             other => {
-                let mut app = AppError::new(key);
-                if app.kind() != other.kind() {
-                    return AppError::internal(anyhow::anyhow!(
-                        "catalogue kind mismatch for {key}"
-                    ));
-                }
+                let mut app = AppError::domain(key, other.kind());
                 if let Some(seconds) = retry {
                     app = app.retry_after(seconds);
                 }
@@ -515,12 +523,7 @@ impl From<providers::ProviderError> for AppError {
                 AppError::internal(anyhow::anyhow!("a sealed provider key cannot be opened"))
             }
             other => {
-                let mut app = AppError::new(key);
-                if app.kind() != other.kind() {
-                    return AppError::internal(anyhow::anyhow!(
-                        "catalogue kind mismatch for {key}"
-                    ));
-                }
+                let mut app = AppError::domain(key, other.kind());
                 if let Some(reason) = reason {
                     app = app.param("reason", reason);
                 }
@@ -538,16 +541,7 @@ impl From<agents::AgentError> for AppError {
             E::Provider(p) => AppError::from(p),
             E::Internal(source) => AppError::internal(source),
             E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
-            other => {
-                let key = other.key();
-                let app = AppError::new(key);
-                if app.kind() != other.kind() {
-                    return AppError::internal(anyhow::anyhow!(
-                        "catalogue kind mismatch for {key}"
-                    ));
-                }
-                app
-            }
+            other => AppError::domain(other.key(), other.kind()),
         }
     }
 }
