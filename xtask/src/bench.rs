@@ -121,7 +121,8 @@ pub(crate) fn startup() -> Result<(), String> {
     let median = |v: &[f64]| v[v.len() / 2];
     let body = format!(
         "Cold start to the first `200` from `GET /active` (fresh data directory: SQLite file \
-         created and migrated), release build, {RUNS} runs.\n\n\
+         created and migrated, first admin created with one argon2id hash), release build, \
+         {RUNS} runs.\n\n\
          | measure | median | best | worst | goal |\n|---|---|---|---|---|\n\
          | start | {:.0} ms | {:.0} ms | {:.0} ms | ≤ 300 ms |\n\
          | idle RSS | {:.1} MiB | {:.1} MiB | {:.1} MiB | ≤ 30 MiB |\n\n\

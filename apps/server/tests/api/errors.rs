@@ -73,3 +73,62 @@ async fn messages_follow_the_requested_locale() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn malformed_bodies_get_4xx_envelopes_and_never_a_500() {
+    let app = TestApp::spawn().await;
+    let client = app.new_client();
+    let url = app.url("/api/auth/login");
+
+    let broken = client
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body("{\"username_or_email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 422);
+    assert_eq!(envelope(broken).await["error_code"], "request.invalid_json");
+
+    let wrong_type = client
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .body("username=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    assert_eq!(
+        envelope(wrong_type).await["error_code"],
+        "request.unsupported_media_type"
+    );
+
+    let huge = format!(
+        "{{\"username_or_email\": \"{}\", \"password\": \"x\"}}",
+        "a".repeat(3 * 1024 * 1024)
+    );
+    let oversize = client
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+    assert_eq!(
+        envelope(oversize).await["error_code"],
+        "request.payload_too_large"
+    );
+
+    let wrong_field_type = client
+        .post(&url)
+        .json(&serde_json::json!({"username_or_email": ["admin"], "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_field_type.status(), 422);
+    assert_eq!(
+        envelope(wrong_field_type).await["error_detail"][0]["field"],
+        "username_or_email"
+    );
+}
