@@ -90,6 +90,9 @@ impl Services {
         let identity_settings = identity::IdentitySettings {
             upstream_flow_ttl: config.upstream_flow_ttl,
             login_attempts_per_ip_per_minute: config.login_limit_per_ip,
+            session_idle: config.session_idle,
+            session_absolute: config.session_lifetime,
+            access_token_ttl: config.access_token_ttl,
             ..identity::IdentitySettings::default()
         };
         let session_max_age_secs =

@@ -162,6 +162,12 @@ pub struct Config {
     pub upstream_flow_ttl: Duration,
     /// Login attempts allowed per client IP per minute.
     pub login_limit_per_ip: i64,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    pub session_lifetime: Duration,
+    /// Lifetime of access tokens (`expires_in`).
+    pub access_token_ttl: Duration,
     /// How long a background job's claim lasts without renewal.
     pub job_lease: Duration,
     /// How long finished background jobs are kept.
@@ -218,6 +224,9 @@ impl Default for Config {
             stream_log_ttl: Duration::from_secs(3600),
             upstream_flow_ttl: Duration::from_secs(600),
             login_limit_per_ip: 60,
+            session_idle: Duration::from_secs(7 * 24 * 3600),
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            access_token_ttl: Duration::from_secs(3600),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(1800),
             s3: None,
@@ -271,6 +280,9 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_STREAM_LOG_TTL_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
     "SAGE_LOGIN_LIMIT_PER_IP",
+    "SAGE_SESSION_IDLE_SECS",
+    "SAGE_SESSION_LIFETIME_SECS",
+    "SAGE_ACCESS_TOKEN_TTL_SECS",
     "SAGE_JOB_LEASE_SECS",
     "SAGE_JOB_RETENTION_SECS",
     "SAGE_S3_ENDPOINT",
@@ -612,6 +624,21 @@ impl Config {
                 )?
                 .filter(|n| *n > 0)
                 .unwrap_or(defaults.login_limit_per_ip),
+            session_idle: src
+                .parse::<u64>("SAGE_SESSION_IDLE_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.session_idle),
+            session_lifetime: src
+                .parse::<u64>("SAGE_SESSION_LIFETIME_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.session_lifetime),
+            access_token_ttl: src
+                .parse::<u64>("SAGE_ACCESS_TOKEN_TTL_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.access_token_ttl),
             job_lease: src
                 .parse::<u64>("SAGE_JOB_LEASE_SECS", "a whole number of seconds")?
                 .filter(|s| *s >= 1)

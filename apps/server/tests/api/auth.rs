@@ -425,3 +425,66 @@ async fn a_cookie_session_cannot_change_state_cross_site() {
         .unwrap();
     assert_eq!(same_origin.status(), 200);
 }
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime() {
+    let app = TestApp::spawn_with(|c| c.session_lifetime = std::time::Duration::from_secs(1)).await;
+    let client = app.new_client();
+    let body = envelope(app.login(&client, "admin", ADMIN_PASSWORD).await).await;
+    assert_eq!(
+        body["data"]["expires_in"], 1,
+        "tokens never outlive their session"
+    );
+    let access = body["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(session_status(&app, &client).await, 200);
+    // Waiting is the behaviour under test: the lifetime running out.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(session_status(&app, &client).await, 401);
+    assert_eq!(bearer_status(&app, &access).await, 401);
+}
+
+async fn failing_login_from(app: &TestApp, forwarded_for: &str) -> u16 {
+    app.new_client()
+        .post(app.url("/api/auth/login"))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"username_or_email": "admin", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_through_trusted_proxies() {
+    // Untrusted: X-Forwarded-For is ignored, so every attempt comes from the same peer.
+    let direct = TestApp::spawn().await;
+    for _ in 0..5 {
+        failing_login_from(&direct, "203.0.113.1").await;
+    }
+    assert_eq!(
+        failing_login_from(&direct, "203.0.113.99").await,
+        429,
+        "a forged header does not reset the count"
+    );
+
+    // Behind a trusted proxy (the loopback peer): each client address has its own count.
+    let proxied = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec![platform::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(failing_login_from(&proxied, "203.0.113.1").await, 401);
+    }
+    assert_eq!(failing_login_from(&proxied, "203.0.113.1").await, 429);
+    assert_eq!(
+        failing_login_from(&proxied, "203.0.113.2").await,
+        401,
+        "another client is not blocked"
+    );
+    assert_eq!(
+        failing_login_from(&proxied, "203.0.113.2, 127.0.0.1").await,
+        401,
+        "trusted hops are skipped from the right"
+    );
+}
