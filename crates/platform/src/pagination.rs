@@ -6,6 +6,8 @@ use serde::Serialize;
 pub const MAX_PAGE_SIZE: u64 = 100;
 /// The page size when the client gives none.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// The highest page number accepted; keeps offsets far inside every database's integer range.
+pub const MAX_PAGE: u64 = 1_000_000;
 
 /// A validated 1-based page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +19,7 @@ pub struct PageRequest {
 /// Why a page request was refused; names the offending parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {
-    #[error("page must be 1 or more")]
+    #[error("page must be between 1 and {MAX_PAGE}")]
     Page,
     #[error("page_size must be between 1 and {MAX_PAGE_SIZE}")]
     PageSize,
@@ -37,7 +39,7 @@ impl PageRequest {
     pub fn new(page: Option<u64>, page_size: Option<u64>) -> Result<Self, PageError> {
         let page = page.unwrap_or(1);
         let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        if page == 0 {
+        if page == 0 || page > MAX_PAGE {
             return Err(PageError::Page);
         }
         if page_size == 0 || page_size > MAX_PAGE_SIZE {
@@ -98,6 +100,13 @@ mod tests {
             PageRequest::default()
         );
         assert_eq!(PageRequest::new(Some(0), None), Err(PageError::Page));
+        assert_eq!(PageRequest::new(Some(u64::MAX), None), Err(PageError::Page));
+        assert_eq!(
+            PageRequest::new(Some(MAX_PAGE), Some(MAX_PAGE_SIZE))
+                .unwrap()
+                .offset(),
+            99_999_900
+        );
         assert_eq!(PageRequest::new(None, Some(0)), Err(PageError::PageSize));
         assert_eq!(PageRequest::new(None, Some(101)), Err(PageError::PageSize));
         assert_eq!(PageError::PageSize.field(), "page_size");
