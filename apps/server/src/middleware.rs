@@ -157,7 +157,7 @@ fn fallback(
         return res;
     }
     let (req, _) = res.into_parts();
-    let response = if path == "/api" || path.starts_with("/api/") {
+    let mut response = if path == "/api" || path.starts_with("/api/") {
         let key = if status == 404 {
             "route.not_found"
         } else {
@@ -177,5 +177,13 @@ fn fallback(
             .content_type("text/plain; charset=utf-8")
             .body(text)
     };
+    if status == 405 {
+        let allowed = crate::openapi::allowed_methods(path);
+        if !allowed.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&allowed.join(", "))
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+    }
     ServiceResponse::new(req, response)
 }

@@ -78,6 +78,64 @@ impl utoipa::Modify for Security {
 )]
 struct ApiDoc;
 
+/// The methods the document declares for a concrete request path (`{param}` segments match
+/// any one segment), for the `Allow` header of 405 answers.
+pub(crate) fn allowed_methods(path: &str) -> Vec<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        let mut routes: Vec<(Vec<String>, Vec<String>)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let value = serde_json::to_value(item).unwrap_or_default();
+                let methods = value
+                    .as_object()
+                    .map(|m| {
+                        m.keys()
+                            .filter(|k| {
+                                matches!(
+                                    k.as_str(),
+                                    "get"
+                                        | "post"
+                                        | "put"
+                                        | "delete"
+                                        | "patch"
+                                        | "head"
+                                        | "options"
+                                )
+                            })
+                            .map(|k| k.to_ascii_uppercase())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (template.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        routes.push((
+            vec![String::new(), "openapi.json".into()],
+            vec!["GET".into()],
+        ));
+        routes
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out: Vec<String> = routes
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                })
+        })
+        .flat_map(|(_, methods)| methods.iter().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The document as pretty JSON.
 pub fn document_json() -> String {
     let mut doc = ApiDoc::openapi();
@@ -110,6 +168,17 @@ mod tests {
         for path in ["/active", "/api/health", "/api/system/info"] {
             assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
         }
+    }
+
+    #[test]
+    fn allowed_methods_come_from_the_document() {
+        assert_eq!(allowed_methods("/api/health"), vec!["GET"]);
+        assert_eq!(
+            allowed_methods("/api/agent/agent_123"),
+            vec!["DELETE", "GET", "PUT"]
+        );
+        assert_eq!(allowed_methods("/api/user/config"), vec!["GET", "POST"]);
+        assert!(allowed_methods("/nowhere").is_empty());
     }
 
     #[test]

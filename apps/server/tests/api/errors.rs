@@ -40,6 +40,11 @@ async fn a_wrong_method_answers_405() {
     let admin = app.admin().await;
     let response = admin.post(app.url("/api/health")).send().await.unwrap();
     assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["allow"],
+        "GET",
+        "RFC 9110 asks 405 to list the methods"
+    );
     let body = envelope(response).await;
     assert_eq!(body["error_code"], "route.method_not_allowed");
 
