@@ -295,6 +295,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "工作区中不存在该文件或目录。",
     },
     ErrorSpec {
+        key: "observability.jaeger_not_configured",
+        kind: ErrorKind::NotFound,
+        en: "Tracing UI is not configured (SAGE_JAEGER_PUBLIC_URL).",
+        zh: "未配置链路追踪界面（SAGE_JAEGER_PUBLIC_URL）。",
+    },
+    ErrorSpec {
+        key: "observability.login_unavailable",
+        kind: ErrorKind::Unavailable,
+        en: "There is no password login to send you to; sign in through your identity provider first.",
+        zh: "没有可用的账号密码登录页面，请先通过身份提供方登录。",
+    },
+    ErrorSpec {
         key: "internal",
         kind: ErrorKind::Internal,
         en: "An internal error occurred; quote request id {request_id} when reporting it.",

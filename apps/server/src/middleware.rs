@@ -92,6 +92,19 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .unwrap_or_else(platform::ids::new_uuid)
 }
 
+static STATUS_CLASSES: [std::sync::atomic::AtomicU64; 5] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+/// Requests answered so far by status class (1xx … 5xx), for the metrics route.
+pub(crate) fn request_counts() -> [u64; 5] {
+    std::array::from_fn(|i| STATUS_CLASSES[i].load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Request id, span, locale, access log and fallback envelopes, around everything else.
 pub(crate) async fn request_context(
     req: ServiceRequest,
@@ -134,6 +147,9 @@ pub(crate) async fn request_context(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let status = res.status().as_u16();
+    if let Some(counter) = STATUS_CLASSES.get(usize::from(status / 100).saturating_sub(1)) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {

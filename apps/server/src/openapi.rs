@@ -6,7 +6,9 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{agents, auth, llm_providers, system, upstream, users, workspaces};
+use crate::routes::{
+    agents, auth, llm_providers, observability, system, upstream, users, workspaces,
+};
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
 #[derive(utoipa::ToSchema)]
@@ -64,6 +66,8 @@ impl utoipa::Modify for Security {
         agents::abilities, agents::submit_auto_generate, agents::submit_optimize, agents::get_task,
         agents::cancel_task, workspaces::list_files, workspaces::download_file, workspaces::delete_file,
         workspaces::upload_file, workspaces::delete_workspace,
+        observability::jaeger_login, observability::jaeger_auth, observability::jaeger_redirect,
+        observability::metrics,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -74,6 +78,7 @@ impl utoipa::Modify for Security {
         (name = "users", description = "User administration and per-user configuration"),
         (name = "llm-provider", description = "OpenAI-compatible LLM providers (keys masked, owner-only)"),
         (name = "agent", description = "Agents: configurations, sharing, generation"),
+        (name = "observability", description = "Jaeger gate and Prometheus metrics"),
     )
 )]
 struct ApiDoc;

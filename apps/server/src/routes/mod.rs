@@ -6,6 +6,7 @@ use actix_web::web;
 pub(crate) mod agents;
 pub(crate) mod auth;
 pub(crate) mod llm_providers;
+pub(crate) mod observability;
 pub(crate) mod system;
 pub(crate) mod upstream;
 pub(crate) mod users;
@@ -21,6 +22,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(llm_providers::configure)
-                .configure(agents::configure),
+                .configure(agents::configure)
+                .configure(observability::configure),
         );
 }

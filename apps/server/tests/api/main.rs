@@ -12,6 +12,7 @@ mod errors;
 mod gate;
 mod helpers;
 mod jobs;
+mod observability;
 mod providers;
 mod registration;
 mod routing;

@@ -33,6 +33,7 @@ const STRICT: &[&str] = &[
     "/api/user/",
     "/api/llm-provider/",
     "/api/agent/",
+    "/api/observability/",
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
