@@ -134,14 +134,13 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let started_at = Instant::now();
         let Services {
-            db,
-            stores,
             identity,
             providers,
             agents,
             jobs,
             workspaces,
             session_max_age_secs,
+            ..
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
 
@@ -168,8 +167,6 @@ impl Application {
         let cors_origins = config.cors_origins.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
-            db,
-            stores,
             started_at,
             identity,
             providers,

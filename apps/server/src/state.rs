@@ -4,17 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use platform::Config;
-use platform::store::Stores;
-use sea_orm::DatabaseConnection;
 
 /// Everything handlers reach through `web::Data<AppState>`.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub config: Arc<Config>,
-    #[allow(dead_code)] // Used by the domain services wired in by the next issues.
-    pub db: DatabaseConnection,
-    #[allow(dead_code)]
-    pub stores: Stores,
     pub started_at: Instant,
     pub identity: Arc<dyn identity::Identity>,
     pub providers: Arc<dyn providers::Providers>,
