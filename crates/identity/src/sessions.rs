@@ -87,8 +87,8 @@ impl Sessions {
         Ok(())
     }
 
-    /// A new session for `user`.
-    pub async fn create(&self, user: &User) -> Result<String, IdentityError> {
+    /// A new session for `user`: its id and record.
+    pub async fn create(&self, user: &User) -> Result<(String, SessionRecord), IdentityError> {
         let id = platform::ids::new_secret_token(32);
         let now = Utc::now().timestamp();
         let absolute = i64::try_from(self.settings.session_absolute.as_secs()).unwrap_or(i64::MAX);
@@ -108,7 +108,7 @@ impl Sessions {
                 self.settings.session_absolute,
             )
             .await?;
-        Ok(id)
+        Ok((id, record))
     }
 
     /// The live session `id`, its idle timer pushed forward.

@@ -440,12 +440,7 @@ impl Identity for SeaOrmIdentity {
             self.sessions.destroy(old, None).await?;
         }
         let user = to_user(user);
-        let session_id = self.sessions.create(&user).await?;
-        let record = self
-            .sessions
-            .get(&session_id)
-            .await?
-            .ok_or(IdentityError::Unauthenticated)?;
+        let (session_id, record) = self.sessions.create(&user).await?;
         let tokens = self.sessions.issue_tokens(&session_id, &record).await?;
         Ok(LoginOutcome {
             session_id,
@@ -554,7 +549,7 @@ impl Identity for SeaOrmIdentity {
             .finish(provider_id, callback, browser_state)
             .await?;
         let user = to_user(self.link_upstream(&provider, claims).await?);
-        let session_id = self.sessions.create(&user).await?;
+        let (session_id, _) = self.sessions.create(&user).await?;
         Ok(UpstreamLogin {
             session_id,
             next,
