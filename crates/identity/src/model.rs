@@ -151,6 +151,8 @@ pub struct IdentitySettings {
     pub code_ttl: Duration,
     pub code_resend: Duration,
     pub code_max_attempts: i64,
+    /// Code requests per client address per hour (mail abuse).
+    pub code_requests_per_ip_per_hour: i64,
     /// Concurrent argon2 hashes (each holds 19 MiB).
     pub hash_concurrency: usize,
     /// How long an upstream login may take from start to callback.
@@ -169,6 +171,7 @@ impl Default for IdentitySettings {
             code_ttl: Duration::from_secs(600),
             code_resend: Duration::from_secs(60),
             code_max_attempts: 5,
+            code_requests_per_ip_per_hour: 10,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             upstream_flow_ttl: Duration::from_secs(600),
         }

@@ -74,7 +74,12 @@ pub trait Identity: Send + Sync {
         caller: Option<&Principal>,
     ) -> Result<TokenPair, IdentityError>;
 
-    async fn send_registration_code(&self, email: &str) -> Result<CodeSent, IdentityError>;
+    /// Sends a registration code; at most `code_requests_per_ip_per_hour` per client address.
+    async fn send_registration_code(
+        &self,
+        email: &str,
+        client: ClientInfo,
+    ) -> Result<CodeSent, IdentityError>;
 
     /// Creates an account from a registration; returns its id.
     async fn register(&self, request: RegisterRequest) -> Result<String, IdentityError>;

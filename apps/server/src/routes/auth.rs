@@ -53,10 +53,17 @@ pub(crate) struct CodeSentDto {
 #[utoipa::path(post, path = "/api/auth/register/send-code", tag = "auth", request_body = SendCodeBody,
     responses((status = 200, body = Envelope<CodeSentDto>), (status = 429, description = "Resend throttled")))]
 pub(crate) async fn send_code(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ApiJson<SendCodeBody>,
 ) -> ApiResult<CodeSentDto> {
-    let sent = state.identity.send_registration_code(&body.0.email).await?;
+    let client = ClientInfo {
+        ip: auth::client_ip(&req, &state.config),
+    };
+    let sent = state
+        .identity
+        .send_registration_code(&body.0.email, client)
+        .await?;
     Ok(ApiOk(CodeSentDto {
         expires_in: sent.expires_in,
         retry_after: sent.retry_after,

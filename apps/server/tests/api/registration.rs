@@ -234,3 +234,30 @@ async fn registration_is_off_by_default_and_admins_switch_it_on() {
     assert_eq!(sent.status(), 200);
     assert_eq!(sink.next_code().await.len(), 6);
 }
+
+#[tokio::test]
+async fn code_requests_are_limited_per_client_address() {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(&sink).await;
+    let client = app.new_client();
+    for i in 0..10 {
+        let r = app
+            .post_json(
+                &client,
+                "/api/auth/register/send-code",
+                json!({"email": format!("u{i}@example.com")}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let eleventh = app
+        .post_json(
+            &client,
+            "/api/auth/register/send-code",
+            json!({"email": "u10@example.com"}),
+        )
+        .await;
+    assert_eq!(eleventh.status(), 429);
+    assert!(eleventh.headers().contains_key("retry-after"));
+    drop(sink);
+}

@@ -590,7 +590,11 @@ impl Identity for SeaOrmIdentity {
         self.sessions.issue_tokens(&session_id, &record).await
     }
 
-    async fn send_registration_code(&self, email: &str) -> Result<CodeSent, IdentityError> {
+    async fn send_registration_code(
+        &self,
+        email: &str,
+        client: ClientInfo,
+    ) -> Result<CodeSent, IdentityError> {
         if self.mode != AuthMode::Native || !self.allow_registration().await? {
             return Err(IdentityError::RegistrationDisabled);
         }
@@ -602,6 +606,24 @@ impl Identity for SeaOrmIdentity {
             .is_some()
         {
             return Err(IdentityError::EmailTaken);
+        }
+        let per_ip = self
+            .kv
+            .incr(
+                &format!(
+                    "regcode-ip:{}",
+                    client
+                        .ip
+                        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+                ),
+                1,
+                std::time::Duration::from_secs(3600),
+            )
+            .await?;
+        if per_ip.value > self.settings.code_requests_per_ip_per_hour {
+            return Err(IdentityError::CodeThrottled {
+                retry_after: per_ip.ttl.map_or(3600, |t| t.as_secs().max(1)),
+            });
         }
         let throttle_key = format!("regcode-resend:{email}");
         if !self
