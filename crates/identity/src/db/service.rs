@@ -115,6 +115,14 @@ impl SeaOrmIdentity {
             .await?)
     }
 
+    /// The user with this (lower-cased) e-mail address.
+    async fn find_by_email(&self, email_key: &str) -> Result<Option<users::Model>, IdentityError> {
+        Ok(users::Entity::find()
+            .filter(users::Column::EmailKey.eq(email_key.to_owned()))
+            .one(&self.db)
+            .await?)
+    }
+
     async fn find_by_login(&self, ident: &str) -> Result<Option<users::Model>, IdentityError> {
         let key = ident.trim().to_lowercase();
         if let Some(user) = users::Entity::find()
@@ -125,10 +133,7 @@ impl SeaOrmIdentity {
             return Ok(Some(user));
         }
         if key.contains('@') {
-            return Ok(users::Entity::find()
-                .filter(users::Column::EmailKey.eq(key))
-                .one(&self.db)
-                .await?);
+            return self.find_by_email(&key).await;
         }
         Ok(None)
     }
@@ -159,11 +164,7 @@ impl SeaOrmIdentity {
             return Err(IdentityError::UsernameTaken);
         }
         if let Some(email) = &email
-            && users::Entity::find()
-                .filter(users::Column::EmailKey.eq(email.clone()))
-                .one(&self.db)
-                .await?
-                .is_some()
+            && self.find_by_email(email).await?.is_some()
         {
             return Err(IdentityError::EmailTaken);
         }
@@ -292,10 +293,7 @@ impl SeaOrmIdentity {
             && claims.email_verified
             && let Some(email) = &email
         {
-            user = users::Entity::find()
-                .filter(users::Column::EmailKey.eq(email.clone()))
-                .one(&self.db)
-                .await?;
+            user = self.find_by_email(email).await?;
         }
         let user = match user {
             Some(user) => user,
@@ -303,11 +301,7 @@ impl SeaOrmIdentity {
                 // An unverified or already-used address is not attached to a new account.
                 let email = match &email {
                     Some(e) if claims.email_verified => {
-                        let used = users::Entity::find()
-                            .filter(users::Column::EmailKey.eq(e.clone()))
-                            .one(&self.db)
-                            .await?
-                            .is_some();
+                        let used = self.find_by_email(e).await?.is_some();
                         (!used).then(|| e.clone())
                     }
                     _ => None,
@@ -599,12 +593,7 @@ impl Identity for SeaOrmIdentity {
             return Err(IdentityError::RegistrationDisabled);
         }
         let email = validate::email("email", email)?;
-        if users::Entity::find()
-            .filter(users::Column::EmailKey.eq(email.clone()))
-            .one(&self.db)
-            .await?
-            .is_some()
-        {
+        if self.find_by_email(&email).await?.is_some() {
             return Err(IdentityError::EmailTaken);
         }
         let per_ip = self
