@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 mod extract;
+mod lenient;
 mod middleware;
 pub mod openapi;
 mod response;

@@ -113,7 +113,8 @@ fn check(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
         Kind::Text | Kind::OptText => {
             value.is_string() || (matches!(kind, Kind::OptText) && value.is_null())
         }
-        Kind::Bool => value.is_boolean(),
+        // The web UI sends `null` for a switch it never showed: unset.
+        Kind::Bool => value.is_boolean() || value.is_null(),
         Kind::TextList => {
             value.is_null()
                 || value
@@ -135,7 +136,7 @@ fn check(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
         let expected = match kind {
             Kind::Text => "a string",
             Kind::OptText => "a string or null",
-            Kind::Bool => "true or false",
+            Kind::Bool => "true, false or null",
             Kind::TextList => "a list of strings",
             Kind::Object => "an object",
             Kind::WorkflowMap => "an object of string lists",

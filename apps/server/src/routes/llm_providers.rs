@@ -3,11 +3,12 @@
 
 use actix_web::web;
 use providers::{Capabilities, ProviderInput, ProviderPatch, ProviderView};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::extract::ApiJson;
+use crate::lenient;
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
 
@@ -40,10 +41,17 @@ pub(crate) struct ProviderCreate {
     /// Exactly one non-empty, single-line key.
     api_keys: Vec<String>,
     model: String,
+    /// `0`, `null` and `""` mean "not set" (the web UI sends them for an empty field).
+    #[serde(default, deserialize_with = "lenient::count")]
     max_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::real")]
     temperature: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::real")]
     top_p: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::real")]
     presence_penalty: Option<f64>,
+    /// `0`, `null` and `""` mean "not set".
+    #[serde(default, deserialize_with = "lenient::count")]
     max_model_len: Option<i64>,
     #[serde(default)]
     supports_multimodal: bool,
@@ -72,35 +80,27 @@ impl From<ProviderCreate> for ProviderInput {
     }
 }
 
-/// Present-and-null is `Some(None)` (clear); absent is `None` (keep).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// `LLMProviderUpdate`: every field optional; `null` clears the optional numbers.
+/// `LLMProviderUpdate`: every field optional; `null` or `""` (and `0` for the counts) clears
+/// an optional number, absence keeps it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct ProviderUpdate {
     name: Option<String>,
     base_url: Option<String>,
     api_keys: Option<Vec<String>>,
     model: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient::count_patch")]
     #[schema(value_type = Option<i64>)]
     max_tokens: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient::real_patch")]
     #[schema(value_type = Option<f64>)]
     temperature: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient::real_patch")]
     #[schema(value_type = Option<f64>)]
     top_p: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient::real_patch")]
     #[schema(value_type = Option<f64>)]
     presence_penalty: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "lenient::count_patch")]
     #[schema(value_type = Option<i64>)]
     max_model_len: Option<Option<i64>>,
     supports_multimodal: Option<bool>,
@@ -171,9 +171,12 @@ impl From<ProviderView> for ProviderDto {
     }
 }
 
+/// `provider_id` is Sage's field; `id` carries the same value because the web UI's set-up
+/// dialog reads `id` to link the default agent it creates to the new provider.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ProviderIdDto {
     provider_id: String,
+    id: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -331,7 +334,10 @@ pub(crate) async fn create_provider(
         .providers
         .create(&caller.actor(), body.0.into())
         .await?;
-    Ok(ApiOk(ProviderIdDto { provider_id }))
+    Ok(ApiOk(ProviderIdDto {
+        id: provider_id.clone(),
+        provider_id,
+    }))
 }
 
 /// Probe the merged values, then save.

@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod binary;
 mod errors;
+mod first_screen;
 mod gate;
 mod helpers;
 mod jobs;
