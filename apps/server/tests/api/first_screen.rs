@@ -273,11 +273,9 @@ async fn agent_forms_accept_what_the_web_ui_sends_for_empty_fields() {
             }),
         )
         .await;
-    assert_eq!(made.status(), 200);
-    let id = envelope(made).await["data"]["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let made = envelope(made).await;
+    assert_eq!(made["code"], 200, "{made}");
+    let id = made["data"]["agent_id"].as_str().unwrap().to_owned();
     let agent = envelope(
         alice
             .get(app.url(&format!("/api/agent/{id}")))
