@@ -10,6 +10,7 @@ mod auth;
 mod binary;
 mod errors;
 mod gate;
+mod hardening;
 mod helpers;
 mod jobs;
 mod observability;
