@@ -405,3 +405,129 @@ impl SeaOrmIdentity {
         Ok(updated)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use migration::MigratorTrait;
+    use platform::Config;
+    use platform::store::MemoryKvStore;
+
+    use super::*;
+    use crate::upstream::providers_from_config;
+
+    async fn service() -> (SeaOrmIdentity, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = platform::db::connect_url(&url).await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        let config = Config {
+            auth_mode: AuthMode::OAuth,
+            public_url: Some("https://sage.example".into()),
+            ..Config::default()
+        };
+        let identity = SeaOrmIdentity::new(
+            db,
+            Arc::new(MemoryKvStore::new()),
+            &config,
+            Arc::new(crate::LogMailer),
+            crate::IdentitySettings::default(),
+        )
+        .unwrap();
+        (identity, dir)
+    }
+
+    fn provider(settings: serde_json::Value) -> UpstreamProvider {
+        let mut entry =
+            serde_json::json!({"id": "corp", "issuer": "https://id.example", "client_id": "c"});
+        if let (Some(e), Some(s)) = (entry.as_object_mut(), settings.as_object()) {
+            e.extend(s.clone());
+        }
+        providers_from_config(&serde_json::json!([entry])).remove(0)
+    }
+
+    fn claims(subject: &str, email: &str) -> UpstreamClaims {
+        UpstreamClaims {
+            subject: subject.into(),
+            email: Some(email.into()),
+            email_verified: true,
+            username: Some(subject.into()),
+            name: None,
+            claims_admin: None,
+        }
+    }
+
+    async fn account(identity: &SeaOrmIdentity, name: &str, email: &str) -> users::Model {
+        new_user_model(name.into(), Some(email.into()), None)
+            .insert(&identity.db)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_verified_e_mail_links_only_where_the_provider_vouches_for_its_domain() {
+        let (identity, _dir) = service().await;
+        let ann = account(&identity, "ann", "ann@corp.example").await;
+        let off = provider(serde_json::json!({}));
+        assert!(matches!(
+            identity
+                .login_upstream(&off, claims("s1", "ann@corp.example"))
+                .await,
+            Err(IdentityError::UpstreamLinkRequired)
+        ));
+        let elsewhere = provider(
+            serde_json::json!({"link_by_email": true, "link_email_domains": "other.example"}),
+        );
+        assert!(matches!(
+            identity
+                .login_upstream(&elsewhere, claims("s1", "ann@corp.example"))
+                .await,
+            Err(IdentityError::UpstreamLinkRequired)
+        ));
+        let vouching = provider(
+            serde_json::json!({"link_by_email": true, "link_email_domains": "corp.example"}),
+        );
+        let linked = identity
+            .login_upstream(&vouching, claims("s1", "ann@corp.example"))
+            .await
+            .unwrap();
+        assert_eq!(
+            linked.id, ann.id,
+            "no password, not admin, not linked: linked"
+        );
+
+        // Now linked to corp: another provider vouching for the domain is refused.
+        let mut partner = vouching.clone();
+        partner.id = "partner".into();
+        assert!(matches!(
+            identity
+                .login_upstream(&partner, claims("p1", "ann@corp.example"))
+                .await,
+            Err(IdentityError::UpstreamLinkRequired)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_role_claim_decides_for_accounts_the_provider_manages() {
+        let (identity, _dir) = service().await;
+        let p = provider(serde_json::json!({"role_claim": "roles"}));
+        let mut c = claims("s1", "bo@corp.example");
+        c.claims_admin = Some(true);
+        let first = identity.login_upstream(&p, c.clone()).await.unwrap();
+        assert_eq!(first.role, "admin");
+        // A second admin, so that bo is not the last one.
+        let _ = identity
+            .login_upstream(&p, {
+                let mut other = claims("s2", "cy@corp.example");
+                other.claims_admin = Some(true);
+                other
+            })
+            .await
+            .unwrap();
+        c.claims_admin = Some(false);
+        let demoted = identity.login_upstream(&p, c.clone()).await.unwrap();
+        assert_eq!(demoted.id, first.id);
+        assert_eq!(demoted.role, "user", "the claim no longer says admin");
+    }
+}
