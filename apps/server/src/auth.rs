@@ -14,7 +14,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use identity::{Credential, Principal};
-use platform::Config;
+use platform::{AuthMode, Config};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -117,18 +117,32 @@ fn bearer(req: &ServiceRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// How the caller was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Bearer,
+    Cookie,
+    /// The trusted proxy's identity header: ambient like a cookie (the proxy authenticates
+    /// the browser by its own cookie), so it is CSRF-checked too.
+    Proxy,
+}
+
+fn peer_is_trusted(peer: Option<IpAddr>, config: &Config) -> bool {
+    peer.is_some_and(|ip| config.trusted_proxies.iter().any(|n| n.contains(ip)))
+}
+
 /// Resolves the caller from the request's credentials.
 async fn resolve(
     req: &ServiceRequest,
     state: &AppState,
-) -> Result<Option<(Principal, bool)>, AppError> {
+) -> Result<Option<(Principal, Via)>, AppError> {
     if let Some(token) = bearer(req)
         && let Some(p) = state
             .identity
             .authenticate(Credential::Bearer(&token))
             .await?
     {
-        return Ok(Some((p, false)));
+        return Ok(Some((p, Via::Bearer)));
     }
     // An invalid or expired Bearer token falls back to the cookie: the web UI sends both,
     // and its access token expires long before its session.
@@ -138,28 +152,62 @@ async fn resolve(
             .authenticate(Credential::Session(cookie.value()))
             .await?
     {
-        return Ok(Some((p, true)));
+        return Ok(Some((p, Via::Cookie)));
     }
-    if let Some(user) = req
-        .headers()
-        .get(PROXY_USER_HEADER)
-        .and_then(|v| v.to_str().ok())
+    // The identity header counts only in trusted_proxy mode and only from a configured proxy
+    // (the real peer address); the proxy must strip it from clients' requests.
+    if state.config.auth_mode == AuthMode::TrustedProxy
+        && let Some(user) = req
+            .headers()
+            .get(PROXY_USER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        && peer_is_trusted(req.peer_addr().map(|a| a.ip()), &state.config)
+        && let Some(p) = state.identity.authenticate_proxy_user(user).await?
     {
-        let peer = req.peer_addr().map(|a| a.ip());
-        let trusted =
-            peer.is_some_and(|ip| state.config.trusted_proxies.iter().any(|n| n.contains(ip)));
-        if trusted && !user.trim().is_empty() {
-            return Ok(Some((
-                state.identity.authenticate_proxy_user(user).await?,
-                false,
-            )));
-        }
+        return Ok(Some((p, Via::Proxy)));
     }
     Ok(None)
 }
 
-/// A state change carried by a cookie must come from our own origin (or a CORS-allowed
-/// one); a missing `Origin` (non-browser clients) passes.
+/// `scheme://host[:port]` of a URL or origin, lower case, default ports dropped.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() {
+        return None;
+    }
+    let authority = match (scheme.as_str(), authority.rsplit_once(':')) {
+        ("http", Some((host, "80"))) | ("https", Some((host, "443"))) => host.to_owned(),
+        _ => authority,
+    };
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// This server's origin as the request reached it: `Host` and plain http, or, only from a
+/// trusted proxy, its `X-Forwarded-Host` and `X-Forwarded-Proto`.
+fn request_origin(req: &ServiceRequest, config: &Config) -> Option<String> {
+    let header_text = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let trusted = peer_is_trusted(req.peer_addr().map(|a| a.ip()), config);
+    let forwarded = |name: &str| if trusted { header_text(name) } else { None };
+    let host = forwarded("x-forwarded-host").or_else(|| header_text("host"))?;
+    let scheme = forwarded("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    origin_of(&format!("{scheme}://{host}"))
+}
+
+/// A state change carried by ambient credentials must come from our own origin (scheme and
+/// host), `SAGE_PUBLIC_URL`'s, or an explicitly listed CORS origin (`*` never counts); a
+/// missing `Origin` (non-browser clients) passes.
 fn cross_site(req: &ServiceRequest, state: &AppState) -> bool {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
@@ -171,19 +219,21 @@ fn cross_site(req: &ServiceRequest, state: &AppState) -> bool {
     else {
         return false;
     };
-    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-    let host = req.connection_info().host().to_owned();
-    let public_host = state.config.public_url.as_deref().and_then(|u| {
-        u.split_once("://")
-            .map(|(_, h)| h.trim_end_matches('/').to_owned())
-    });
-    let same = origin_host == host || public_host.as_deref() == Some(origin_host);
-    !same
-        && !state
-            .config
-            .cors_origins
-            .iter()
-            .any(|o| o == origin || o == "*")
+    let Some(origin) = origin_of(origin) else {
+        return true;
+    };
+    let ours = request_origin(req, &state.config);
+    let public = state.config.public_url.as_deref().and_then(origin_of);
+    let listed = state
+        .config
+        .cors_origins
+        .iter()
+        .filter(|o| o.as_str() != "*")
+        .filter_map(|o| origin_of(o))
+        .any(|o| o == origin);
+    !(ours.as_deref() == Some(origin.as_str())
+        || public.as_deref() == Some(origin.as_str())
+        || listed)
 }
 
 /// The authentication gate.
@@ -209,8 +259,8 @@ pub(crate) async fn authenticate(
         Err(e) => return Ok(req.into_response(render(&path, e))),
     };
     match principal {
-        Some((principal, by_cookie)) => {
-            if by_cookie && cross_site(&req, &state) {
+        Some((principal, via)) => {
+            if via != Via::Bearer && cross_site(&req, &state) {
                 return Ok(req.into_response(render(&path, AppError::new("auth.cross_site"))));
             }
             req.extensions_mut().insert(principal);
@@ -305,6 +355,27 @@ pub(crate) fn cleared_cookie() -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://A.example:443/x").as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(
+            origin_of("http://a.example:80").as_deref(),
+            Some("http://a.example")
+        );
+        assert_eq!(
+            origin_of("http://a.example:8080").as_deref(),
+            Some("http://a.example:8080")
+        );
+        assert_ne!(
+            origin_of("https://a.example"),
+            origin_of("http://a.example")
+        );
+        assert_eq!(origin_of("null"), None);
+    }
 
     #[test]
     fn allow_list_patterns_match_exactly() {

@@ -211,6 +211,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "身份提供方未能完成登录（{reason}），请稍后重试。",
     },
     ErrorSpec {
+        key: "auth.upstream_link_required",
+        kind: ErrorKind::Conflict,
+        en: "An account with this e-mail address already exists; log in to it and link this identity from there.",
+        zh: "该邮箱已有账号，请先登录该账号，再关联此身份。",
+    },
+    ErrorSpec {
+        key: "auth.upstream_identity_taken",
+        kind: ErrorKind::Conflict,
+        en: "This identity is already linked to another account.",
+        zh: "该身份已关联到其他账号。",
+    },
+    ErrorSpec {
         key: "provider.not_found",
         kind: ErrorKind::NotFound,
         en: "No such LLM provider.",
@@ -647,6 +659,8 @@ mod tests {
             E::UpstreamFlowInvalid,
             E::UpstreamDenied("x".into()),
             E::UpstreamFailed("x".into()),
+            E::UpstreamLinkRequired,
+            E::UpstreamIdentityTaken,
         ];
         for e in samples {
             let (kind, key) = (e.kind(), e.key());

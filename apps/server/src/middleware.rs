@@ -1,5 +1,5 @@
-//! Cross-cutting middleware: request id, tracing span and access log, locale, and the
-//! fallback that turns routing's bare 404/405 into the family's envelope.
+//! Cross-cutting middleware: request id, tracing span and access log, locale, security
+//! headers, and the fallback that turns routing's bare 404/405 into the family's envelope.
 
 use std::time::Instant;
 
@@ -125,6 +125,7 @@ pub(crate) async fn request_context(
         path = %path,
     );
     let request_id = ctx.request_id.clone();
+    let under_api = path == "/api" || path.starts_with("/api/");
     let result = CONTEXT
         .scope(ctx.clone(), async move {
             let res = next.call(req).await;
@@ -146,6 +147,7 @@ pub(crate) async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    security_headers(res.headers_mut(), under_api);
     let status = res.status().as_u16();
     if let Some(counter) = STATUS_CLASSES.get(usize::from(status / 100).saturating_sub(1)) {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -159,6 +161,23 @@ pub(crate) async fn request_context(
         }
     });
     Ok(res)
+}
+
+/// On every answer: no `Referer` to other sites, no MIME sniffing. Under `/api`,
+/// `Cache-Control: no-store` unless the route chose its own caching (public, cacheable
+/// routes say so themselves): answers there carry tokens and users' data.
+fn security_headers(headers: &mut actix_web::http::header::HeaderMap, under_api: bool) {
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if under_api && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Routing answers unknown paths with an empty 404 and wrong methods with an empty 405;

@@ -54,7 +54,7 @@ impl utoipa::Modify for Security {
     ),
     paths(
         system::active, system::health, system::system_info, system::update_settings,
-        upstream::start, upstream::start_default, upstream::callback,
+        upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::list_users, users::add_user, users::delete_user,
         users::get_config, users::update_config,

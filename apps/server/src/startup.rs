@@ -89,6 +89,7 @@ impl Services {
         }
         let identity_settings = identity::IdentitySettings {
             upstream_flow_ttl: config.upstream_flow_ttl,
+            upstream_starts_per_ip_per_minute: config.upstream_starts_per_ip,
             login_attempts_per_ip_per_minute: config.login_limit_per_ip,
             session_idle: config.session_idle,
             session_absolute: config.session_lifetime,
@@ -133,6 +134,9 @@ impl Application {
     /// one-line [`StartError`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let started_at = Instant::now();
+        config
+            .validate()
+            .map_err(|e| StartError::new(e.to_string()))?;
         let Services {
             identity,
             providers,

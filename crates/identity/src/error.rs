@@ -47,6 +47,10 @@ pub enum IdentityError {
     UpstreamDenied(String),
     #[error("the identity provider failed: {0}")]
     UpstreamFailed(String),
+    #[error("an account with this e-mail exists; log in to it and link this identity")]
+    UpstreamLinkRequired,
+    #[error("this upstream identity is linked to another account")]
+    UpstreamIdentityTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -66,9 +70,11 @@ impl IdentityError {
             | IdentityError::AdminPasswordLoginRequired
             | IdentityError::RegistrationDisabled
             | IdentityError::Forbidden => ErrorKind::Forbidden,
-            IdentityError::UsernameTaken | IdentityError::EmailTaken | IdentityError::LastAdmin => {
-                ErrorKind::Conflict
-            }
+            IdentityError::UsernameTaken
+            | IdentityError::EmailTaken
+            | IdentityError::LastAdmin
+            | IdentityError::UpstreamLinkRequired
+            | IdentityError::UpstreamIdentityTaken => ErrorKind::Conflict,
             IdentityError::Invalid { .. }
             | IdentityError::WrongPassword
             | IdentityError::CodeInvalid => ErrorKind::Invalid,
@@ -109,6 +115,8 @@ impl IdentityError {
             IdentityError::UpstreamFlowInvalid => "auth.upstream_flow_invalid",
             IdentityError::UpstreamDenied(_) => "auth.upstream_denied",
             IdentityError::UpstreamFailed(_) => "auth.upstream_failed",
+            IdentityError::UpstreamLinkRequired => "auth.upstream_link_required",
+            IdentityError::UpstreamIdentityTaken => "auth.upstream_identity_taken",
             IdentityError::Store(_) => "service.unavailable",
             IdentityError::Internal(_) => "internal",
         }

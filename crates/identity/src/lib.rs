@@ -35,4 +35,4 @@ pub use model::{
 };
 pub use overview::{AuthOverview, LoginProvider};
 pub use service::{Identity, UpstreamLogin};
-pub use upstream::{UpstreamCallback, UpstreamStart};
+pub use upstream::{UpstreamCallback, UpstreamStart, safe_local_path};

@@ -157,6 +157,8 @@ pub struct IdentitySettings {
     pub hash_concurrency: usize,
     /// How long an upstream login may take from start to callback.
     pub upstream_flow_ttl: Duration,
+    /// Upstream login starts per client address (IPv6: per /64) per minute before 429.
+    pub upstream_starts_per_ip_per_minute: i64,
 }
 
 impl Default for IdentitySettings {
@@ -174,6 +176,7 @@ impl Default for IdentitySettings {
             code_requests_per_ip_per_hour: 10,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             upstream_flow_ttl: Duration::from_secs(600),
+            upstream_starts_per_ip_per_minute: 20,
         }
     }
 }

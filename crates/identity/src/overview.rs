@@ -133,6 +133,10 @@ mod tests {
         Config::from_sources([
             ("SAGE_AUTH_MODE".to_owned(), mode.to_owned()),
             ("SAGE_AUTH_PROVIDERS".to_owned(), providers.to_owned()),
+            (
+                "SAGE_PUBLIC_URL".to_owned(),
+                "https://sage.example".to_owned(),
+            ),
         ])
         .unwrap()
     }

@@ -10,7 +10,8 @@ use crate::upstream::{UpstreamCallback, UpstreamStart};
 /// A completed upstream login.
 #[derive(Debug, Clone)]
 pub struct UpstreamLogin {
-    pub session_id: String,
+    /// The new session; `None` after a link flow (the caller's session goes on).
+    pub session_id: Option<String>,
     /// The local path to send the browser to.
     pub next: String,
     pub user: User,
@@ -39,28 +40,45 @@ pub trait Identity: Send + Sync {
         credential: Credential<'_>,
     ) -> Result<Option<Principal>, IdentityError>;
 
-    /// The principal for a username asserted by a trusted proxy; the account is created on
-    /// first sight.
-    async fn authenticate_proxy_user(&self, username: &str) -> Result<Principal, IdentityError>;
+    /// The principal for a username asserted by a trusted proxy (only in `trusted_proxy`
+    /// mode); the account is created on first sight. `None` when the header is not honoured
+    /// (another mode, or an admin account without `SAGE_TRUSTED_PROXY_ADMINS`).
+    async fn authenticate_proxy_user(
+        &self,
+        username: &str,
+    ) -> Result<Option<Principal>, IdentityError>;
 
     /// Starts an upstream (OIDC) login with the given provider, or the first one. The
-    /// callback URL is `base_url` + `/api/auth/upstream/callback/<id>` unless the client asks
-    /// for another on the same origin.
+    /// callback is always `SAGE_PUBLIC_URL` + `/api/auth/upstream/callback/<id>`; a
+    /// `redirect_uri` other than that (or its `/api/user/oauth/callback/<id>` alias) is
+    /// refused. Starts are limited per client address.
     async fn upstream_start(
         &self,
         provider_id: Option<&str>,
-        base_url: &str,
         redirect_uri: Option<&str>,
         next: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<UpstreamStart, IdentityError>;
+
+    /// Starts linking an upstream identity to the caller's account (they are logged in).
+    async fn upstream_link_start(
+        &self,
+        actor: &Principal,
+        provider_id: &str,
+        next: Option<&str>,
+        client: ClientInfo,
     ) -> Result<UpstreamStart, IdentityError>;
 
     /// Completes an upstream login: the user is found by their provider identity, linked by a
-    /// verified e-mail, or created; a new session is opened.
+    /// verified e-mail the provider vouches for (never to an account with a password, an
+    /// admin, or one linked elsewhere), or created; a new session is opened. A link flow
+    /// instead links the identity to `caller`, who must be the user who started it.
     async fn upstream_finish(
         &self,
         provider_id: &str,
         callback: UpstreamCallback,
-        browser_state: Option<&str>,
+        browser_secret: Option<&str>,
+        caller: Option<&Principal>,
     ) -> Result<UpstreamLogin, IdentityError>;
 
     /// Ends the caller's session (and so its tokens).
@@ -108,7 +126,8 @@ pub trait Identity: Send + Sync {
     /// Admin: deletes a user (never the last admin) and ends their sessions.
     async fn delete_user(&self, actor: &Principal, user_id: &str) -> Result<(), IdentityError>;
 
-    /// Any user: `(user id, username)` pairs for pickers, at most 1000.
+    /// `(user id, username)` pairs for pickers: every user (at most 1000) for admins, only
+    /// themselves for anyone else.
     async fn user_options(&self, actor: &Principal)
     -> Result<Vec<(String, String)>, IdentityError>;
 

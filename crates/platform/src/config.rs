@@ -144,6 +144,8 @@ pub struct Config {
     pub auth_mode: AuthMode,
     pub allow_registration: bool,
     pub trusted_proxies: Vec<IpNet>,
+    /// Whether the trusted proxy's identity header may name an admin account.
+    pub trusted_proxy_admins: bool,
     pub smtp_url: Option<String>,
     pub mail_from: Option<String>,
     /// Raw JSON array of upstream OIDC providers (validated by the identity crate).
@@ -160,6 +162,8 @@ pub struct Config {
     pub stream_log_ttl: Duration,
     /// How long an upstream (OIDC) login may take from start to callback.
     pub upstream_flow_ttl: Duration,
+    /// Upstream login starts allowed per client address per minute.
+    pub upstream_starts_per_ip: i64,
     /// Login attempts allowed per client IP per minute.
     pub login_limit_per_ip: i64,
     /// A session unused this long ends.
@@ -210,6 +214,7 @@ impl Default for Config {
             auth_mode: AuthMode::Native,
             allow_registration: false,
             trusted_proxies: Vec::new(),
+            trusted_proxy_admins: false,
             smtp_url: None,
             mail_from: None,
             auth_providers: serde_json::Value::Array(Vec::new()),
@@ -223,6 +228,7 @@ impl Default for Config {
             timezone: "UTC".into(),
             stream_log_ttl: Duration::from_secs(3600),
             upstream_flow_ttl: Duration::from_secs(600),
+            upstream_starts_per_ip: 20,
             login_limit_per_ip: 60,
             session_idle: Duration::from_secs(7 * 24 * 3600),
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
@@ -262,6 +268,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_AUTH_MODE",
     "SAGE_ALLOW_REGISTRATION",
     "SAGE_TRUSTED_PROXIES",
+    "SAGE_TRUSTED_PROXY_ADMINS",
     "SAGE_SMTP_URL",
     "SAGE_MAIL_FROM",
     "SAGE_AUTH_PROVIDERS",
@@ -279,6 +286,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_TIMEZONE",
     "SAGE_STREAM_LOG_TTL_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
+    "SAGE_UPSTREAM_STARTS_PER_IP",
     "SAGE_LOGIN_LIMIT_PER_IP",
     "SAGE_SESSION_IDLE_SECS",
     "SAGE_SESSION_LIFETIME_SECS",
@@ -572,7 +580,7 @@ impl Config {
             .parse::<usize>("SAGE_MAX_UPLOAD_BYTES", "a number of bytes")?
             .unwrap_or(defaults.max_upload_bytes);
 
-        Ok(Config {
+        let config = Config {
             port: src
                 .parse::<u16>("SAGE_PORT", "a port number (0-65535)")?
                 .unwrap_or(defaults.port),
@@ -598,6 +606,9 @@ impl Config {
                 .bool("SAGE_ALLOW_REGISTRATION")?
                 .unwrap_or(defaults.allow_registration),
             trusted_proxies,
+            trusted_proxy_admins: src
+                .bool("SAGE_TRUSTED_PROXY_ADMINS")?
+                .unwrap_or(defaults.trusted_proxy_admins),
             smtp_url: src.url("SAGE_SMTP_URL", &["smtp", "smtps"])?,
             mail_from: src.string("SAGE_MAIL_FROM"),
             auth_providers: src.json_array("SAGE_AUTH_PROVIDERS")?,
@@ -617,6 +628,13 @@ impl Config {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.upstream_flow_ttl),
+            upstream_starts_per_ip: src
+                .parse::<i64>(
+                    "SAGE_UPSTREAM_STARTS_PER_IP",
+                    "a whole number of starts per minute",
+                )?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.upstream_starts_per_ip),
             login_limit_per_ip: src
                 .parse::<i64>(
                     "SAGE_LOGIN_LIMIT_PER_IP",
@@ -667,7 +685,21 @@ impl Config {
                 .bool("SAGE_MIGRATE_ON_START")?
                 .unwrap_or(defaults.migrate_on_start),
             warnings,
-        })
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules that span settings; [`Config::from_sources`] applies them, and the server
+    /// applies them again to a configuration built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth_mode == AuthMode::OAuth && self.public_url.is_none() {
+            return Err(ConfigError::new(
+                "SAGE_PUBLIC_URL",
+                "is required when SAGE_AUTH_MODE is oauth (upstream callbacks are registered on it)",
+            ));
+        }
+        Ok(())
     }
 
     /// The database URL in force: the configured one, or the SQLite file under the data dir.

@@ -40,9 +40,10 @@ pub(crate) struct NextQuery {
     next: Option<String>,
 }
 
+/// A local path (the identity crate's check: one leading `/`, no `\\`, no control
+/// character, so a TAB cannot hide a `//host`).
 fn local(path: &str) -> Option<String> {
-    let ok = path.starts_with('/') && !path.starts_with("//") && !path.contains(['\\', '\r', '\n']);
-    ok.then(|| path.to_owned())
+    identity::safe_local_path(path)
 }
 
 /// Entry into Jaeger: admins continue to `next`; anonymous browsers go to the login page.

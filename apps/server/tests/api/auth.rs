@@ -342,7 +342,11 @@ async fn changing_the_password_ends_every_session() {
 
 #[tokio::test]
 async fn oauth_mode_refuses_password_login() {
-    let app = TestApp::spawn_with(|c| c.auth_mode = platform::AuthMode::OAuth).await;
+    let app = TestApp::spawn_with(|c| {
+        c.auth_mode = platform::AuthMode::OAuth;
+        c.public_url = Some("https://sage.example".into());
+    })
+    .await;
     let response = app.login(&app.new_client(), "admin", ADMIN_PASSWORD).await;
     assert_eq!(response.status(), 403);
     assert_eq!(

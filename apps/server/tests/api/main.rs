@@ -11,6 +11,7 @@ mod binary;
 mod errors;
 mod first_screen;
 mod gate;
+mod hardening;
 mod helpers;
 mod jobs;
 mod observability;

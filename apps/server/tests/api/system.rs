@@ -47,6 +47,7 @@ async fn system_info_describes_login_for_the_web_ui() {
 async fn system_info_follows_the_configured_mode() {
     let app = TestApp::spawn_with(|c| {
         c.auth_mode = platform::AuthMode::OAuth;
+        c.public_url = Some("https://sage.example".into());
         c.auth_providers = serde_json::json!([
             {"id": "corp", "name": "Corp", "client_secret": "never-shown"}
         ]);

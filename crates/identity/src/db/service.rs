@@ -16,7 +16,7 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::entities::{system_settings, user_identities, users};
+use super::entities::{system_settings, users};
 use crate::mail::Mailer;
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
@@ -26,10 +26,10 @@ use crate::password::Passwords;
 use crate::service::{Identity, UpstreamLogin};
 use crate::sessions::{Rotation, Sessions};
 use crate::throttle::Throttle;
-use crate::upstream::{
-    Upstream, UpstreamCallback, UpstreamClaims, UpstreamProvider, UpstreamStart,
-};
+use crate::upstream::{Upstream, UpstreamCallback, UpstreamStart};
 use crate::{IdentityError, validate};
+
+mod upstream_link;
 
 const ALLOW_REGISTRATION: &str = "allow_registration";
 
@@ -48,6 +48,10 @@ pub struct SeaOrmIdentity {
     admin_password: Option<String>,
     admin_email: Option<String>,
     upstream: Upstream,
+    /// `SAGE_PUBLIC_URL`: the base of the registered upstream callbacks.
+    public_url: Option<String>,
+    /// `SAGE_TRUSTED_PROXY_ADMINS`: the proxy's header may name an admin.
+    trusted_proxy_admins: bool,
 }
 
 fn to_user(m: users::Model) -> User {
@@ -87,13 +91,19 @@ impl SeaOrmIdentity {
         mailer: Arc<dyn Mailer>,
         settings: IdentitySettings,
     ) -> Result<Self, IdentityError> {
+        let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
+            .map_err(|e| IdentityError::Internal(anyhow::anyhow!(e)))?;
         let upstream = Upstream::new(
             &config.auth_providers,
             kv.clone(),
             settings.upstream_flow_ttl,
+            settings.upstream_starts_per_ip_per_minute,
+            policy,
         )?;
         Ok(Self {
             upstream,
+            public_url: config.public_url.clone(),
+            trusted_proxy_admins: config.trusted_proxy_admins,
             passwords: Passwords::new(settings.hash_concurrency),
             sessions: Sessions::new(kv.clone(), settings.clone()),
             throttle: Throttle::new(kv.clone(), settings.clone()),
@@ -227,143 +237,6 @@ impl SeaOrmIdentity {
             .map(|record| record.principal(session_id)))
     }
 
-    /// A free username derived from the provider's claims.
-    async fn free_username(&self, claims: &UpstreamClaims) -> Result<String, IdentityError> {
-        let sanitise = |raw: &str| -> String {
-            raw.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-                .take(24)
-                .collect()
-        };
-        let candidates = [
-            claims.username.as_deref().map(sanitise),
-            claims
-                .email
-                .as_deref()
-                .and_then(|e| e.split('@').next())
-                .map(sanitise),
-            Some(format!(
-                "user_{}",
-                sanitise(&claims.subject)
-                    .chars()
-                    .take(12)
-                    .collect::<String>()
-            )),
-        ];
-        let base = candidates
-            .into_iter()
-            .flatten()
-            .find(|c| c.len() >= 3)
-            .unwrap_or_else(|| format!("user_{}", &platform::ids::new_hex_id()[..8]));
-        let mut name = base.clone();
-        for _ in 0..5 {
-            let taken = users::Entity::find()
-                .filter(users::Column::UsernameKey.eq(name.to_lowercase()))
-                .one(&self.db)
-                .await?
-                .is_some();
-            if !taken {
-                return Ok(name);
-            }
-            name = format!("{base}_{}", &platform::ids::new_hex_id()[..6]);
-        }
-        Err(IdentityError::UsernameTaken)
-    }
-
-    /// Finds or creates the local user for an upstream identity and applies role rules.
-    async fn link_upstream(
-        &self,
-        provider: &UpstreamProvider,
-        claims: UpstreamClaims,
-    ) -> Result<users::Model, IdentityError> {
-        let email = claims
-            .email
-            .as_deref()
-            .and_then(|e| validate::email("email", e).ok());
-        let linked =
-            user_identities::Entity::find_by_id((provider.id.clone(), claims.subject.clone()))
-                .one(&self.db)
-                .await?;
-        let mut user = match linked {
-            Some(link) => self.find_by_id(&link.user_id).await?,
-            None => None,
-        };
-        if user.is_none()
-            && provider.link_by_email
-            && claims.email_verified
-            && let Some(email) = &email
-        {
-            user = self.find_by_email(email).await?;
-        }
-        let user = match user {
-            Some(user) => user,
-            None => {
-                // An unverified or already-used address is not attached to a new account.
-                let email = match &email {
-                    Some(e) if claims.email_verified => {
-                        let used = self.find_by_email(e).await?.is_some();
-                        (!used).then(|| e.clone())
-                    }
-                    _ => None,
-                };
-                let username = self.free_username(&claims).await?;
-                let now = Utc::now();
-                let model = users::ActiveModel {
-                    id: Set(platform::ids::new_hex_id()),
-                    username_key: Set(username.to_lowercase()),
-                    username: Set(username),
-                    email: Set(email.clone()),
-                    email_key: Set(email),
-                    nickname: Set(claims.name.clone()),
-                    phonenum: Set(None),
-                    avatar: Set(None),
-                    role: Set(Role::User.as_str().to_owned()),
-                    password_hash: Set(None),
-                    config: Set("{}".to_owned()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                };
-                model.insert(&self.db).await?
-            }
-        };
-        let link = user_identities::ActiveModel {
-            provider_id: Set(provider.id.clone()),
-            subject: Set(claims.subject.clone()),
-            user_id: Set(user.id.clone()),
-            email: Set(email.clone()),
-            created_at: Set(Utc::now()),
-        };
-        user_identities::Entity::insert(link)
-            .on_conflict(
-                OnConflict::columns([
-                    user_identities::Column::ProviderId,
-                    user_identities::Column::Subject,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
-        let wants_admin = provider.default_admin
-            || email
-                .as_ref()
-                .is_some_and(|e| claims.email_verified && provider.admin_emails.contains(e))
-            || provider
-                .admin_usernames
-                .contains(&user.username.to_lowercase());
-        if wants_admin && user.role != Role::Admin.as_str() {
-            // A role change ends the user's existing sessions.
-            let id = user.id.clone();
-            let mut active: users::ActiveModel = user.into();
-            active.role = Set(Role::Admin.as_str().to_owned());
-            active.updated_at = Set(Utc::now());
-            let updated = active.update(&self.db).await?;
-            self.sessions.destroy_all(&id).await?;
-            return Ok(updated);
-        }
-        Ok(user)
-    }
-
     async fn check_code(&self, email: &str, code: &str) -> Result<(), IdentityError> {
         let Some(stored) = self.kv.get(&format!("regcode:{email}")).await? else {
             return Err(IdentityError::CodeInvalid);
@@ -456,99 +329,43 @@ impl Identity for SeaOrmIdentity {
         }
     }
 
-    async fn authenticate_proxy_user(&self, username: &str) -> Result<Principal, IdentityError> {
-        let username = validate::username(username)?;
-        let user = match self.find_by_login(&username).await? {
-            Some(user) => user,
-            None => {
-                let now = Utc::now();
-                let model = users::ActiveModel {
-                    id: Set(platform::ids::new_hex_id()),
-                    username: Set(username.clone()),
-                    username_key: Set(username.to_lowercase()),
-                    email: Set(None),
-                    email_key: Set(None),
-                    nickname: Set(None),
-                    phonenum: Set(None),
-                    avatar: Set(None),
-                    role: Set(Role::User.as_str().to_owned()),
-                    password_hash: Set(None),
-                    config: Set("{}".to_owned()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                };
-                // Two first requests may race; the loser reads the winner's row.
-                let _ = users::Entity::insert(model)
-                    .on_conflict(
-                        OnConflict::column(users::Column::UsernameKey)
-                            .do_nothing()
-                            .to_owned(),
-                    )
-                    .exec_without_returning(&self.db)
-                    .await?;
-                self.find_by_login(&username)
-                    .await?
-                    .ok_or(IdentityError::Unauthenticated)?
-            }
-        };
-        Ok(Principal {
-            role: Role::parse(&user.role).unwrap_or(Role::User),
-            user_id: user.id,
-            username: user.username,
-            session_id: None,
-        })
+    async fn authenticate_proxy_user(
+        &self,
+        username: &str,
+    ) -> Result<Option<Principal>, IdentityError> {
+        self.proxy_user(username).await
     }
 
     async fn upstream_start(
         &self,
         provider_id: Option<&str>,
-        base_url: &str,
         redirect_uri: Option<&str>,
         next: Option<&str>,
+        client: ClientInfo,
     ) -> Result<UpstreamStart, IdentityError> {
-        if self.mode != AuthMode::OAuth {
-            return Err(IdentityError::UpstreamProviderNotFound);
-        }
-        let provider = self.upstream.provider(provider_id)?;
-        let base = base_url.trim_end_matches('/');
-        let redirect = match redirect_uri.map(str::trim).filter(|r| !r.is_empty()) {
-            Some(requested) => {
-                let same_origin = requested
-                    .strip_prefix(base)
-                    .is_some_and(|rest| rest.starts_with('/'));
-                if !same_origin {
-                    return Err(IdentityError::invalid(
-                        "redirect_uri",
-                        "must be on this server's origin",
-                    ));
-                }
-                requested.to_owned()
-            }
-            None => format!("{base}/api/auth/upstream/callback/{}", provider.id),
-        };
-        self.upstream.start(provider, redirect, next).await
+        self.start_upstream(provider_id, redirect_uri, next, client)
+            .await
+    }
+
+    async fn upstream_link_start(
+        &self,
+        actor: &Principal,
+        provider_id: &str,
+        next: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<UpstreamStart, IdentityError> {
+        self.start_link(actor, provider_id, next, client).await
     }
 
     async fn upstream_finish(
         &self,
         provider_id: &str,
         callback: UpstreamCallback,
-        browser_state: Option<&str>,
+        browser_secret: Option<&str>,
+        caller: Option<&Principal>,
     ) -> Result<UpstreamLogin, IdentityError> {
-        if self.mode != AuthMode::OAuth {
-            return Err(IdentityError::UpstreamProviderNotFound);
-        }
-        let (provider, claims, next) = self
-            .upstream
-            .finish(provider_id, callback, browser_state)
-            .await?;
-        let user = to_user(self.link_upstream(&provider, claims).await?);
-        let (session_id, _) = self.sessions.create(&user).await?;
-        Ok(UpstreamLogin {
-            session_id,
-            next,
-            user,
-        })
+        self.finish_upstream(provider_id, callback, browser_secret, caller)
+            .await
     }
 
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
@@ -753,8 +570,16 @@ impl Identity for SeaOrmIdentity {
 
     async fn user_options(
         &self,
-        _actor: &Principal,
+        actor: &Principal,
     ) -> Result<Vec<(String, String)>, IdentityError> {
+        if !actor.is_admin() {
+            // Other users see only themselves: the list of accounts is not theirs to read.
+            return Ok(self
+                .find_by_id(&actor.user_id)
+                .await?
+                .map(|u| vec![(u.id, u.username)])
+                .unwrap_or_default());
+        }
         let rows = users::Entity::find()
             .order_by_asc(users::Column::UsernameKey)
             .limit(1000)

@@ -141,3 +141,34 @@ fn a_toml_value_of_the_wrong_type_names_the_setting() {
     let err = error_of(&[("SAGE_CONFIG", path.to_str().unwrap())]);
     assert_eq!(err.setting, "SAGE_PORT");
 }
+
+#[test]
+fn proxy_and_upstream_settings_have_safe_defaults() {
+    let config = Config::from_sources(env(&[])).unwrap();
+    assert!(
+        !config.trusted_proxy_admins,
+        "admins by header only when opted in"
+    );
+    assert_eq!(config.upstream_starts_per_ip, 20);
+    let config = Config::from_sources(env(&[
+        ("SAGE_TRUSTED_PROXY_ADMINS", "true"),
+        ("SAGE_UPSTREAM_STARTS_PER_IP", "5"),
+    ]))
+    .unwrap();
+    assert!(config.trusted_proxy_admins);
+    assert_eq!(config.upstream_starts_per_ip, 5);
+    let err = error_of(&[("SAGE_UPSTREAM_STARTS_PER_IP", "many")]);
+    assert!(err.to_string().contains("SAGE_UPSTREAM_STARTS_PER_IP"));
+}
+
+#[test]
+fn oauth_mode_requires_a_public_url() {
+    let err = error_of(&[("SAGE_AUTH_MODE", "oauth")]);
+    assert_eq!(err.setting, "SAGE_PUBLIC_URL");
+    let config = Config::from_sources(env(&[
+        ("SAGE_AUTH_MODE", "oauth"),
+        ("SAGE_PUBLIC_URL", "https://sage.example"),
+    ]))
+    .unwrap();
+    assert_eq!(config.auth_mode, AuthMode::OAuth);
+}
