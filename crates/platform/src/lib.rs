@@ -21,7 +21,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use actor::Actor;
+pub use actor::{Actor, UserCleanup};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthMode, Config, ConfigError, LogFormat};
 pub use error::ErrorKind;

@@ -6,7 +6,7 @@ use providers::{Capabilities, ProviderInput, ProviderPatch, ProviderView};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ModelCaller};
 use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
@@ -231,7 +231,7 @@ pub(crate) struct MultimodalDto {
               (status = 502, description = "The provider failed")))]
 pub(crate) async fn verify(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<ProbeDto> {
     let probe = state
@@ -250,7 +250,7 @@ pub(crate) async fn verify(
               (status = 502, description = "The provider failed")))]
 pub(crate) async fn verify_capabilities(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<CapabilitiesDto> {
     let caps = state
@@ -266,7 +266,7 @@ pub(crate) async fn verify_capabilities(
     responses((status = 200, body = Envelope<CapabilitiesDto>), (status = 404, description = "Not the caller's provider")))]
 pub(crate) async fn verify_capabilities_stored(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     path: web::Path<String>,
     body: web::Bytes,
     req: actix_web::HttpRequest,
@@ -290,7 +290,7 @@ pub(crate) async fn verify_capabilities_stored(
     responses((status = 200, body = Envelope<MultimodalDto>)))]
 pub(crate) async fn verify_multimodal(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<MultimodalDto> {
     let check = state

@@ -17,6 +17,7 @@ mod providers;
 mod registration;
 mod routing;
 mod smtp;
+mod spend;
 mod system;
 mod upstream;
 mod users;
