@@ -494,14 +494,6 @@ impl AgentJobs for SeaOrmJobs {
 #[async_trait]
 impl platform::UserCleanup for SeaOrmJobs {
     async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
-        let running: Vec<String> = agent_jobs::Entity::find()
-            .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
-            .filter(agent_jobs::Column::Status.eq("running"))
-            .select_only()
-            .column(agent_jobs::Column::Id)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
         agent_jobs::Entity::update_many()
             .col_expr(agent_jobs::Column::Status, Expr::value("cancelled"))
             .col_expr(
@@ -521,6 +513,15 @@ impl platform::UserCleanup for SeaOrmJobs {
             .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
             .filter(agent_jobs::Column::Status.is_in(["pending", "running"]))
             .exec(&self.db)
+            .await?;
+        // Read after flagging, so a job claimed meanwhile is stopped here too.
+        let running: Vec<String> = agent_jobs::Entity::find()
+            .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
+            .filter(agent_jobs::Column::Status.eq("running"))
+            .select_only()
+            .column(agent_jobs::Column::Id)
+            .into_tuple()
+            .all(&self.db)
             .await?;
         let stops: Vec<Arc<Notify>> = self
             .running
