@@ -308,6 +308,42 @@ impl Caller {
     }
 }
 
+/// The authenticated caller of a route that calls a model on their behalf: extracting it
+/// takes one call from the caller's bucket (`platform::spend`), so an exhausted bucket
+/// answers 429 with `Retry-After` before the body is read or any model is called.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelCaller(pub Caller);
+
+impl FromRequest for ModelCaller {
+    type Error = AppError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| AppError::new("auth.unauthorized"));
+        let budget = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.budget.clone());
+        Box::pin(async move {
+            let caller = caller?;
+            let budget = budget
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("no application state")))?;
+            budget.admit(&caller.0.user_id).await?;
+            Ok(ModelCaller(caller))
+        })
+    }
+}
+
+impl ModelCaller {
+    pub fn actor(&self) -> platform::Actor {
+        self.0.actor()
+    }
+}
+
 /// The caller when there is one (allow-listed routes that behave differently when logged in).
 #[derive(Debug, Clone)]
 pub(crate) struct MaybeCaller(pub Option<Principal>);

@@ -295,6 +295,24 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "模型调用失败：{reason}",
     },
     ErrorSpec {
+        key: "agent.too_many_jobs",
+        kind: ErrorKind::RateLimited,
+        en: "You already have {limit} unfinished jobs; wait for one to finish or cancel one.",
+        zh: "你已有 {limit} 个未完成的任务，请等待完成或取消后再提交。",
+    },
+    ErrorSpec {
+        key: "model.rate_limited",
+        kind: ErrorKind::RateLimited,
+        en: "Too many model requests; retry in {retry_after} seconds.",
+        zh: "模型调用过于频繁，请在 {retry_after} 秒后重试。",
+    },
+    ErrorSpec {
+        key: "model.input_too_large",
+        kind: ErrorKind::PayloadTooLarge,
+        en: "`{field}` sends {length} characters to the model; the limit is {limit}.",
+        zh: "`{field}` 发送给模型的内容有 {length} 个字符，超过 {limit} 个字符的上限。",
+    },
+    ErrorSpec {
         key: "workspace.path_invalid",
         kind: ErrorKind::BadRequest,
         en: "The path is not allowed: it must stay inside the workspace.",
@@ -565,8 +583,33 @@ impl From<agents::AgentError> for AppError {
             E::Provider(p) => AppError::from(p),
             E::Internal(source) => AppError::internal(source),
             E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
+            E::InputTooLarge(big) => AppError::from(big),
+            E::TooManyJobs { limit } => AppError::new("agent.too_many_jobs").param("limit", limit),
             other => AppError::domain(other.key(), other.kind()),
         }
+    }
+}
+
+impl From<platform::spend::SpendError> for AppError {
+    fn from(e: platform::spend::SpendError) -> Self {
+        use platform::spend::SpendError as E;
+        match e {
+            E::RateLimited { retry_after } => {
+                AppError::new("model.rate_limited").retry_after(retry_after)
+            }
+            E::Store(source) => AppError::unavailable(source),
+        }
+    }
+}
+
+impl From<platform::spend::InputTooLarge> for AppError {
+    fn from(e: platform::spend::InputTooLarge) -> Self {
+        let detail = json!([{ "location": "body", "field": e.field, "message": e.to_string(), "length": e.length, "limit": e.limit }]);
+        AppError::new("model.input_too_large")
+            .param("field", &e.field)
+            .param("length", e.length)
+            .param("limit", e.limit)
+            .detail(detail)
     }
 }
 

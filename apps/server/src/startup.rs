@@ -28,6 +28,10 @@ pub struct Services {
     pub agents: Arc<agents::SeaOrmAgents>,
     pub jobs: Arc<agents::SeaOrmJobs>,
     pub workspaces: agents::WorkspaceService,
+    /// The per-user bucket of model calls.
+    pub budget: platform::spend::ModelBudget,
+    /// Everything that drops a deleted user's data.
+    pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     pub session_max_age_secs: i64,
 }
 
@@ -56,11 +60,10 @@ impl Services {
             llm.clone(),
             config.default_llm.clone(),
         ));
-        let agents = Arc::new(agents::SeaOrmAgents::new(
-            db.clone(),
-            providers.clone(),
-            llm,
-        ));
+        let agents = Arc::new(
+            agents::SeaOrmAgents::new(db.clone(), providers.clone(), llm)
+                .with_max_prompt_chars(config.max_prompt_chars),
+        );
         let workspaces = agents::WorkspaceService::new(
             agents.clone(),
             agents::Workspaces::new(config.data_dir.join("workspaces")),
@@ -71,6 +74,9 @@ impl Services {
             agents::JobSettings {
                 lease: config.job_lease,
                 retention: config.job_retention,
+                concurrency: config.job_concurrency,
+                max_unfinished_per_user: config.max_pending_jobs_per_user,
+                max_input_chars: config.max_prompt_chars,
                 ..agents::JobSettings::default()
             },
         ));
@@ -108,6 +114,16 @@ impl Services {
             )
             .map_err(|e| StartError::new(format!("cannot start identity: {e}")))?,
         );
+        let budget = platform::spend::ModelBudget::new(
+            stores.kv.clone(),
+            platform::spend::SpendLimits::from_config(config),
+        );
+        let user_cleanup: Vec<Arc<dyn platform::UserCleanup>> = vec![
+            jobs.clone(),
+            agents.clone(),
+            providers.clone(),
+            Arc::new(workspaces.clone()),
+        ];
         Ok(Self {
             db,
             stores,
@@ -116,6 +132,8 @@ impl Services {
             agents,
             jobs,
             workspaces,
+            budget,
+            user_cleanup,
             session_max_age_secs,
         })
     }
@@ -143,6 +161,8 @@ impl Application {
             agents,
             jobs,
             workspaces,
+            budget,
+            user_cleanup,
             session_max_age_secs,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
@@ -177,6 +197,8 @@ impl Application {
             agents,
             jobs: jobs.clone(),
             workspaces,
+            budget,
+            user_cleanup,
             session_max_age_secs,
         });
         // The in-process worker; it stops when the server stops.

@@ -15,6 +15,10 @@ pub(crate) struct AppState {
     pub agents: Arc<dyn agents::Agents>,
     pub jobs: Arc<dyn agents::AgentJobs>,
     pub workspaces: agents::WorkspaceService,
+    /// The per-user bucket of model calls (`auth::ModelCaller` takes from it).
+    pub budget: platform::spend::ModelBudget,
+    /// Called after a user is deleted.
+    pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

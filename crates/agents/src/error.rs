@@ -17,6 +17,12 @@ pub enum AgentError {
     /// The model's answer could not be used (not a JSON object of the expected shape).
     #[error("the model's answer could not be used")]
     GenerationInvalid,
+    /// The text for the model is longer than `SAGE_MAX_PROMPT_CHARS`.
+    #[error(transparent)]
+    InputTooLarge(#[from] platform::spend::InputTooLarge),
+    /// The caller already has `limit` unfinished jobs.
+    #[error("at most {limit} unfinished jobs per user")]
+    TooManyJobs { limit: u32 },
     #[error(transparent)]
     Provider(#[from] providers::ProviderError),
     #[error("the model failed: {0}")]
@@ -38,6 +44,8 @@ impl AgentError {
             AgentError::NameTaken => ErrorKind::Conflict,
             AgentError::Invalid { .. } => ErrorKind::Invalid,
             AgentError::GenerationInvalid | AgentError::Llm(_) => ErrorKind::Upstream,
+            AgentError::InputTooLarge(_) => ErrorKind::PayloadTooLarge,
+            AgentError::TooManyJobs { .. } => ErrorKind::RateLimited,
             AgentError::Provider(e) => e.kind(),
             AgentError::PathInvalid(_) => ErrorKind::BadRequest,
             AgentError::FileNotFound => ErrorKind::NotFound,
@@ -53,6 +61,8 @@ impl AgentError {
             AgentError::Invalid { .. } => "request.validation",
             AgentError::GenerationInvalid => "agent.generation_invalid",
             AgentError::Llm(_) => "agent.generation_failed",
+            AgentError::InputTooLarge(_) => "model.input_too_large",
+            AgentError::TooManyJobs { .. } => "agent.too_many_jobs",
             AgentError::Provider(e) => e.key(),
             AgentError::PathInvalid(_) => "workspace.path_invalid",
             AgentError::FileNotFound => "workspace.not_found",

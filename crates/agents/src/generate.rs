@@ -37,6 +37,44 @@ pub(crate) fn extract_object(text: &str) -> Option<Map<String, Value>> {
     None
 }
 
+/// Characters of the caller's text in `messages` (the user turns): what the prompt cap
+/// (`SAGE_MAX_PROMPT_CHARS`) applies to.
+pub(crate) fn user_chars(messages: &[Value]) -> usize {
+    messages
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str())
+        .map(|c| c.chars().count())
+        .sum()
+}
+
+/// The messages a job sends, checked against the cap before the job is queued or run.
+pub(crate) fn job_messages(
+    kind: &crate::JobKind,
+    max_chars: usize,
+) -> Result<Vec<Value>, AgentError> {
+    let (field, messages) = match kind {
+        crate::JobKind::AutoGenerate {
+            description,
+            tools,
+            language,
+        } => (
+            "agent_description",
+            draft_messages(description.trim(), tools, *language),
+        ),
+        crate::JobKind::OptimizePrompt {
+            original,
+            goal,
+            language,
+        } => (
+            "original_prompt",
+            optimize_messages(original, goal, *language),
+        ),
+    };
+    platform::spend::check_input(field, user_chars(&messages), max_chars)?;
+    Ok(messages)
+}
+
 pub(crate) fn language_name(language: Language) -> &'static str {
     match language {
         Language::En => "English",

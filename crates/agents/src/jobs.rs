@@ -98,6 +98,10 @@ pub struct JobSettings {
     pub concurrency: usize,
     /// How often an idle worker looks for due jobs.
     pub poll: Duration,
+    /// Unfinished (pending or running) jobs one user may have; more answer 429.
+    pub max_unfinished_per_user: u32,
+    /// Largest text, in characters, a job may send to the model (`SAGE_MAX_PROMPT_CHARS`).
+    pub max_input_chars: usize,
 }
 
 impl Default for JobSettings {
@@ -108,6 +112,8 @@ impl Default for JobSettings {
             retention: Duration::from_secs(30 * 60),
             concurrency: 4,
             poll: Duration::from_secs(1),
+            max_unfinished_per_user: 20,
+            max_input_chars: 64_000,
         }
     }
 }

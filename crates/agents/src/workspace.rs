@@ -111,6 +111,19 @@ impl Workspaces {
         Ok(self.root.join(user_id).join(agent_id))
     }
 
+    /// Deletes every workspace of a user (their directory under the root); absent is fine.
+    pub fn remove_user(&self, user_id: &str) -> Result<(), AgentError> {
+        if !platform::ids::is_safe_id(user_id) {
+            return Err(invalid("invalid user id"));
+        }
+        match std::fs::remove_dir_all(self.root.join(user_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(AgentError::Internal(e.into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Resolves `raw` inside `root`; the deepest existing ancestor must resolve (symlinks
     /// followed) inside the root too.
     fn resolve(root: &Path, raw: &str) -> Result<PathBuf, AgentError> {

@@ -131,3 +131,14 @@ impl WorkspaceService {
         Ok((logical, deleted))
     }
 }
+
+/// A deleted user's workspace files are deleted.
+#[async_trait::async_trait]
+impl platform::UserCleanup for WorkspaceService {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        let store = self.store.clone();
+        let user = user_id.to_owned();
+        blocking(move || store.remove_user(&user)).await?;
+        Ok(())
+    }
+}

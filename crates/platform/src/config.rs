@@ -176,6 +176,16 @@ pub struct Config {
     pub job_lease: Duration,
     /// How long finished background jobs are kept.
     pub job_retention: Duration,
+    /// Background jobs one worker (replica) runs at once.
+    pub job_concurrency: usize,
+    /// Unfinished (pending or running) background jobs one user may have.
+    pub max_pending_jobs_per_user: u32,
+    /// Largest text, in characters, a request may send to a model.
+    pub max_prompt_chars: usize,
+    /// Model calls per user per minute (token bucket refill); 0 turns the limit off.
+    pub model_calls_per_minute: u32,
+    /// Model calls a user may make at once before the per-minute rate applies.
+    pub model_calls_burst: u32,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -235,6 +245,11 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(3600),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(1800),
+            job_concurrency: 4,
+            max_pending_jobs_per_user: 20,
+            max_prompt_chars: 64_000,
+            model_calls_per_minute: 30,
+            model_calls_burst: 30,
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -293,6 +308,11 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_ACCESS_TOKEN_TTL_SECS",
     "SAGE_JOB_LEASE_SECS",
     "SAGE_JOB_RETENTION_SECS",
+    "SAGE_JOB_CONCURRENCY",
+    "SAGE_MAX_PENDING_JOBS_PER_USER",
+    "SAGE_MAX_PROMPT_CHARS",
+    "SAGE_MODEL_CALLS_PER_MINUTE",
+    "SAGE_MODEL_CALLS_BURST",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -666,6 +686,28 @@ impl Config {
                 .parse::<u64>("SAGE_JOB_RETENTION_SECS", "a whole number of seconds")?
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.job_retention),
+            job_concurrency: src
+                .parse::<usize>("SAGE_JOB_CONCURRENCY", "a number of jobs")?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.job_concurrency),
+            max_pending_jobs_per_user: src
+                .parse::<u32>("SAGE_MAX_PENDING_JOBS_PER_USER", "a number of jobs")?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.max_pending_jobs_per_user),
+            max_prompt_chars: src
+                .parse::<usize>("SAGE_MAX_PROMPT_CHARS", "a number of characters")?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.max_prompt_chars),
+            model_calls_per_minute: src
+                .parse::<u32>(
+                    "SAGE_MODEL_CALLS_PER_MINUTE",
+                    "a whole number of calls per minute",
+                )?
+                .unwrap_or(defaults.model_calls_per_minute),
+            model_calls_burst: src
+                .parse::<u32>("SAGE_MODEL_CALLS_BURST", "a whole number of calls")?
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.model_calls_burst),
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,

@@ -1,6 +1,7 @@
 //! The kernel every Sage Server crate stands on: configuration, ids, the clock, error kinds,
 //! pagination, the database and Redis connections, the two store abstractions (key-value with
-//! TTL, append-only log with live subscription), the server secret and telemetry.
+//! TTL, append-only log with live subscription), the server secret, telemetry, and the
+//! per-user limits on model spending (`spend`).
 //!
 //! Invariant: no business rules and no HTTP types live here. Domain crates depend on this crate
 //! and on nothing of actix; the tidy test in `xtask` enforces it.
@@ -15,11 +16,12 @@ pub mod outbound;
 pub mod pagination;
 pub mod redis_conn;
 pub mod secret;
+pub mod spend;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use actor::Actor;
+pub use actor::{Actor, UserCleanup};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthMode, Config, ConfigError, LogFormat};
 pub use error::ErrorKind;

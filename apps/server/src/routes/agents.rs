@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ModelCaller};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
@@ -230,11 +230,12 @@ pub(crate) struct AutoGenerateBody {
 /// A draft agent from a description, written by the caller's model.
 #[utoipa::path(post, path = "/api/agent/auto-generate", tag = "agent", request_body = AutoGenerateBody,
     responses((status = 200, body = Envelope<Object>), (status = 409, description = "No provider configured"),
-              (status = 502, description = "The model failed or answered unusably")))]
+              (status = 502, description = "The model failed or answered unusably"),
+              (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)")))]
 pub(crate) async fn auto_generate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<AutoGenerateBody>,
 ) -> ApiResult<Value> {
     let b = body.0;
@@ -262,11 +263,12 @@ pub(crate) struct OptimizeBody {
 /// An improved system prompt, written by the caller's model.
 #[utoipa::path(post, path = "/api/agent/system-prompt/optimize", tag = "agent", request_body = OptimizeBody,
     responses((status = 200, body = Envelope<Object>), (status = 409, description = "No provider configured"),
-              (status = 502, description = "The model failed or answered unusably")))]
+              (status = 502, description = "The model failed or answered unusably"),
+              (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)")))]
 pub(crate) async fn optimize_prompt(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<OptimizeBody>,
 ) -> ApiResult<Value> {
     let b = body.0;
@@ -294,11 +296,12 @@ pub(crate) struct AbilitiesBody {
 
 /// UI-facing ability cards for an agent the caller may use.
 #[utoipa::path(post, path = "/api/agent/abilities", tag = "agent", request_body = AbilitiesBody,
-    responses((status = 200, body = Envelope<Object>), (status = 404, description = "Unknown or not visible agent")))]
+    responses((status = 200, body = Envelope<Object>), (status = 404, description = "Unknown or not visible agent"),
+              (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)")))]
 pub(crate) async fn abilities(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<AbilitiesBody>,
 ) -> ApiResult<Value> {
     let b = body.0;
@@ -315,7 +318,7 @@ pub(crate) async fn abilities(
     Ok(ApiOk(cards))
 }
 
-/// An asynchronous job as its owner sees it.
+/// An asynchronous job as its owner (or an admin) sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskDto {
     task_id: String,
@@ -350,11 +353,12 @@ impl From<agents::Job> for TaskDto {
 
 /// Queue an agent draft; poll `GET /api/agent/tasks/{task_id}`.
 #[utoipa::path(post, path = "/api/agent/auto-generate/submit", tag = "agent", request_body = AutoGenerateBody,
-    responses((status = 200, body = Envelope<TaskDto>)))]
+    responses((status = 200, body = Envelope<TaskDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
+              (status = 429, description = "`SAGE_MAX_PENDING_JOBS_PER_USER` unfinished jobs already")))]
 pub(crate) async fn submit_auto_generate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<AutoGenerateBody>,
 ) -> ApiResult<TaskDto> {
     let b = body.0;
@@ -370,11 +374,12 @@ pub(crate) async fn submit_auto_generate(
 
 /// Queue a prompt optimisation; poll `GET /api/agent/tasks/{task_id}`.
 #[utoipa::path(post, path = "/api/agent/system-prompt/optimize/submit", tag = "agent", request_body = OptimizeBody,
-    responses((status = 200, body = Envelope<TaskDto>)))]
+    responses((status = 200, body = Envelope<TaskDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
+              (status = 429, description = "`SAGE_MAX_PENDING_JOBS_PER_USER` unfinished jobs already")))]
 pub(crate) async fn submit_optimize(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<OptimizeBody>,
 ) -> ApiResult<TaskDto> {
     let b = body.0;
@@ -388,7 +393,7 @@ pub(crate) async fn submit_optimize(
     ))
 }
 
-/// An asynchronous job (its owner only; others 404).
+/// An asynchronous job (its owner or an admin; others 404).
 #[utoipa::path(get, path = "/api/agent/tasks/{task_id}", tag = "agent", params(("task_id" = String, Path)),
     responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
 pub(crate) async fn get_task(
@@ -405,7 +410,7 @@ pub(crate) async fn get_task(
     ))
 }
 
-/// Cancel a job: a pending one at once, a running one is stopped.
+/// Cancel a job (owner or admin): a pending one at once, a running one is stopped.
 #[utoipa::path(post, path = "/api/agent/tasks/{task_id}/cancel", tag = "agent", params(("task_id" = String, Path)),
     responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
 pub(crate) async fn cancel_task(

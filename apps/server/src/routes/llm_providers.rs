@@ -6,7 +6,7 @@ use providers::{Capabilities, ProviderInput, ProviderPatch, ProviderView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ModelCaller};
 use crate::extract::ApiJson;
 use crate::lenient;
 use crate::response::{ApiOk, ApiResult, Envelope};
@@ -234,7 +234,7 @@ pub(crate) struct MultimodalDto {
               (status = 502, description = "The provider failed")))]
 pub(crate) async fn verify(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<ProbeDto> {
     let probe = state
@@ -253,7 +253,7 @@ pub(crate) async fn verify(
               (status = 502, description = "The provider failed")))]
 pub(crate) async fn verify_capabilities(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<CapabilitiesDto> {
     let caps = state
@@ -269,7 +269,7 @@ pub(crate) async fn verify_capabilities(
     responses((status = 200, body = Envelope<CapabilitiesDto>), (status = 404, description = "Not the caller's provider")))]
 pub(crate) async fn verify_capabilities_stored(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     path: web::Path<String>,
     body: web::Bytes,
     req: actix_web::HttpRequest,
@@ -293,7 +293,7 @@ pub(crate) async fn verify_capabilities_stored(
     responses((status = 200, body = Envelope<MultimodalDto>)))]
 pub(crate) async fn verify_multimodal(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     body: ApiJson<ProviderCreate>,
 ) -> ApiResult<MultimodalDto> {
     let check = state

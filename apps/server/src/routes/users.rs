@@ -174,7 +174,8 @@ pub(crate) struct DeleteUserBody {
     user_id: String,
 }
 
-/// Admin: delete a user (never the last admin); their sessions end.
+/// Admin: delete a user (never the last admin); their sessions end, their unfinished jobs
+/// are cancelled, and their agents, providers and workspace files are deleted.
 #[utoipa::path(post, path = "/api/user/delete", tag = "users", request_body = DeleteUserBody,
     responses((status = 200, body = Envelope<Empty>), (status = 404, description = "No such user"), (status = 409, description = "Last admin")))]
 pub(crate) async fn delete_user(
@@ -182,10 +183,21 @@ pub(crate) async fn delete_user(
     caller: Caller,
     body: ApiJson<DeleteUserBody>,
 ) -> ApiResult<Empty> {
-    state
-        .identity
-        .delete_user(&caller.0, &body.0.user_id)
-        .await?;
+    let user_id = body.0.user_id;
+    state.identity.delete_user(&caller.0, &user_id).await?;
+    // Every cleanup runs even when one fails; the failures are reported together.
+    let mut failures = Vec::new();
+    for cleanup in &state.user_cleanup {
+        if let Err(e) = cleanup.user_deleted(&user_id).await {
+            failures.push(e.to_string());
+        }
+    }
+    if !failures.is_empty() {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "user {user_id} was deleted but some of their data was not: {}",
+            failures.join("; ")
+        )));
+    }
     Ok(ApiOk(Empty {}))
 }
 

@@ -14,6 +14,8 @@ pub const ADMIN_PASSWORD: &str = "Adm1n-test-passphrase";
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The server's database, for the few checks no route can make (data left behind).
+    pub database_url: String,
     /// Kept so the temporary data directory lives as long as the server.
     _data_dir: TempDir,
 }
@@ -80,6 +82,7 @@ impl TestApp {
             config.redis_prefix = format!("sage-test:{}:", platform::ids::new_hex_id());
         }
         customise(&mut config);
+        let database_url = config.effective_database_url();
         let app = Application::build(config)
             .await
             .expect("the application builds");
@@ -93,6 +96,7 @@ impl TestApp {
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             client,
+            database_url,
             _data_dir: data_dir,
         }
     }

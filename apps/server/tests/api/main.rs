@@ -19,6 +19,7 @@ mod providers;
 mod registration;
 mod routing;
 mod smtp;
+mod spend;
 mod system;
 mod upstream;
 mod users;

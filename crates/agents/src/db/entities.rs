@@ -61,6 +61,8 @@ pub(crate) mod agent_jobs {
         pub cancel_requested: bool,
         pub locked_by: Option<String>,
         pub locked_until: Option<DateTimeUtc>,
+        /// When a worker last claimed the job (fair claiming orders users by their latest).
+        pub claimed_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }

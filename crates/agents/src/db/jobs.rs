@@ -8,8 +8,8 @@ use chrono::Utc;
 use platform::Actor;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -23,9 +23,10 @@ use crate::{AgentError, Language};
 #[async_trait]
 pub trait AgentJobs: Send + Sync {
     async fn submit(&self, actor: &Actor, kind: JobKind) -> Result<Job, AgentError>;
-    /// The job, to its owner only (others: `NotFound`).
+    /// The job, to its owner or an admin (others: `NotFound`).
     async fn get(&self, actor: &Actor, id: &str) -> Result<Job, AgentError>;
-    /// Requests cancellation; a pending job is cancelled at once, a running one is stopped.
+    /// Requests cancellation (owner or admin); a pending job is cancelled at once, a running
+    /// one is stopped.
     async fn cancel(&self, actor: &Actor, id: &str) -> Result<Job, AgentError>;
 }
 
@@ -126,11 +127,11 @@ impl SeaOrmJobs {
         if !platform::ids::is_safe_id(id) {
             return Err(AgentError::NotFound);
         }
-        agent_jobs::Entity::find_by_id(id.to_owned())
-            .filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()))
-            .one(&self.db)
-            .await?
-            .ok_or(AgentError::NotFound)
+        let mut query = agent_jobs::Entity::find_by_id(id.to_owned());
+        if !actor.is_admin {
+            query = query.filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()));
+        }
+        query.one(&self.db).await?.ok_or(AgentError::NotFound)
     }
 
     /// Claims one due job: pending, or running with an expired lease. The conditional update
@@ -144,9 +145,7 @@ impl SeaOrmJobs {
                     .add(agent_jobs::Column::Status.eq("running"))
                     .add(agent_jobs::Column::LockedUntil.lt(now)),
             );
-        let candidates = agent_jobs::Entity::find()
-            .filter(due.clone())
-            .order_by_asc(agent_jobs::Column::CreatedAt)
+        let candidates = super::fair::fair_order(agent_jobs::Entity::find().filter(due.clone()))
             .limit(8)
             .all(&self.db)
             .await?;
@@ -165,6 +164,7 @@ impl SeaOrmJobs {
                     agent_jobs::Column::Attempts,
                     Expr::value(candidate.attempts + 1),
                 )
+                .col_expr(agent_jobs::Column::ClaimedAt, Expr::value(now))
                 .col_expr(agent_jobs::Column::UpdatedAt, Expr::value(now))
                 .filter(agent_jobs::Column::Id.eq(candidate.id.clone()))
                 .filter(agent_jobs::Column::Attempts.eq(candidate.attempts))
@@ -412,6 +412,16 @@ impl AgentJobs for SeaOrmJobs {
                 json!({"original_length": original.chars().count()})
             }
         };
+        crate::generate::job_messages(&kind, self.settings.max_input_chars)?;
+        let unfinished = agent_jobs::Entity::find()
+            .filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()))
+            .filter(agent_jobs::Column::Status.is_in(["pending", "running"]))
+            .count(&self.db)
+            .await?;
+        let limit = self.settings.max_unfinished_per_user;
+        if unfinished >= u64::from(limit) {
+            return Err(AgentError::TooManyJobs { limit });
+        }
         let now = Utc::now();
         let row = agent_jobs::ActiveModel {
             id: Set(platform::ids::new_prefixed_id("task_", 12)),
@@ -426,6 +436,7 @@ impl AgentJobs for SeaOrmJobs {
             cancel_requested: Set(false),
             locked_by: Set(None),
             locked_until: Set(None),
+            claimed_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -475,5 +486,51 @@ impl AgentJobs for SeaOrmJobs {
             .await?
             .ok_or(AgentError::NotFound)?;
         Ok(to_job(updated))
+    }
+}
+
+/// A deleted user's unfinished jobs are cancelled: pending ones at once, running ones are
+/// stopped (here at once, on other replicas at their next heartbeat).
+#[async_trait]
+impl platform::UserCleanup for SeaOrmJobs {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        agent_jobs::Entity::update_many()
+            .col_expr(agent_jobs::Column::Status, Expr::value("cancelled"))
+            .col_expr(
+                agent_jobs::Column::Error,
+                Expr::value(Some(
+                    json!({"message": "the job was cancelled: its owner was deleted", "code": "TASK_CANCELLED"})
+                        .to_string(),
+                )),
+            )
+            .col_expr(agent_jobs::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
+            .filter(agent_jobs::Column::Status.eq("pending"))
+            .exec(&self.db)
+            .await?;
+        agent_jobs::Entity::update_many()
+            .col_expr(agent_jobs::Column::CancelRequested, Expr::value(true))
+            .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
+            .filter(agent_jobs::Column::Status.is_in(["pending", "running"]))
+            .exec(&self.db)
+            .await?;
+        // Read after flagging, so a job claimed meanwhile is stopped here too.
+        let running: Vec<String> = agent_jobs::Entity::find()
+            .filter(agent_jobs::Column::UserId.eq(user_id.to_owned()))
+            .filter(agent_jobs::Column::Status.eq("running"))
+            .select_only()
+            .column(agent_jobs::Column::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let stops: Vec<Arc<Notify>> = self
+            .running
+            .lock()
+            .map(|r| running.iter().filter_map(|id| r.get(id).cloned()).collect())
+            .unwrap_or_default();
+        for stop in stops {
+            stop.notify_one();
+        }
+        Ok(())
     }
 }

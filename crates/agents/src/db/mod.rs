@@ -1,6 +1,7 @@
 //! The SeaORM implementation of [`crate::Agents`].
 
 mod entities;
+mod fair;
 mod jobs;
 mod service;
 

@@ -23,6 +23,7 @@ pub struct SeaOrmAgents {
     db: DatabaseConnection,
     providers: Arc<dyn Providers>,
     llm: LlmClient,
+    max_prompt_chars: usize,
 }
 
 /// What the caller may do with an agent.
@@ -57,7 +58,24 @@ fn name_taken(e: sea_orm::DbErr) -> AgentError {
 
 impl SeaOrmAgents {
     pub fn new(db: DatabaseConnection, providers: Arc<dyn Providers>, llm: LlmClient) -> Self {
-        Self { db, providers, llm }
+        Self {
+            db,
+            providers,
+            llm,
+            max_prompt_chars: crate::JobSettings::default().max_input_chars,
+        }
+    }
+
+    /// The largest text, in characters, one request sends to the model
+    /// (`SAGE_MAX_PROMPT_CHARS`); longer ones are refused before any model call.
+    pub fn with_max_prompt_chars(mut self, max: usize) -> Self {
+        self.max_prompt_chars = max;
+        self
+    }
+
+    fn check_input(&self, field: &str, messages: &[Value]) -> Result<(), AgentError> {
+        platform::spend::check_input(field, generate::user_chars(messages), self.max_prompt_chars)?;
+        Ok(())
     }
 
     /// One JSON-mode answer from the resolved provider.
@@ -307,13 +325,9 @@ impl Agents for SeaOrmAgents {
         if description.is_empty() {
             return Err(AgentError::invalid("agent_description", "is required"));
         }
-        let output = self
-            .ask(
-                actor,
-                None,
-                generate::draft_messages(description, &tools, language),
-            )
-            .await?;
+        let messages = generate::draft_messages(description, &tools, language);
+        self.check_input("agent_description", &messages)?;
+        let output = self.ask(actor, None, messages).await?;
         generate::draft(&output, &tools)
     }
 
@@ -327,13 +341,9 @@ impl Agents for SeaOrmAgents {
         if original.trim().is_empty() {
             return Err(AgentError::invalid("original_prompt", "is required"));
         }
-        let output = self
-            .ask(
-                actor,
-                None,
-                generate::optimize_messages(original, goal, language),
-            )
-            .await?;
+        let messages = generate::optimize_messages(original, goal, language);
+        self.check_input("original_prompt", &messages)?;
+        let output = self.ask(actor, None, messages).await?;
         generate::optimized(&output, original, goal)
     }
 
@@ -344,18 +354,16 @@ impl Agents for SeaOrmAgents {
         context: &str,
         language: crate::Language,
     ) -> Result<Value, AgentError> {
+        platform::spend::check_input("context", context.chars().count(), self.max_prompt_chars)?;
         let agent = to_agent(self.access(actor, agent_id).await?.0)?;
         // The agent's provider belongs to its owner; a grantee uses their own.
         let provider = (agent.user_id == actor.user_id)
             .then(|| agent.config.provider_id())
             .flatten();
-        let output = self
-            .ask(
-                actor,
-                provider,
-                generate::ability_messages(&agent.config.0, context, language),
-            )
-            .await?;
+        let messages = generate::ability_messages(&agent.config.0, context, language);
+        // The agent's own texts count too: its system prompt may be long.
+        self.check_input("agent_id", &messages)?;
+        let output = self.ask(actor, provider, messages).await?;
         generate::abilities(&output)
     }
 
@@ -365,5 +373,34 @@ impl Agents for SeaOrmAgents {
             .count(&self.db)
             .await?
             > 0)
+    }
+}
+
+/// A deleted user's agents are deleted with their grants, and grants to the user end.
+#[async_trait]
+impl platform::UserCleanup for SeaOrmAgents {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        let owned: Vec<String> = agents::Entity::find()
+            .filter(agents::Column::UserId.eq(user_id.to_owned()))
+            .select_only()
+            .column(agents::Column::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let txn = self.db.begin().await?;
+        agent_grants::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(agent_grants::Column::UserId.eq(user_id.to_owned()))
+                    .add(agent_grants::Column::AgentId.is_in(owned)),
+            )
+            .exec(&txn)
+            .await?;
+        agents::Entity::delete_many()
+            .filter(agents::Column::UserId.eq(user_id.to_owned()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
     }
 }

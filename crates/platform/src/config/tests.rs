@@ -172,3 +172,35 @@ fn oauth_mode_requires_a_public_url() {
     .unwrap();
     assert_eq!(config.auth_mode, AuthMode::OAuth);
 }
+
+#[test]
+fn spend_limits_have_defaults_and_are_read() {
+    let defaults = Config::from_sources(env(&[])).unwrap();
+    assert_eq!(defaults.max_prompt_chars, 64_000);
+    assert_eq!(defaults.model_calls_per_minute, 30);
+    assert_eq!(defaults.model_calls_burst, 30);
+    assert_eq!(defaults.max_pending_jobs_per_user, 20);
+    assert_eq!(defaults.job_concurrency, 4);
+    let config = Config::from_sources(env(&[
+        ("SAGE_MAX_PROMPT_CHARS", "1000"),
+        ("SAGE_MODEL_CALLS_PER_MINUTE", "0"),
+        ("SAGE_MODEL_CALLS_BURST", "5"),
+        ("SAGE_MAX_PENDING_JOBS_PER_USER", "3"),
+        ("SAGE_JOB_CONCURRENCY", "1"),
+    ]))
+    .unwrap();
+    assert_eq!(config.max_prompt_chars, 1000);
+    assert_eq!(config.model_calls_per_minute, 0, "0 turns the limit off");
+    assert_eq!(config.model_calls_burst, 5);
+    assert_eq!(config.max_pending_jobs_per_user, 3);
+    assert_eq!(config.job_concurrency, 1);
+    for name in [
+        "SAGE_MAX_PROMPT_CHARS",
+        "SAGE_MODEL_CALLS_PER_MINUTE",
+        "SAGE_MODEL_CALLS_BURST",
+        "SAGE_MAX_PENDING_JOBS_PER_USER",
+        "SAGE_JOB_CONCURRENCY",
+    ] {
+        assert_eq!(error_of(&[(name, "-1")]).setting, name);
+    }
+}

@@ -14,6 +14,24 @@ pub struct Counter {
     pub ttl: Option<Duration>,
 }
 
+/// A token bucket: up to `burst` tokens, refilled at one per `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+/// The outcome of taking tokens from a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Whether the tokens were taken (nothing is taken when refused).
+    pub allowed: bool,
+    /// Tokens left after this call.
+    pub remaining: u32,
+    /// When refused: how long until the same call would be allowed; zero when allowed.
+    pub retry_after: Duration,
+}
+
 /// A key-value store with TTLs and atomic operations. Keys are namespaced by the
 /// implementation (deployment prefix), values are bytes. TTLs have millisecond precision.
 #[async_trait]
@@ -45,6 +63,11 @@ pub trait KvStore: Send + Sync {
     /// not extended by later increments: a fixed window for rate limits).
     async fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<Counter, StoreError>;
 
+    /// Takes `cost` tokens from the bucket at `key` (full when absent) if it holds that many;
+    /// atomic across callers and replicas (GCRA: one stored timestamp, read and written in
+    /// one step, on the backend's clock). The key expires once the bucket is full again.
+    async fn take_tokens(&self, key: &str, rate: Rate, cost: u32) -> Result<Taken, StoreError>;
+
     /// Remaining lifetime; `None` when the key is absent or has no expiry.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError>;
 
@@ -58,4 +81,37 @@ pub trait KvStore: Send + Sync {
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// One GCRA step in microseconds: the bucket's theoretical arrival time `tat` (absent: full)
+/// at `now`; returns the outcome and the new `tat` to store when allowed. The Redis script
+/// computes the same in Lua.
+pub(crate) fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u32) -> (Taken, Option<i64>) {
+    let interval = i64::try_from(rate.interval.as_micros())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let tau = interval.saturating_mul(i64::from(rate.burst.max(1)));
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat.saturating_add(interval.saturating_mul(i64::from(cost.max(1))));
+    let remaining = |used: i64| u32::try_from((tau - used).max(0) / interval).unwrap_or(u32::MAX);
+    if new_tat - now > tau {
+        let wait = u64::try_from(new_tat - now - tau).unwrap_or(0);
+        (
+            Taken {
+                allowed: false,
+                remaining: remaining(tat - now),
+                retry_after: Duration::from_micros(wait),
+            },
+            None,
+        )
+    } else {
+        (
+            Taken {
+                allowed: true,
+                remaining: remaining(new_tat - now),
+                retry_after: Duration::ZERO,
+            },
+            Some(new_tat),
+        )
+    }
 }

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::kv::gcra;
 use super::log::OPEN_LOG_TTL;
-use super::{Counter, KvStore, LogEntry, LogInfo, LogReader, LogStore, StoreError};
+use super::{Counter, KvStore, LogEntry, LogInfo, LogReader, LogStore, Rate, StoreError, Taken};
 
 const SWEEP_EVERY: u64 = 512;
 
@@ -165,6 +166,31 @@ impl KvStore for MemoryKvStore {
             value,
             ttl: remaining(entry.expires),
         })
+    }
+
+    async fn take_tokens(&self, key: &str, rate: Rate, cost: u32) -> Result<Taken, StoreError> {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(Instant::now);
+        let now =
+            i64::try_from(Instant::now().duration_since(base).as_micros()).unwrap_or(i64::MAX);
+        let mut map = self.map_for(key);
+        let tat = match map.get(key).map(|e| &e.value) {
+            None => None,
+            Some(Value::Int(t)) => Some(*t),
+            Some(_) => return Err(StoreError::Corrupt(format!("`{key}` is not a bucket"))),
+        };
+        let (taken, new_tat) = gcra(tat, now, rate, cost);
+        if let Some(new_tat) = new_tat {
+            let full_in = Duration::from_micros(u64::try_from(new_tat - now).unwrap_or(0));
+            map.insert(
+                key.to_owned(),
+                Entry {
+                    value: Value::Int(new_tat),
+                    expires: deadline(Some(full_in)),
+                },
+            );
+        }
+        Ok(taken)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {

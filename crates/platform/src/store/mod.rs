@@ -17,7 +17,7 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use self::kv::{Counter, KvStore};
+pub use self::kv::{Counter, KvStore, Rate, Taken};
 pub use self::log::{LogEntry, LogInfo, LogReader, LogStore};
 pub use self::memory::{MemoryKvStore, MemoryLogStore};
 pub use self::redis::{RedisKvStore, RedisLogStore};

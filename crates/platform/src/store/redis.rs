@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
 
 use super::log::OPEN_LOG_TTL;
-use super::{Counter, KvStore, LogEntry, LogInfo, LogReader, LogStore, StoreError};
+use super::{Counter, KvStore, LogEntry, LogInfo, LogReader, LogStore, Rate, StoreError, Taken};
 use crate::redis_conn::RedisHandle;
 
 fn millis(d: Duration) -> u64 {
@@ -58,6 +58,21 @@ if existed == 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return {value, redis.call('PTTL', KEYS[1])}";
+
+/// GCRA on the server's clock (`TIME`, microseconds), as `kv::gcra` computes it.
+const TAKE_TOKENS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tau = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval * tonumber(ARGV[3])
+if new_tat - now > tau then
+  return {0, math.floor((tau - (tat - now)) / interval), new_tat - now - tau}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+return {1, math.floor((tau - (new_tat - now)) / interval), 0}";
 
 const SET_ADD_WITH_TTL: &str = r"
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -136,6 +151,25 @@ impl KvStore for RedisKvStore {
         Ok(Counter {
             value,
             ttl: pttl_to_duration(pttl),
+        })
+    }
+
+    async fn take_tokens(&self, key: &str, rate: Rate, cost: u32) -> Result<Taken, StoreError> {
+        let mut conn = self.conn.clone();
+        let interval = u64::try_from(rate.interval.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let (allowed, remaining, wait): (i64, i64, i64) = redis::Script::new(TAKE_TOKENS)
+            .key(self.key(key))
+            .arg(interval)
+            .arg(rate.burst.max(1))
+            .arg(cost.max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Taken {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            retry_after: Duration::from_micros(u64::try_from(wait).unwrap_or(0)),
         })
     }
 

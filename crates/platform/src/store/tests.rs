@@ -278,3 +278,71 @@ async fn closing_an_unwritten_log_ends_its_readers_at_once() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_token_bucket_allows_its_burst_then_refuses_until_it_refills() {
+    let kv = stores().await.kv;
+    let rate = Rate {
+        burst: 3,
+        interval: Duration::from_millis(200),
+    };
+    for left in [2, 1, 0] {
+        let taken = kv.take_tokens("bucket:a", rate, 1).await.unwrap();
+        assert!(taken.allowed);
+        assert_eq!(taken.remaining, left);
+        assert_eq!(taken.retry_after, Duration::ZERO);
+    }
+    let refused = kv.take_tokens("bucket:a", rate, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.remaining, 0);
+    assert!(
+        refused.retry_after > Duration::ZERO && refused.retry_after <= rate.interval,
+        "{refused:?}"
+    );
+    assert!(
+        !kv.take_tokens("bucket:a", rate, 2).await.unwrap().allowed,
+        "a refused call takes nothing, so the bucket is still empty"
+    );
+    assert!(
+        kv.take_tokens("bucket:b", rate, 3).await.unwrap().allowed,
+        "buckets are per key"
+    );
+    // Waiting here is the behaviour under test (the bucket refilling), not synchronisation.
+    tokio::time::sleep(refused.retry_after + Duration::from_millis(20)).await;
+    let again = kv.take_tokens("bucket:a", rate, 1).await.unwrap();
+    assert!(again.allowed, "{again:?}");
+    assert!(!kv.take_tokens("bucket:a", rate, 1).await.unwrap().allowed);
+    let ttl = kv.ttl("bucket:a").await.unwrap().unwrap();
+    assert!(
+        ttl <= Duration::from_millis(600),
+        "expires once full: {ttl:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_takes_never_exceed_the_burst() {
+    let kv = stores().await.kv;
+    let rate = Rate {
+        burst: 5,
+        interval: Duration::from_secs(60),
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let kv = kv.clone();
+        tasks.push(tokio::spawn(async move {
+            kv.take_tokens("bucket:shared", rate, 1)
+                .await
+                .unwrap()
+                .allowed
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+    let refused = kv.take_tokens("bucket:shared", rate, 1).await.unwrap();
+    assert!(refused.retry_after > Duration::from_secs(50), "{refused:?}");
+}

@@ -473,3 +473,15 @@ impl Providers for SeaOrmProviders {
             .is_some())
     }
 }
+
+/// A deleted user's providers (and their sealed keys) are deleted.
+#[async_trait]
+impl platform::UserCleanup for SeaOrmProviders {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        entity::Entity::delete_many()
+            .filter(entity::Column::UserId.eq(user_id.to_owned()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
