@@ -157,6 +157,8 @@ pub struct IdentitySettings {
     pub hash_concurrency: usize,
     /// How long an upstream login may take from start to callback.
     pub upstream_flow_ttl: Duration,
+    /// Sessions in the key-value store (Redis, several replicas) instead of the database.
+    pub sessions_in_kv: bool,
 }
 
 impl Default for IdentitySettings {
@@ -174,6 +176,7 @@ impl Default for IdentitySettings {
             code_requests_per_ip_per_hour: 10,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             upstream_flow_ttl: Duration::from_secs(600),
+            sessions_in_kv: false,
         }
     }
 }

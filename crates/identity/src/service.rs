@@ -66,12 +66,13 @@ pub trait Identity: Send + Sync {
     /// Ends the caller's session (and so its tokens).
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError>;
 
-    /// Rotates a refresh token into a new pair; without one, issues a pair for the caller's
-    /// session (how the web UI refreshes with its cookie).
+    /// Rotates a refresh token into a new pair (the previous pair stops working); without
+    /// one, issues a pair for the session named by the `cookie_session` id (how the web UI
+    /// refreshes). A Bearer access token alone never mints a refresh token.
     async fn refresh(
         &self,
         refresh_token: Option<&str>,
-        caller: Option<&Principal>,
+        cookie_session: Option<&str>,
     ) -> Result<TokenPair, IdentityError>;
 
     /// Sends a registration code; at most `code_requests_per_ip_per_hour` per client address.

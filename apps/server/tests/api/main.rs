@@ -16,6 +16,7 @@ mod observability;
 mod providers;
 mod registration;
 mod routing;
+mod sessions;
 mod smtp;
 mod system;
 mod upstream;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::entities::{system_settings, user_identities, users};
+use super::session_store::DbSessionStore;
 use crate::mail::Mailer;
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
@@ -24,7 +25,7 @@ use crate::model::{
 };
 use crate::password::Passwords;
 use crate::service::{Identity, UpstreamLogin};
-use crate::sessions::{Rotation, Sessions};
+use crate::sessions::{KvSessionStore, Rotation, SessionStore, Sessions};
 use crate::throttle::Throttle;
 use crate::upstream::{
     Upstream, UpstreamCallback, UpstreamClaims, UpstreamProvider, UpstreamStart,
@@ -87,6 +88,11 @@ impl SeaOrmIdentity {
         mailer: Arc<dyn Mailer>,
         settings: IdentitySettings,
     ) -> Result<Self, IdentityError> {
+        let session_store: Arc<dyn SessionStore> = if settings.sessions_in_kv {
+            Arc::new(KvSessionStore::new(kv.clone(), &settings))
+        } else {
+            Arc::new(DbSessionStore::new(db.clone()))
+        };
         let upstream = Upstream::new(
             &config.auth_providers,
             kv.clone(),
@@ -95,7 +101,7 @@ impl SeaOrmIdentity {
         Ok(Self {
             upstream,
             passwords: Passwords::new(settings.hash_concurrency),
-            sessions: Sessions::new(kv.clone(), settings.clone()),
+            sessions: Sessions::new(session_store, settings.clone()),
             throttle: Throttle::new(kv.clone(), settings.clone()),
             db,
             kv,
@@ -218,13 +224,13 @@ impl SeaOrmIdentity {
 
     async fn principal_of_session(
         &self,
-        session_id: &str,
+        session_key: &str,
     ) -> Result<Option<Principal>, IdentityError> {
         Ok(self
             .sessions
-            .get(session_id)
+            .get(session_key)
             .await?
-            .map(|record| record.principal(session_id)))
+            .map(|record| record.principal(session_key)))
     }
 
     /// A free username derived from the provider's claims.
@@ -430,12 +436,12 @@ impl Identity for SeaOrmIdentity {
             active.password_hash = Set(Some(hash));
             active.update(&self.db).await?;
         }
-        if let Some(old) = replace_session {
-            self.sessions.destroy(old, None).await?;
+        if let Some(old) = replace_session.and_then(Sessions::key_of_id) {
+            self.sessions.destroy(&old).await?;
         }
         let user = to_user(user);
-        let (session_id, record) = self.sessions.create(&user).await?;
-        let tokens = self.sessions.issue_tokens(&session_id, &record).await?;
+        let (session_id, key, record) = self.sessions.create(&user).await?;
+        let tokens = self.sessions.issue_tokens(&key, &record).await?;
         Ok(LoginOutcome {
             session_id,
             tokens,
@@ -448,9 +454,12 @@ impl Identity for SeaOrmIdentity {
         credential: Credential<'_>,
     ) -> Result<Option<Principal>, IdentityError> {
         match credential {
-            Credential::Session(id) => self.principal_of_session(id).await,
+            Credential::Session(id) => match Sessions::key_of_id(id) {
+                Some(key) => self.principal_of_session(&key).await,
+                None => Ok(None),
+            },
             Credential::Bearer(token) => match self.sessions.session_of_access(token).await? {
-                Some(session_id) => self.principal_of_session(&session_id).await,
+                Some(key) => self.principal_of_session(&key).await,
                 None => Ok(None),
             },
         }
@@ -543,7 +552,7 @@ impl Identity for SeaOrmIdentity {
             .finish(provider_id, callback, browser_state)
             .await?;
         let user = to_user(self.link_upstream(&provider, claims).await?);
-        let (session_id, _) = self.sessions.create(&user).await?;
+        let (session_id, _, _) = self.sessions.create(&user).await?;
         Ok(UpstreamLogin {
             session_id,
             next,
@@ -553,9 +562,7 @@ impl Identity for SeaOrmIdentity {
 
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
         if let Some(session) = &principal.session_id {
-            self.sessions
-                .destroy(session, Some(&principal.user_id))
-                .await?;
+            self.sessions.destroy(session).await?;
         }
         Ok(())
     }
@@ -563,7 +570,7 @@ impl Identity for SeaOrmIdentity {
     async fn refresh(
         &self,
         refresh_token: Option<&str>,
-        caller: Option<&Principal>,
+        cookie_session: Option<&str>,
     ) -> Result<TokenPair, IdentityError> {
         let session_id = match refresh_token.map(str::trim).filter(|t| !t.is_empty()) {
             Some(token) => match self.sessions.rotate_refresh(token).await? {
@@ -572,8 +579,8 @@ impl Identity for SeaOrmIdentity {
                     return Err(IdentityError::InvalidRefreshToken);
                 }
             },
-            None => caller
-                .and_then(|p| p.session_id.clone())
+            None => cookie_session
+                .and_then(Sessions::key_of_id)
                 .ok_or(IdentityError::InvalidRefreshToken)?,
         };
         let record = self
