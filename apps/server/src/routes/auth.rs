@@ -107,6 +107,8 @@ pub(crate) async fn register(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LoginBody {
+    /// A username or an e-mail address (no control characters).
+    #[schema(max_length = 254)]
     username_or_email: String,
     password: String,
 }

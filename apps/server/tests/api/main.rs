@@ -12,6 +12,7 @@ mod errors;
 mod gate;
 mod helpers;
 mod jobs;
+mod login_hardening;
 mod observability;
 mod providers;
 mod registration;

@@ -198,3 +198,118 @@ async fn a_bearer_token_alone_never_mints_a_refresh_token() {
         .unwrap();
     assert_eq!(from_cookie.status(), 200);
 }
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Every key name and string or set value of this test's Redis prefix.
+async fn redis_dump(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut dump = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        match kind.as_str() {
+            "string" => {
+                let value: Vec<u8> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                dump.push(String::from_utf8_lossy(&value).into_owned());
+            }
+            "set" => {
+                let members: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                dump.extend(members);
+            }
+            _ => {}
+        }
+        dump.push(key);
+    }
+    dump
+}
+
+/// Every value of the session and token tables.
+async fn table_dump(app: &TestApp) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = platform::db::connect(&app.config).await.unwrap();
+    let backend = db.get_database_backend();
+    let mut dump = Vec::new();
+    for sql in [
+        r#"SELECT "key" AS a, user_id AS b FROM auth_sessions"#,
+        "SELECT hash AS a, session_key AS b FROM auth_tokens",
+        "SELECT COALESCE(pair, '') AS a, kind AS b FROM auth_tokens",
+    ] {
+        for row in db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+        {
+            dump.push(row.try_get::<String>("", "a").unwrap());
+            dump.push(row.try_get::<String>("", "b").unwrap());
+        }
+    }
+    dump
+}
+
+#[tokio::test]
+async fn the_store_holds_only_digests_of_session_ids_and_tokens() {
+    let app = TestApp::spawn().await;
+    let client = app.new_client();
+    let admin = app.admin().await;
+    let created = app
+        .post_json(
+            &admin,
+            "/api/user/add",
+            json!({"username": "wren", "password": "wren-Secret-9"}),
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let response = app.login(&client, "wren", "wren-Secret-9").await;
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find_map(|c| {
+            c.strip_prefix("sage_session=")
+                .map(|rest| rest.split(';').next().unwrap().to_owned())
+        })
+        .unwrap();
+    let body = envelope(response).await;
+    let secrets = [
+        cookie.clone(),
+        body["data"]["access_token"].as_str().unwrap().to_owned(),
+        body["data"]["refresh_token"].as_str().unwrap().to_owned(),
+    ];
+    let dump = match &app.config.redis_url {
+        Some(url) => redis_dump(url, &app.config.redis_prefix).await,
+        None => table_dump(&app).await,
+    };
+    for secret in &secrets {
+        assert!(
+            dump.iter().all(|entry| !entry.contains(secret.as_str())),
+            "a credential is stored in clear"
+        );
+    }
+    let key = sha256(&cookie);
+    assert!(
+        dump.iter().any(|entry| entry.contains(&key)),
+        "the session is stored under the SHA-256 of its id"
+    );
+}

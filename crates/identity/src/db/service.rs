@@ -8,10 +8,11 @@ use chrono::Utc;
 use platform::store::KvStore;
 use platform::{AuthMode, Config, Page, PageRequest};
 use rand::Rng;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -26,13 +27,15 @@ use crate::model::{
 use crate::password::Passwords;
 use crate::service::{Identity, UpstreamLogin};
 use crate::sessions::{KvSessionStore, Rotation, SessionStore, Sessions};
-use crate::throttle::Throttle;
+use crate::throttle::{LOGIN_SCOPE, Throttle};
 use crate::upstream::{
     Upstream, UpstreamCallback, UpstreamClaims, UpstreamProvider, UpstreamStart,
 };
 use crate::{IdentityError, validate};
 
 const ALLOW_REGISTRATION: &str = "allow_registration";
+/// The throttle scope of password changes (wrong current passwords count like failed logins).
+const PASSWORD_CHANGE: &str = "password-change";
 
 /// The identity service over SeaORM and the key-value store.
 pub struct SeaOrmIdentity {
@@ -213,13 +216,6 @@ impl SeaOrmIdentity {
         active.updated_at = Set(Utc::now());
         active.update(&self.db).await?;
         self.sessions.destroy_all(&id).await
-    }
-
-    async fn admin_count(&self) -> Result<u64, IdentityError> {
-        Ok(users::Entity::find()
-            .filter(users::Column::Role.eq(Role::Admin.as_str()))
-            .count(&self.db)
-            .await?)
     }
 
     async fn principal_of_session(
@@ -403,7 +399,7 @@ impl Identity for SeaOrmIdentity {
         if self.mode == AuthMode::OAuth {
             return Err(IdentityError::PasswordLoginDisabled);
         }
-        let account = request.username_or_email.trim().to_lowercase();
+        let account = validate::login_identifier(&request.username_or_email)?;
         if account.is_empty() || request.password.is_empty() {
             return Err(IdentityError::InvalidCredentials);
         }
@@ -421,15 +417,15 @@ impl Identity for SeaOrmIdentity {
             .await?;
         let user = match user {
             Some(user) if verified.ok => user,
-            _ => {
-                self.throttle.failed(&account, client.ip).await?;
-                return Err(IdentityError::InvalidCredentials);
-            }
+            // The failure was counted before the check.
+            _ => return Err(IdentityError::InvalidCredentials),
         };
         if self.mode == AuthMode::TrustedProxy && user.role != Role::Admin.as_str() {
             return Err(IdentityError::AdminPasswordLoginRequired);
         }
-        self.throttle.succeeded(&account, client.ip).await?;
+        self.throttle
+            .succeeded(LOGIN_SCOPE, &account, client.ip)
+            .await?;
         if verified.needs_rehash {
             let hash = self.passwords.hash(&request.password).await?;
             let mut active: users::ActiveModel = user.clone().into();
@@ -600,9 +596,8 @@ impl Identity for SeaOrmIdentity {
             return Err(IdentityError::RegistrationDisabled);
         }
         let email = validate::email("email", email)?;
-        if self.find_by_email(&email).await?.is_some() {
-            return Err(IdentityError::EmailTaken);
-        }
+        // Throttles first; then known and unknown addresses get the same answer (the owner
+        // of a known one is told by mail that they already have an account).
         let per_ip = self
             .kv
             .incr(
@@ -632,6 +627,26 @@ impl Identity for SeaOrmIdentity {
                 retry_after: wait.map_or(1, |w| w.as_secs().max(1)),
             });
         }
+        let sent = CodeSent {
+            expires_in: self.settings.code_ttl.as_secs(),
+            retry_after: self.settings.code_resend.as_secs(),
+        };
+        if let Some(user) = self.find_by_email(&email).await? {
+            let body = format!(
+                "Someone asked to register a new Sage account with this address, but you already have one (username: {}).\n\nLog in instead, or reset your password if you forgot it. If you did not ask, ignore this message.\n",
+                user.username
+            );
+            if let Err(e) = self
+                .mailer
+                .send(&email, "You already have a Sage account", &body)
+                .await
+            {
+                self.kv.delete(&throttle_key).await?;
+                tracing::warn!(error = %e, "verification e-mail not delivered");
+                return Err(IdentityError::MailFailed(e));
+            }
+            return Ok(sent);
+        }
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         self.kv
             .set(
@@ -655,10 +670,7 @@ impl Identity for SeaOrmIdentity {
             tracing::warn!(error = %e, "verification e-mail not delivered");
             return Err(IdentityError::MailFailed(e));
         }
-        Ok(CodeSent {
-            expires_in: self.settings.code_ttl.as_secs(),
-            retry_after: self.settings.code_resend.as_secs(),
-        })
+        Ok(sent)
     }
 
     async fn register(&self, request: RegisterRequest) -> Result<String, IdentityError> {
@@ -702,6 +714,10 @@ impl Identity for SeaOrmIdentity {
             .find_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::Unauthenticated)?;
+        // Throttled like login: a failure is reserved before the current password is checked.
+        self.throttle
+            .reserve(PASSWORD_CHANGE, &user.id, None)
+            .await?;
         let verified = self
             .passwords
             .verify(old_password, user.password_hash.as_deref())
@@ -709,6 +725,9 @@ impl Identity for SeaOrmIdentity {
         if !verified.ok {
             return Err(IdentityError::WrongPassword);
         }
+        self.throttle
+            .succeeded(PASSWORD_CHANGE, &user.id, None)
+            .await?;
         if old_password == new_password {
             return Err(IdentityError::invalid(
                 "new_password",
@@ -749,12 +768,36 @@ impl Identity for SeaOrmIdentity {
             .find_by_id(user_id)
             .await?
             .ok_or(IdentityError::UserNotFound)?;
-        if user.role == Role::Admin.as_str() && self.admin_count().await? <= 1 {
-            return Err(IdentityError::LastAdmin);
+        // "Never the last admin" is decided by one conditional delete; on PostgreSQL the
+        // admin rows are locked first, so two admins deleting each other at once cannot both
+        // see the other still there (SQLite runs one writer at a time).
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            users::Entity::find()
+                .filter(users::Column::Role.eq(Role::Admin.as_str()))
+                .lock_exclusive()
+                .all(&txn)
+                .await?;
         }
-        users::Entity::delete_by_id(user.id.clone())
-            .exec(&self.db)
+        let deleted = users::Entity::delete_many()
+            .filter(users::Column::Id.eq(user.id.clone()))
+            .filter(
+                Condition::any()
+                    .add(users::Column::Role.ne(Role::Admin.as_str()))
+                    .add(Expr::cust(
+                        "(SELECT COUNT(*) FROM users WHERE role = 'admin') > 1",
+                    )),
+            )
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
+        if deleted.rows_affected == 0 {
+            return Err(if self.find_by_id(&user.id).await?.is_some() {
+                IdentityError::LastAdmin
+            } else {
+                IdentityError::UserNotFound
+            });
+        }
         self.sessions.destroy_all(&user.id).await
     }
 
