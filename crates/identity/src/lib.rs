@@ -31,7 +31,7 @@ pub use error::IdentityError;
 pub use mail::{LogMailer, Mailer, SmtpMailer};
 pub use model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
-    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+    NewUser, Principal, Profile, ProfileUpdate, RegisterRequest, Role, TokenPair, User,
 };
 pub use overview::{AuthOverview, LoginProvider};
 pub use service::{Identity, UpstreamLogin};

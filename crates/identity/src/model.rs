@@ -108,6 +108,26 @@ pub struct RegisterRequest {
     pub verification_code: String,
 }
 
+/// The caller's own changes to their profile; `None` (or an empty string) leaves a field as
+/// it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    /// The code sent to the new address (`register/send-code`), required for an e-mail
+    /// change while registration by e-mail is on.
+    pub verification_code: Option<String>,
+}
+
+/// A user's profile: the account and the preferred language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub user: User,
+    pub language: Option<String>,
+}
+
 /// A user created by an admin or the CLI.
 #[derive(Debug, Clone)]
 pub struct NewUser {

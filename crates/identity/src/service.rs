@@ -17,7 +17,7 @@ pub struct UpstreamLogin {
 }
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, LoginOutcome, LoginRequest, NewUser,
-    Principal, RegisterRequest, TokenPair, User,
+    Principal, Profile, ProfileUpdate, RegisterRequest, TokenPair, User,
 };
 
 /// Accounts, sessions, tokens and settings. Methods that act for someone take the acting
@@ -87,6 +87,14 @@ pub trait Identity: Send + Sync {
 
     /// The caller's account.
     async fn current_user(&self, principal: &Principal) -> Result<User, IdentityError>;
+
+    /// Changes the caller's nickname, avatar, e-mail (with the code sent to the new address
+    /// while registration by e-mail is on) and language; returns the profile.
+    async fn update_profile(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+    ) -> Result<Profile, IdentityError>;
 
     /// Changes the caller's password and ends all of their sessions.
     async fn change_password(

@@ -44,6 +44,9 @@ const COMMON_PASSWORDS: &[&str] = &[
 pub(crate) const MIN_PASSWORD: usize = 8;
 pub(crate) const MAX_PASSWORD: usize = 128;
 
+/// The longest avatar accepted (a URL, or a small `data:` URL), in characters.
+pub(crate) const MAX_AVATAR: usize = 256 * 1024;
+
 /// The longest login identifier (a username or an e-mail address) accepted.
 pub(crate) const MAX_LOGIN_IDENTIFIER: usize = 254;
 
@@ -168,6 +171,23 @@ pub(crate) fn optional_text(
             format!("must be at most {max} characters"),
         )),
     }
+}
+
+/// A language tag such as `en` or `zh-CN`: at most 16 letters, digits, `-` or `_`.
+pub(crate) fn language(raw: &str) -> Result<String, IdentityError> {
+    let tag = raw.trim();
+    if tag.is_empty()
+        || tag.len() > 16
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(IdentityError::invalid(
+            "language",
+            "must be a language tag such as `en` or `zh-CN`",
+        ));
+    }
+    Ok(tag.to_owned())
 }
 
 #[cfg(test)]

@@ -254,3 +254,41 @@ async fn two_admins_deleting_each_other_at_once_leave_one() {
         first_name = survivor_name;
     }
 }
+
+#[tokio::test]
+async fn an_e_mail_change_needs_the_registration_code_while_registration_is_on() {
+    let mut sink = SmtpSink::start().await;
+    let app = app_with_mail(&sink).await;
+    let (client, _) = app.user("kira").await;
+    let put = |body: Value| {
+        let client = client.clone();
+        let url = app.url("/api/user/profile");
+        async move { client.put(url).json(&body).send().await.unwrap() }
+    };
+    let without = put(json!({"email": "kira.new@example.com"})).await;
+    assert_eq!(without.status(), 422);
+    assert!(
+        envelope(without)
+            .await
+            .to_string()
+            .contains("verification_code")
+    );
+    let sent = app
+        .post_json(
+            &client,
+            "/api/auth/register/send-code",
+            json!({"email": "kira.new@example.com"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 200);
+    let code = sink.next_code().await;
+    let wrong = put(json!({"email": "kira.new@example.com", "verification_code": "000000"})).await;
+    if code != "000000" {
+        assert_eq!(wrong.status(), 422);
+    }
+    let changed =
+        envelope(put(json!({"email": "kira.new@example.com", "verification_code": code})).await)
+            .await;
+    assert_eq!(changed["code"], 200);
+    assert_eq!(changed["data"]["email"], "kira.new@example.com");
+}

@@ -22,7 +22,7 @@ use super::session_store::DbSessionStore;
 use crate::mail::Mailer;
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
-    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+    NewUser, Principal, Profile, ProfileUpdate, RegisterRequest, Role, TokenPair, User,
 };
 use crate::password::Passwords;
 use crate::service::{Identity, UpstreamLogin};
@@ -702,6 +702,93 @@ impl Identity for SeaOrmIdentity {
             .await?
             .map(to_user)
             .ok_or(IdentityError::Unauthenticated)
+    }
+
+    async fn update_profile(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+    ) -> Result<Profile, IdentityError> {
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let user = self
+            .find_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let nickname = validate::optional_text("nickname", given(update.nickname).as_deref(), 128)?;
+        let avatar = validate::optional_text(
+            "avatar",
+            given(update.avatar).as_deref(),
+            validate::MAX_AVATAR,
+        )?;
+        let language = given(update.language)
+            .map(|l| validate::language(&l))
+            .transpose()?;
+        let email = given(update.email)
+            .map(|e| validate::email("email", &e))
+            .transpose()?
+            .filter(|e| user.email_key.as_deref() != Some(e.as_str()));
+        let mut config = match serde_json::from_str::<Value>(&user.config) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let verified_by_code = match &email {
+            Some(email) if self.mode == AuthMode::Native && self.allow_registration().await? => {
+                let code = given(update.verification_code).ok_or_else(|| {
+                    IdentityError::invalid(
+                        "verification_code",
+                        "is required to change the e-mail address",
+                    )
+                })?;
+                self.check_code(email, &code).await?;
+                true
+            }
+            Some(email) => {
+                if self.find_by_email(email).await?.is_some() {
+                    return Err(IdentityError::EmailTaken);
+                }
+                false
+            }
+            None => false,
+        };
+        let mut active: users::ActiveModel = user.into();
+        if let Some(nickname) = nickname {
+            active.nickname = Set(Some(nickname));
+        }
+        if let Some(avatar) = avatar {
+            active.avatar = Set(Some(avatar));
+        }
+        if let Some(email) = &email {
+            active.email = Set(Some(email.clone()));
+            active.email_key = Set(Some(email.clone()));
+        }
+        if let Some(language) = &language {
+            config.insert("language".to_owned(), Value::String(language.clone()));
+            let text =
+                serde_json::to_string(&config).map_err(|e| IdentityError::Internal(e.into()))?;
+            active.config = Set(text);
+        }
+        active.updated_at = Set(Utc::now());
+        let updated = match active.update(&self.db).await {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(match e.sql_err() {
+                    Some(SqlErr::UniqueConstraintViolation(_)) => IdentityError::EmailTaken,
+                    _ => e.into(),
+                });
+            }
+        };
+        if verified_by_code && let Some(email) = &email {
+            self.kv.delete(&format!("regcode:{email}")).await?;
+            self.kv.delete(&format!("regcode-failures:{email}")).await?;
+        }
+        let language = match config.get("language") {
+            Some(Value::String(l)) => Some(l.clone()),
+            _ => None,
+        };
+        Ok(Profile {
+            user: to_user(updated),
+            language,
+        })
     }
 
     async fn change_password(
