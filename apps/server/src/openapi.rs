@@ -56,7 +56,7 @@ impl utoipa::Modify for Security {
         system::active, system::health, system::system_info, system::update_settings,
         upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
-        users::user_options, users::change_password, users::list_users, users::add_user, users::delete_user,
+        users::user_options, users::change_password, users::update_profile, users::list_users, users::add_user, users::delete_user,
         users::get_config, users::update_config,
         llm_providers::verify, llm_providers::verify_capabilities, llm_providers::verify_capabilities_stored,
         llm_providers::verify_multimodal, llm_providers::list_providers, llm_providers::create_provider,

@@ -96,6 +96,7 @@ impl Services {
         let identity_settings = identity::IdentitySettings {
             upstream_flow_ttl: config.upstream_flow_ttl,
             upstream_starts_per_ip_per_minute: config.upstream_starts_per_ip,
+            sessions_in_kv: config.redis_url.is_some(),
             login_attempts_per_ip_per_minute: config.login_limit_per_ip,
             session_idle: config.session_idle,
             session_absolute: config.session_lifetime,

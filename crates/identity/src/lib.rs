@@ -5,11 +5,12 @@
 //! server type; the `server` app crate extracts credentials and maps [`IdentityError`]s. The
 //! tidy test in `xtask` enforces the rule.
 //!
-//! Sessions live in the platform key-value store (in-process or Redis): an opaque session id
-//! (256 random bits) names a record holding the user's id, name and role. Bearer access tokens
-//! and rotating refresh tokens are stored hashed and point at the session, so ending a session
-//! revokes every token issued for it. Logout, password change, role change and user deletion
-//! end the user's sessions.
+//! Sessions live in the database (the embedded default; cached per process and kept correct
+//! across processes by a revocation generation) or in Redis (with `REDIS_URL`): an opaque
+//! session id (256 random bits), stored only as its SHA-256, names a record holding the
+//! user's id, name and role. Bearer access tokens and rotating refresh tokens are stored
+//! hashed and point at the session, so ending a session revokes every token issued for it.
+//! Logout, password change or reset, role change and user deletion end the user's sessions.
 
 mod db;
 mod error;
@@ -31,7 +32,7 @@ pub use error::IdentityError;
 pub use mail::{LogMailer, Mailer, SmtpMailer};
 pub use model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
-    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+    NewUser, Principal, Profile, ProfileUpdate, RegisterRequest, Role, TokenPair, User,
 };
 pub use overview::{AuthOverview, LoginProvider};
 pub use service::{Identity, UpstreamLogin};

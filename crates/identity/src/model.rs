@@ -108,6 +108,26 @@ pub struct RegisterRequest {
     pub verification_code: String,
 }
 
+/// The caller's own changes to their profile; `None` (or an empty string) leaves a field as
+/// it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    /// The code sent to the new address (`register/send-code`), required for an e-mail
+    /// change while registration by e-mail is on.
+    pub verification_code: Option<String>,
+}
+
+/// A user's profile: the account and the preferred language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub user: User,
+    pub language: Option<String>,
+}
+
 /// A user created by an admin or the CLI.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -159,6 +179,8 @@ pub struct IdentitySettings {
     pub upstream_flow_ttl: Duration,
     /// Upstream login starts per client address (IPv6: per /64) per minute before 429.
     pub upstream_starts_per_ip_per_minute: i64,
+    /// Sessions in the key-value store (Redis, several replicas) instead of the database.
+    pub sessions_in_kv: bool,
 }
 
 impl Default for IdentitySettings {
@@ -177,6 +199,7 @@ impl Default for IdentitySettings {
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             upstream_flow_ttl: Duration::from_secs(600),
             upstream_starts_per_ip_per_minute: 20,
+            sessions_in_kv: false,
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct UpstreamLogin {
 }
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, LoginOutcome, LoginRequest, NewUser,
-    Principal, RegisterRequest, TokenPair, User,
+    Principal, Profile, ProfileUpdate, RegisterRequest, TokenPair, User,
 };
 
 /// Accounts, sessions, tokens and settings. Methods that act for someone take the acting
@@ -84,12 +84,13 @@ pub trait Identity: Send + Sync {
     /// Ends the caller's session (and so its tokens).
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError>;
 
-    /// Rotates a refresh token into a new pair; without one, issues a pair for the caller's
-    /// session (how the web UI refreshes with its cookie).
+    /// Rotates a refresh token into a new pair (the previous pair stops working); without
+    /// one, issues a pair for the session named by the `cookie_session` id (how the web UI
+    /// refreshes). A Bearer access token alone never mints a refresh token.
     async fn refresh(
         &self,
         refresh_token: Option<&str>,
-        caller: Option<&Principal>,
+        cookie_session: Option<&str>,
     ) -> Result<TokenPair, IdentityError>;
 
     /// Sends a registration code; at most `code_requests_per_ip_per_hour` per client address.
@@ -104,6 +105,14 @@ pub trait Identity: Send + Sync {
 
     /// The caller's account.
     async fn current_user(&self, principal: &Principal) -> Result<User, IdentityError>;
+
+    /// Changes the caller's nickname, avatar, e-mail (with the code sent to the new address
+    /// while registration by e-mail is on) and language; returns the profile.
+    async fn update_profile(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+    ) -> Result<Profile, IdentityError>;
 
     /// Changes the caller's password and ends all of their sessions.
     async fn change_password(

@@ -1,14 +1,22 @@
 //! Login throttling, checked before any password hashing: attempts per client IP per minute,
 //! and failures per account and IP within a window. Both answer 429 with Retry-After.
+//!
+//! A failure is counted (reserved) *before* the password is checked and forgotten again only
+//! when the check succeeds, so parallel wrong guesses cannot all reach the hash. Account keys
+//! are the SHA-256 of the lower-cased, trimmed identifier: bounded whatever the client sends.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use platform::store::KvStore;
+use sha2::{Digest, Sha256};
 
 use crate::IdentityError;
 use crate::model::IdentitySettings;
+
+/// The throttle scope of password logins.
+pub(crate) const LOGIN_SCOPE: &str = "login";
 
 pub(crate) struct Throttle {
     kv: Arc<dyn KvStore>,
@@ -23,16 +31,22 @@ fn retry(ttl: Option<Duration>) -> u64 {
     ttl.map_or(60, |t| t.as_secs().max(1))
 }
 
+/// A bounded, normalised form of an account identifier for store keys.
+pub(crate) fn account_key(account: &str) -> String {
+    hex::encode(Sha256::digest(account.trim().to_lowercase().as_bytes()))
+}
+
 impl Throttle {
     pub fn new(kv: Arc<dyn KvStore>, settings: IdentitySettings) -> Self {
         Self { kv, settings }
     }
 
-    fn failures_key(account: &str, ip: Option<IpAddr>) -> String {
-        format!("login-failures:{}:{}", account.to_lowercase(), ip_text(ip))
+    fn failures_key(scope: &str, account: &str, ip: Option<IpAddr>) -> String {
+        format!("{scope}-failures:{}:{}", account_key(account), ip_text(ip))
     }
 
-    /// Counts this attempt and refuses it when a limit is exceeded.
+    /// Counts this login attempt and reserves a failure for it; refuses it when a limit is
+    /// exceeded. Call [`Throttle::succeeded`] when the password was right.
     pub async fn before_login(
         &self,
         account: &str,
@@ -51,12 +65,26 @@ impl Throttle {
                 retry_after: retry(per_ip.ttl),
             });
         }
-        let key = Self::failures_key(account, ip);
+        self.reserve(LOGIN_SCOPE, account, ip).await
+    }
+
+    /// Reserves one failure of `scope` for `account` from `ip`; refuses once the window's
+    /// allowance is used up.
+    pub async fn reserve(
+        &self,
+        scope: &str,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), IdentityError> {
         let failures = self
             .kv
-            .incr(&key, 0, self.settings.login_failure_window)
+            .incr(
+                &Self::failures_key(scope, account, ip),
+                1,
+                self.settings.login_failure_window,
+            )
             .await?;
-        if failures.value >= self.settings.login_failures_per_account {
+        if failures.value > self.settings.login_failures_per_account {
             return Err(IdentityError::TooManyAttempts {
                 retry_after: retry(failures.ttl),
             });
@@ -64,19 +92,16 @@ impl Throttle {
         Ok(())
     }
 
-    pub async fn failed(&self, account: &str, ip: Option<IpAddr>) -> Result<(), IdentityError> {
+    /// The password was right: the reserved failures are forgotten.
+    pub async fn succeeded(
+        &self,
+        scope: &str,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), IdentityError> {
         self.kv
-            .incr(
-                &Self::failures_key(account, ip),
-                1,
-                self.settings.login_failure_window,
-            )
+            .delete(&Self::failures_key(scope, account, ip))
             .await?;
-        Ok(())
-    }
-
-    pub async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), IdentityError> {
-        self.kv.delete(&Self::failures_key(account, ip)).await?;
         Ok(())
     }
 }

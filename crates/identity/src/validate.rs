@@ -44,6 +44,38 @@ const COMMON_PASSWORDS: &[&str] = &[
 pub(crate) const MIN_PASSWORD: usize = 8;
 pub(crate) const MAX_PASSWORD: usize = 128;
 
+/// The longest avatar accepted (a URL, or a small `data:` URL), in characters.
+pub(crate) const MAX_AVATAR: usize = 256 * 1024;
+
+/// The longest login identifier (a username or an e-mail address) accepted.
+pub(crate) const MAX_LOGIN_IDENTIFIER: usize = 254;
+
+/// Refuses NUL and other control characters, which no name, address or identifier needs
+/// (and which PostgreSQL refuses in text).
+fn no_control(field: &'static str, text: &str) -> Result<(), IdentityError> {
+    if text.chars().any(char::is_control) {
+        return Err(IdentityError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A login identifier, trimmed and lower-cased: at most 254 characters, no control
+/// characters.
+pub(crate) fn login_identifier(raw: &str) -> Result<String, IdentityError> {
+    let ident = raw.trim();
+    if ident.chars().count() > MAX_LOGIN_IDENTIFIER {
+        return Err(IdentityError::invalid(
+            "username_or_email",
+            format!("must be at most {MAX_LOGIN_IDENTIFIER} characters"),
+        ));
+    }
+    no_control("username_or_email", ident)?;
+    Ok(ident.to_lowercase())
+}
+
 /// A username: 3 to 32 letters, digits, `_`, `.` or `-`.
 pub(crate) fn username(raw: &str) -> Result<String, IdentityError> {
     let name = raw.trim();
@@ -70,7 +102,7 @@ pub(crate) fn username(raw: &str) -> Result<String, IdentityError> {
 pub(crate) fn email(field: &'static str, raw: &str) -> Result<String, IdentityError> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.contains('@')
@@ -129,12 +161,33 @@ pub(crate) fn optional_text(
 ) -> Result<Option<String>, IdentityError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
+        Some(text) if text.chars().any(char::is_control) => Err(IdentityError::invalid(
+            field,
+            "must not contain control characters",
+        )),
         Some(text) if text.chars().count() <= max => Ok(Some(text.to_owned())),
         Some(_) => Err(IdentityError::invalid(
             field,
             format!("must be at most {max} characters"),
         )),
     }
+}
+
+/// A language tag such as `en` or `zh-CN`: at most 16 letters, digits, `-` or `_`.
+pub(crate) fn language(raw: &str) -> Result<String, IdentityError> {
+    let tag = raw.trim();
+    if tag.is_empty()
+        || tag.len() > 16
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(IdentityError::invalid(
+            "language",
+            "must be a language tag such as `en` or `zh-CN`",
+        ));
+    }
+    Ok(tag.to_owned())
 }
 
 #[cfg(test)]
@@ -163,10 +216,40 @@ mod tests {
             "alice@example.com"
         );
         for bad in [
-            "", "alice", "alice@", "@x.io", "a@b", "a b@c.io", "a@b@c.io", "a@b.",
+            "",
+            "alice",
+            "alice@",
+            "@x.io",
+            "a@b",
+            "a b@c.io",
+            "a@b@c.io",
+            "a@b.",
+            "a\0b@c.io",
+            "a@b\u{7}.io",
         ] {
             assert_eq!(field_of(email("email", bad).unwrap_err()), "email", "{bad}");
         }
+    }
+
+    #[test]
+    fn login_identifiers_and_short_texts_refuse_control_characters() {
+        assert_eq!(login_identifier(" Alice ").unwrap(), "alice");
+        assert_eq!(login_identifier(&"a".repeat(254)).unwrap().len(), 254);
+        for bad in ["ad\0min", "a\u{1b}b", &"a".repeat(255)] {
+            assert_eq!(
+                field_of(login_identifier(bad).unwrap_err()),
+                "username_or_email",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            field_of(optional_text("nickname", Some("Bo\0b"), 128).unwrap_err()),
+            "nickname"
+        );
+        assert_eq!(
+            optional_text("nickname", Some(" 小明 "), 128).unwrap(),
+            Some("小明".to_owned())
+        );
     }
 
     #[test]

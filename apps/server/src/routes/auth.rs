@@ -6,7 +6,7 @@ use identity::{ClientInfo, LoginRequest, RegisterRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{self, Caller, MaybeCaller, SESSION_COOKIE};
+use crate::auth::{self, Caller, SESSION_COOKIE};
 use crate::error::AppError;
 use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult, Envelope};
@@ -107,6 +107,8 @@ pub(crate) async fn register(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LoginBody {
+    /// A username or an e-mail address (no control characters).
+    #[schema(max_length = 254)]
     username_or_email: String,
     password: String,
 }
@@ -246,16 +248,18 @@ pub(crate) struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-/// Rotate a refresh token into a new token pair; with no body, refresh the cookie session.
+/// Rotate a refresh token into a new token pair (the previous pair stops working); with no
+/// body, issue a pair for the cookie session (never from a Bearer token alone).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshBody,
     responses((status = 200, body = Envelope<TokensDto>), (status = 401, description = "Invalid or reused refresh token")))]
 pub(crate) async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: MaybeCaller,
     body: web::Bytes,
 ) -> ApiResult<TokensDto> {
-    // The web UI posts no body; API clients post `{"refresh_token": …}`.
+    // The web UI posts no body; API clients post `{"refresh_token": …}`. The empty form
+    // works from the cookie session only: a Bearer access token never mints a refresh token.
+    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let parsed: RefreshBody = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshBody::default()
     } else {
@@ -264,7 +268,7 @@ pub(crate) async fn refresh(
     };
     let tokens = state
         .identity
-        .refresh(parsed.refresh_token.as_deref(), caller.0.as_ref())
+        .refresh(parsed.refresh_token.as_deref(), cookie.as_deref())
         .await?;
     Ok(ApiOk(TokensDto::from(tokens)))
 }

@@ -1,7 +1,7 @@
 //! User administration and per-user settings under `/api/user`.
 
 use actix_web::web;
-use identity::{NewUser, Role};
+use identity::{NewUser, ProfileUpdate, Role};
 use platform::PageRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -19,6 +19,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/user")
             .service(web::resource("/options").route(web::get().to(user_options)))
             .service(web::resource("/change-password").route(web::post().to(change_password)))
+            .service(web::resource("/profile").route(web::put().to(update_profile)))
             .service(web::resource("/list").route(web::get().to(list_users)))
             .service(web::resource("/add").route(web::post().to(add_user)))
             .service(web::resource("/delete").route(web::post().to(delete_user)))
@@ -73,6 +74,72 @@ pub(crate) async fn change_password(
         .change_password(&caller.0, &body.0.old_password, &body.0.new_password)
         .await?;
     Ok(ApiOk(Empty {}))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ProfileBody {
+    /// Empty or null: unchanged.
+    #[schema(max_length = 128)]
+    nickname: Option<String>,
+    /// An image URL (or a small `data:` URL); empty or null: unchanged.
+    #[serde(alias = "avatar_url")]
+    avatar: Option<String>,
+    /// A new address; while registration by e-mail is on it needs `verification_code`, sent
+    /// to the new address by `POST /api/auth/register/send-code`.
+    #[schema(max_length = 254)]
+    email: Option<String>,
+    /// A language tag such as `en` or `zh-CN`.
+    #[schema(max_length = 16)]
+    language: Option<String>,
+    verification_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProfileDto {
+    user_id: String,
+    username: String,
+    nickname: String,
+    email: String,
+    avatar: String,
+    avatar_url: String,
+    language: Option<String>,
+}
+
+/// Change the caller's nickname, avatar, e-mail and language (the web UI's profile form).
+#[utoipa::path(put, path = "/api/user/profile", tag = "users", request_body = ProfileBody,
+    responses((status = 200, body = Envelope<ProfileDto>),
+              (status = 409, description = "E-mail taken"),
+              (status = 422, description = "Invalid field or wrong verification code")))]
+pub(crate) async fn update_profile(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<ProfileBody>,
+) -> ApiResult<ProfileDto> {
+    let b = body.0;
+    let profile = state
+        .identity
+        .update_profile(
+            &caller.0,
+            ProfileUpdate {
+                nickname: b.nickname,
+                avatar: b.avatar,
+                email: b.email,
+                language: b.language,
+                verification_code: b.verification_code,
+            },
+        )
+        .await?;
+    let user = profile.user;
+    let avatar = user.avatar.unwrap_or_default();
+    Ok(ApiOk(ProfileDto {
+        user_id: user.id,
+        nickname: user.nickname.unwrap_or_else(|| user.username.clone()),
+        username: user.username,
+        email: user.email.unwrap_or_default(),
+        avatar_url: avatar.clone(),
+        avatar,
+        language: profile.language,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's database, for the few checks no route can make (data left behind).
     pub database_url: String,
+    /// The configuration the server was built with (data dir, database, Redis prefix).
+    pub config: Config,
     /// Kept so the temporary data directory lives as long as the server.
     _data_dir: TempDir,
 }
@@ -83,7 +85,7 @@ impl TestApp {
         }
         customise(&mut config);
         let database_url = config.effective_database_url();
-        let app = Application::build(config)
+        let app = Application::build(config.clone())
             .await
             .expect("the application builds");
         let port = app.port();
@@ -97,8 +99,40 @@ impl TestApp {
             address: format!("http://127.0.0.1:{port}"),
             client,
             database_url,
+            config,
             _data_dir: data_dir,
         }
+    }
+
+    /// Starts another server (another process as far as state goes: its own caches and
+    /// in-process stores) on the same data directory, database and Redis prefix, as a
+    /// restart or a second replica would; returns its base URL.
+    pub async fn another_server(&self) -> String {
+        let app = Application::build(self.config.clone())
+            .await
+            .expect("the second application builds");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// The environment that points the `sage-server` binary at this server's data.
+    pub fn binary_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "SAGE_DATA_DIR".to_owned(),
+            self.data_path().display().to_string(),
+        )];
+        if let Some(url) = &self.config.database_url {
+            env.push(("DATABASE_URL".to_owned(), url.clone()));
+        }
+        if let Some(url) = &self.config.redis_url {
+            env.push(("REDIS_URL".to_owned(), url.clone()));
+            env.push((
+                "SAGE_REDIS_PREFIX".to_owned(),
+                self.config.redis_prefix.clone(),
+            ));
+        }
+        env
     }
 
     /// A fresh client with its own cookie jar.

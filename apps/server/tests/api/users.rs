@@ -245,3 +245,72 @@ async fn user_config_is_private_and_shallow_merged() {
         "a refused update loses nothing"
     );
 }
+
+#[tokio::test]
+async fn the_profile_form_changes_nickname_avatar_email_and_language() {
+    let app = TestApp::spawn().await;
+    let (client, _) = app.user("iris").await;
+    let put = |body: serde_json::Value| {
+        let client = client.clone();
+        let url = app.url("/api/user/profile");
+        async move { client.put(url).json(&body).send().await.unwrap() }
+    };
+    let changed = envelope(
+        put(
+            json!({"nickname": "Iris W.", "avatar": "https://img.example.com/i.png",
+                   "email": "iris.new@example.com", "language": "zh-CN"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(changed["code"], 200);
+    assert_eq!(changed["data"]["nickname"], "Iris W.");
+    assert_eq!(changed["data"]["email"], "iris.new@example.com");
+    assert_eq!(changed["data"]["avatar"], "https://img.example.com/i.png");
+    assert_eq!(changed["data"]["language"], "zh-CN");
+
+    // Empty fields mean "unchanged", as the web UI sends them.
+    let same =
+        envelope(put(json!({"nickname": "", "avatar": null, "email": "", "language": ""})).await)
+            .await;
+    assert_eq!(same["data"]["nickname"], "Iris W.");
+    assert_eq!(same["data"]["email"], "iris.new@example.com");
+    let session = envelope(
+        client
+            .get(app.url("/api/auth/session"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(session["data"]["user"]["nickname"], "Iris W.");
+    assert_eq!(
+        session["data"]["user"]["avatar"],
+        "https://img.example.com/i.png"
+    );
+
+    // Another account's address is taken; bad values are refused with the field named.
+    let taken = put(json!({"email": "admin-not-here@example.com"})).await;
+    assert_eq!(taken.status(), 200);
+    let (_, _) = app.user("jude").await;
+    let taken = put(json!({"email": "jude@example.com"})).await;
+    assert_eq!(taken.status(), 409);
+    for (body, field) in [
+        (json!({"nickname": "a\u{0}b"}), "nickname"),
+        (json!({"email": "not-an-address"}), "email"),
+        (json!({"language": "en us!"}), "language"),
+    ] {
+        let refused = put(body).await;
+        assert_eq!(refused.status(), 422);
+        assert!(envelope(refused).await.to_string().contains(field));
+    }
+    // Anonymous callers are stopped at the gate.
+    let anonymous = app
+        .new_client()
+        .put(app.url("/api/user/profile"))
+        .json(&json!({"nickname": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -2,5 +2,6 @@
 
 mod entities;
 mod service;
+mod session_store;
 
 pub use service::SeaOrmIdentity;

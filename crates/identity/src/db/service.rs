@@ -8,30 +8,34 @@ use chrono::Utc;
 use platform::store::KvStore;
 use platform::{AuthMode, Config, Page, PageRequest};
 use rand::Rng;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::entities::{system_settings, users};
+use super::session_store::DbSessionStore;
 use crate::mail::Mailer;
 use crate::model::{
     BootstrapAdmin, ClientInfo, CodeSent, Credential, IdentitySettings, LoginOutcome, LoginRequest,
-    NewUser, Principal, RegisterRequest, Role, TokenPair, User,
+    NewUser, Principal, Profile, ProfileUpdate, RegisterRequest, Role, TokenPair, User,
 };
 use crate::password::Passwords;
 use crate::service::{Identity, UpstreamLogin};
-use crate::sessions::{Rotation, Sessions};
-use crate::throttle::Throttle;
+use crate::sessions::{KvSessionStore, Rotation, SessionStore, Sessions};
+use crate::throttle::{LOGIN_SCOPE, Throttle};
 use crate::upstream::{Upstream, UpstreamCallback, UpstreamStart};
 use crate::{IdentityError, validate};
 
 mod upstream_link;
 
 const ALLOW_REGISTRATION: &str = "allow_registration";
+/// The throttle scope of password changes (wrong current passwords count like failed logins).
+const PASSWORD_CHANGE: &str = "password-change";
 
 /// The identity service over SeaORM and the key-value store.
 pub struct SeaOrmIdentity {
@@ -93,6 +97,11 @@ impl SeaOrmIdentity {
     ) -> Result<Self, IdentityError> {
         let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
             .map_err(|e| IdentityError::Internal(anyhow::anyhow!(e)))?;
+        let session_store: Arc<dyn SessionStore> = if settings.sessions_in_kv {
+            Arc::new(KvSessionStore::new(kv.clone(), &settings))
+        } else {
+            Arc::new(DbSessionStore::new(db.clone()))
+        };
         let upstream = Upstream::new(
             &config.auth_providers,
             kv.clone(),
@@ -105,7 +114,7 @@ impl SeaOrmIdentity {
             public_url: config.public_url.clone(),
             trusted_proxy_admins: config.trusted_proxy_admins,
             passwords: Passwords::new(settings.hash_concurrency),
-            sessions: Sessions::new(kv.clone(), settings.clone()),
+            sessions: Sessions::new(session_store, settings.clone()),
             throttle: Throttle::new(kv.clone(), settings.clone()),
             db,
             kv,
@@ -219,22 +228,15 @@ impl SeaOrmIdentity {
         self.sessions.destroy_all(&id).await
     }
 
-    async fn admin_count(&self) -> Result<u64, IdentityError> {
-        Ok(users::Entity::find()
-            .filter(users::Column::Role.eq(Role::Admin.as_str()))
-            .count(&self.db)
-            .await?)
-    }
-
     async fn principal_of_session(
         &self,
-        session_id: &str,
+        session_key: &str,
     ) -> Result<Option<Principal>, IdentityError> {
         Ok(self
             .sessions
-            .get(session_id)
+            .get(session_key)
             .await?
-            .map(|record| record.principal(session_id)))
+            .map(|record| record.principal(session_key)))
     }
 
     async fn check_code(&self, email: &str, code: &str) -> Result<(), IdentityError> {
@@ -270,7 +272,7 @@ impl Identity for SeaOrmIdentity {
         if self.mode == AuthMode::OAuth {
             return Err(IdentityError::PasswordLoginDisabled);
         }
-        let account = request.username_or_email.trim().to_lowercase();
+        let account = validate::login_identifier(&request.username_or_email)?;
         if account.is_empty() || request.password.is_empty() {
             return Err(IdentityError::InvalidCredentials);
         }
@@ -288,27 +290,27 @@ impl Identity for SeaOrmIdentity {
             .await?;
         let user = match user {
             Some(user) if verified.ok => user,
-            _ => {
-                self.throttle.failed(&account, client.ip).await?;
-                return Err(IdentityError::InvalidCredentials);
-            }
+            // The failure was counted before the check.
+            _ => return Err(IdentityError::InvalidCredentials),
         };
         if self.mode == AuthMode::TrustedProxy && user.role != Role::Admin.as_str() {
             return Err(IdentityError::AdminPasswordLoginRequired);
         }
-        self.throttle.succeeded(&account, client.ip).await?;
+        self.throttle
+            .succeeded(LOGIN_SCOPE, &account, client.ip)
+            .await?;
         if verified.needs_rehash {
             let hash = self.passwords.hash(&request.password).await?;
             let mut active: users::ActiveModel = user.clone().into();
             active.password_hash = Set(Some(hash));
             active.update(&self.db).await?;
         }
-        if let Some(old) = replace_session {
-            self.sessions.destroy(old, None).await?;
+        if let Some(old) = replace_session.and_then(Sessions::key_of_id) {
+            self.sessions.destroy(&old).await?;
         }
         let user = to_user(user);
-        let (session_id, record) = self.sessions.create(&user).await?;
-        let tokens = self.sessions.issue_tokens(&session_id, &record).await?;
+        let (session_id, key, record) = self.sessions.create(&user).await?;
+        let tokens = self.sessions.issue_tokens(&key, &record).await?;
         Ok(LoginOutcome {
             session_id,
             tokens,
@@ -321,9 +323,12 @@ impl Identity for SeaOrmIdentity {
         credential: Credential<'_>,
     ) -> Result<Option<Principal>, IdentityError> {
         match credential {
-            Credential::Session(id) => self.principal_of_session(id).await,
+            Credential::Session(id) => match Sessions::key_of_id(id) {
+                Some(key) => self.principal_of_session(&key).await,
+                None => Ok(None),
+            },
             Credential::Bearer(token) => match self.sessions.session_of_access(token).await? {
-                Some(session_id) => self.principal_of_session(&session_id).await,
+                Some(key) => self.principal_of_session(&key).await,
                 None => Ok(None),
             },
         }
@@ -370,9 +375,7 @@ impl Identity for SeaOrmIdentity {
 
     async fn logout(&self, principal: &Principal) -> Result<(), IdentityError> {
         if let Some(session) = &principal.session_id {
-            self.sessions
-                .destroy(session, Some(&principal.user_id))
-                .await?;
+            self.sessions.destroy(session).await?;
         }
         Ok(())
     }
@@ -380,7 +383,7 @@ impl Identity for SeaOrmIdentity {
     async fn refresh(
         &self,
         refresh_token: Option<&str>,
-        caller: Option<&Principal>,
+        cookie_session: Option<&str>,
     ) -> Result<TokenPair, IdentityError> {
         let session_id = match refresh_token.map(str::trim).filter(|t| !t.is_empty()) {
             Some(token) => match self.sessions.rotate_refresh(token).await? {
@@ -389,8 +392,8 @@ impl Identity for SeaOrmIdentity {
                     return Err(IdentityError::InvalidRefreshToken);
                 }
             },
-            None => caller
-                .and_then(|p| p.session_id.clone())
+            None => cookie_session
+                .and_then(Sessions::key_of_id)
                 .ok_or(IdentityError::InvalidRefreshToken)?,
         };
         let record = self
@@ -410,9 +413,8 @@ impl Identity for SeaOrmIdentity {
             return Err(IdentityError::RegistrationDisabled);
         }
         let email = validate::email("email", email)?;
-        if self.find_by_email(&email).await?.is_some() {
-            return Err(IdentityError::EmailTaken);
-        }
+        // Throttles first; then known and unknown addresses get the same answer (the owner
+        // of a known one is told by mail that they already have an account).
         let per_ip = self
             .kv
             .incr(
@@ -442,6 +444,26 @@ impl Identity for SeaOrmIdentity {
                 retry_after: wait.map_or(1, |w| w.as_secs().max(1)),
             });
         }
+        let sent = CodeSent {
+            expires_in: self.settings.code_ttl.as_secs(),
+            retry_after: self.settings.code_resend.as_secs(),
+        };
+        if let Some(user) = self.find_by_email(&email).await? {
+            let body = format!(
+                "Someone asked to register a new Sage account with this address, but you already have one (username: {}).\n\nLog in instead, or reset your password if you forgot it. If you did not ask, ignore this message.\n",
+                user.username
+            );
+            if let Err(e) = self
+                .mailer
+                .send(&email, "You already have a Sage account", &body)
+                .await
+            {
+                self.kv.delete(&throttle_key).await?;
+                tracing::warn!(error = %e, "verification e-mail not delivered");
+                return Err(IdentityError::MailFailed(e));
+            }
+            return Ok(sent);
+        }
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         self.kv
             .set(
@@ -465,10 +487,7 @@ impl Identity for SeaOrmIdentity {
             tracing::warn!(error = %e, "verification e-mail not delivered");
             return Err(IdentityError::MailFailed(e));
         }
-        Ok(CodeSent {
-            expires_in: self.settings.code_ttl.as_secs(),
-            retry_after: self.settings.code_resend.as_secs(),
-        })
+        Ok(sent)
     }
 
     async fn register(&self, request: RegisterRequest) -> Result<String, IdentityError> {
@@ -502,6 +521,93 @@ impl Identity for SeaOrmIdentity {
             .ok_or(IdentityError::Unauthenticated)
     }
 
+    async fn update_profile(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+    ) -> Result<Profile, IdentityError> {
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let user = self
+            .find_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let nickname = validate::optional_text("nickname", given(update.nickname).as_deref(), 128)?;
+        let avatar = validate::optional_text(
+            "avatar",
+            given(update.avatar).as_deref(),
+            validate::MAX_AVATAR,
+        )?;
+        let language = given(update.language)
+            .map(|l| validate::language(&l))
+            .transpose()?;
+        let email = given(update.email)
+            .map(|e| validate::email("email", &e))
+            .transpose()?
+            .filter(|e| user.email_key.as_deref() != Some(e.as_str()));
+        let mut config = match serde_json::from_str::<Value>(&user.config) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let verified_by_code = match &email {
+            Some(email) if self.mode == AuthMode::Native && self.allow_registration().await? => {
+                let code = given(update.verification_code).ok_or_else(|| {
+                    IdentityError::invalid(
+                        "verification_code",
+                        "is required to change the e-mail address",
+                    )
+                })?;
+                self.check_code(email, &code).await?;
+                true
+            }
+            Some(email) => {
+                if self.find_by_email(email).await?.is_some() {
+                    return Err(IdentityError::EmailTaken);
+                }
+                false
+            }
+            None => false,
+        };
+        let mut active: users::ActiveModel = user.into();
+        if let Some(nickname) = nickname {
+            active.nickname = Set(Some(nickname));
+        }
+        if let Some(avatar) = avatar {
+            active.avatar = Set(Some(avatar));
+        }
+        if let Some(email) = &email {
+            active.email = Set(Some(email.clone()));
+            active.email_key = Set(Some(email.clone()));
+        }
+        if let Some(language) = &language {
+            config.insert("language".to_owned(), Value::String(language.clone()));
+            let text =
+                serde_json::to_string(&config).map_err(|e| IdentityError::Internal(e.into()))?;
+            active.config = Set(text);
+        }
+        active.updated_at = Set(Utc::now());
+        let updated = match active.update(&self.db).await {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(match e.sql_err() {
+                    Some(SqlErr::UniqueConstraintViolation(_)) => IdentityError::EmailTaken,
+                    _ => e.into(),
+                });
+            }
+        };
+        if verified_by_code && let Some(email) = &email {
+            self.kv.delete(&format!("regcode:{email}")).await?;
+            self.kv.delete(&format!("regcode-failures:{email}")).await?;
+        }
+        let language = match config.get("language") {
+            Some(Value::String(l)) => Some(l.clone()),
+            _ => None,
+        };
+        Ok(Profile {
+            user: to_user(updated),
+            language,
+        })
+    }
+
     async fn change_password(
         &self,
         principal: &Principal,
@@ -512,6 +618,10 @@ impl Identity for SeaOrmIdentity {
             .find_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::Unauthenticated)?;
+        // Throttled like login: a failure is reserved before the current password is checked.
+        self.throttle
+            .reserve(PASSWORD_CHANGE, &user.id, None)
+            .await?;
         let verified = self
             .passwords
             .verify(old_password, user.password_hash.as_deref())
@@ -519,6 +629,9 @@ impl Identity for SeaOrmIdentity {
         if !verified.ok {
             return Err(IdentityError::WrongPassword);
         }
+        self.throttle
+            .succeeded(PASSWORD_CHANGE, &user.id, None)
+            .await?;
         if old_password == new_password {
             return Err(IdentityError::invalid(
                 "new_password",
@@ -559,12 +672,36 @@ impl Identity for SeaOrmIdentity {
             .find_by_id(user_id)
             .await?
             .ok_or(IdentityError::UserNotFound)?;
-        if user.role == Role::Admin.as_str() && self.admin_count().await? <= 1 {
-            return Err(IdentityError::LastAdmin);
+        // "Never the last admin" is decided by one conditional delete; on PostgreSQL the
+        // admin rows are locked first, so two admins deleting each other at once cannot both
+        // see the other still there (SQLite runs one writer at a time).
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            users::Entity::find()
+                .filter(users::Column::Role.eq(Role::Admin.as_str()))
+                .lock_exclusive()
+                .all(&txn)
+                .await?;
         }
-        users::Entity::delete_by_id(user.id.clone())
-            .exec(&self.db)
+        let deleted = users::Entity::delete_many()
+            .filter(users::Column::Id.eq(user.id.clone()))
+            .filter(
+                Condition::any()
+                    .add(users::Column::Role.ne(Role::Admin.as_str()))
+                    .add(Expr::cust(
+                        "(SELECT COUNT(*) FROM users WHERE role = 'admin') > 1",
+                    )),
+            )
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
+        if deleted.rows_affected == 0 {
+            return Err(if self.find_by_id(&user.id).await?.is_some() {
+                IdentityError::LastAdmin
+            } else {
+                IdentityError::UserNotFound
+            });
+        }
         self.sessions.destroy_all(&user.id).await
     }
 

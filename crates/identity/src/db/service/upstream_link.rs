@@ -193,7 +193,7 @@ impl SeaOrmIdentity {
             self.login_upstream(&finished.provider, finished.claims)
                 .await?,
         );
-        let (session_id, _) = self.sessions.create(&user).await?;
+        let (session_id, _, _) = self.sessions.create(&user).await?;
         Ok(UpstreamLogin {
             session_id: Some(session_id),
             next: finished.next,
@@ -363,6 +363,13 @@ impl SeaOrmIdentity {
             .await?;
         self.apply_upstream_role(provider, &claims, verified_email.as_deref(), user)
             .await
+    }
+
+    async fn admin_count(&self) -> Result<u64, IdentityError> {
+        Ok(users::Entity::find()
+            .filter(users::Column::Role.eq(Role::Admin.as_str()))
+            .count(&self.db)
+            .await?)
     }
 
     /// The role at each login: admin when the provider says so (subject, verified e-mail,
