@@ -163,7 +163,12 @@ impl Application {
         let shutdown_timeout = config.shutdown_timeout.as_secs();
         let limits = web::Data::new(BodyLimits {
             json: config.max_json_bytes,
+            read_timeout: config.body_read_timeout,
         });
+        let head_timeout = config.body_read_timeout;
+        // Uploads are received into files here; leftovers of a crash are removed.
+        let upload_dir = extract::prepare_upload_dir(&config.data_dir)
+            .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
         let cors_origins = config.cors_origins.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
@@ -183,6 +188,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(limits.clone())
+                .app_data(upload_dir.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(limits.json)
@@ -200,6 +206,7 @@ impl Application {
                 .wrap(from_fn(middleware::request_context))
         })
         .workers(workers)
+        .client_request_timeout(head_timeout)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?

@@ -141,3 +141,22 @@ fn a_toml_value_of_the_wrong_type_names_the_setting() {
     let err = error_of(&[("SAGE_CONFIG", path.to_str().unwrap())]);
     assert_eq!(err.setting, "SAGE_PORT");
 }
+
+#[test]
+fn the_body_read_timeout_is_a_positive_number_of_seconds() {
+    let default = Config::from_sources(env(&[])).unwrap();
+    assert_eq!(default.body_read_timeout, Duration::from_secs(30));
+    let set = Config::from_sources(env(&[("SAGE_BODY_READ_TIMEOUT_SECS", "5")])).unwrap();
+    assert_eq!(set.body_read_timeout, Duration::from_secs(5));
+    let zero = Config::from_sources(env(&[("SAGE_BODY_READ_TIMEOUT_SECS", "0")])).unwrap();
+    assert_eq!(
+        zero.body_read_timeout,
+        Duration::from_secs(30),
+        "0 means unset"
+    );
+    assert!(
+        error_of(&[("SAGE_BODY_READ_TIMEOUT_SECS", "soon")])
+            .to_string()
+            .contains("SAGE_BODY_READ_TIMEOUT_SECS")
+    );
+}
