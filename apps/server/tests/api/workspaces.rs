@@ -346,7 +346,7 @@ fn spooled(app: &TestApp) -> Vec<std::path::PathBuf> {
 
 /// A multipart body sent in pieces without a length: its head, `body_bytes` of file content,
 /// then, when `hang`, nothing more (the stream never ends).
-fn streamed_upload(name: &str, body_bytes: usize, hang: bool) -> (String, reqwest::Body) {
+pub(crate) fn streamed_upload(name: &str, body_bytes: usize, hang: bool) -> (String, reqwest::Body) {
     let boundary = "sage-test-boundary".to_owned();
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
