@@ -346,7 +346,11 @@ fn spooled(app: &TestApp) -> Vec<std::path::PathBuf> {
 
 /// A multipart body sent in pieces without a length: its head, `body_bytes` of file content,
 /// then, when `hang`, nothing more (the stream never ends).
-pub(crate) fn streamed_upload(name: &str, body_bytes: usize, hang: bool) -> (String, reqwest::Body) {
+pub(crate) fn streamed_upload(
+    name: &str,
+    body_bytes: usize,
+    hang: bool,
+) -> (String, reqwest::Body) {
     let boundary = "sage-test-boundary".to_owned();
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -467,13 +471,17 @@ async fn an_interrupted_upload_leaves_nothing_behind() {
     let (alice, alice_id) = app.user("alice").await;
     let id = agent(&app, &alice, "Slow").await;
     let (content_type, body) = streamed_upload("half.bin", 128 * 1024, true);
-    let response = alice
-        .post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        alice
+            .post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
+            .header("content-type", content_type)
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("the server gave up on the body")
+    .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
         envelope(response).await["error_code"],
@@ -493,13 +501,17 @@ async fn a_slow_json_body_is_cut_off_at_the_read_timeout() {
         futures_util::stream::iter([Ok::<_, std::io::Error>(b"{\"name\": \"sl".to_vec())]),
         futures_util::stream::pending(),
     );
-    let response = alice
-        .post(app.url("/api/agent/create"))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap();
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        alice
+            .post(app.url("/api/agent/create"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    )
+    .await
+    .expect("the server gave up on the body")
+    .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
         envelope(response).await["error_code"],
@@ -601,4 +613,46 @@ async fn workspace_files_are_private_and_go_with_their_agent() {
         .unwrap();
     assert_eq!(deleted.status(), 200);
     assert!(!root.exists(), "the workspace went with the agent");
+}
+
+#[tokio::test]
+async fn a_directory_zip_is_streamed_as_it_is_made() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let id = agent(&app, &alice, "Zips").await;
+    // Incompressible bytes, so the archive is at least as large as the file.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let big: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 32) as u8
+        })
+        .collect();
+    upload(&app, &alice, &id, "out", "big.bin", &big).await;
+    upload(&app, &alice, &id, "out/sub", "small.txt", b"small").await;
+    let zip = alice
+        .get(app.url(&format!(
+            "/api/agent/{id}/file_workspace/download?file_path=out"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    assert!(
+        zip.headers().get("content-length").is_none(),
+        "sent while it is written, so its length is not known up front"
+    );
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    // The central directory at the end names every entry.
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    let text = String::from_utf8_lossy(tail);
+    assert!(
+        text.contains("big.bin") && text.contains("sub/small.txt"),
+        "{text}"
+    );
+    assert!(bytes.len() > big.len());
 }
