@@ -165,7 +165,6 @@ impl Application {
             json: config.max_json_bytes,
             read_timeout: config.body_read_timeout,
         });
-        let head_timeout = config.body_read_timeout;
         // Uploads are received into files here; leftovers of a crash are removed.
         let upload_dir = extract::prepare_upload_dir(&config.data_dir)
             .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
@@ -206,7 +205,6 @@ impl Application {
                 .wrap(from_fn(middleware::request_context))
         })
         .workers(workers)
-        .client_request_timeout(head_timeout)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?

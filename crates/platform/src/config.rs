@@ -183,8 +183,8 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Largest accepted upload (multipart) body.
     pub max_upload_bytes: usize,
-    /// Longest wait for the request head, for a whole JSON body, and between two pieces of
-    /// an upload; a client slower than this gets 408 / 400 `request.body_timeout`.
+    /// Longest wait for a whole JSON body, and between two pieces of an upload; a client
+    /// slower than this gets 400 `request.body_timeout`.
     pub body_read_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
