@@ -460,3 +460,69 @@ async fn a_100_mib_upload_does_not_sit_in_memory() {
         after - before
     );
 }
+
+#[tokio::test]
+async fn an_oversized_model_answer_leaves_the_server_bounded() {
+    use llm_double::{LlmDouble, Reply};
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_text = port.to_string();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut server = sage(
+        &["serve"],
+        &[
+            ("SAGE_DATA_DIR", data.as_str()),
+            ("SAGE_PORT", port_text.as_str()),
+            ("SAGE_ADMIN_PASSWORD", "Boot-admin-pass"),
+            ("SAGE_OUTBOUND_ALLOW", "loopback"),
+            ("SAGE_WORKERS", "1"),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_ready(port).await;
+    let client = admin_client(port).await;
+    let create = || {
+        client
+            .post(format!("http://127.0.0.1:{port}/api/llm-provider/create"))
+            .json(&serde_json::json!({"base_url": llm.base_url, "api_keys": ["k"], "model": "m"}))
+            .send()
+    };
+    // One ordinary probe first, so the baseline includes what any probe needs.
+    assert_eq!(create().await.unwrap().status(), 200);
+    let before = peak_rss_kib(server.id());
+    // 200 MiB of answer; only the first 16 MiB may ever be read.
+    llm.push(Reply::Huge {
+        bytes: 200 * 1024 * 1024,
+        status: 200,
+    });
+    let refused = client
+        .post(format!("http://127.0.0.1:{port}/api/llm-provider/verify"))
+        .json(&serde_json::json!({"base_url": llm.base_url, "api_keys": ["k"], "model": "m"}))
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status();
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let after = peak_rss_kib(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+    assert!(
+        after - before < 48 * 1024,
+        "the peak resident size grew by {} KiB",
+        after - before
+    );
+}
