@@ -73,6 +73,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "请求体超过 {limit} 字节的上限。",
     },
     ErrorSpec {
+        key: "request.body_timeout",
+        kind: ErrorKind::BadRequest,
+        en: "The request body did not arrive in time (limit {seconds} s).",
+        zh: "请求体未能及时到达（上限 {seconds} 秒）。",
+    },
+    ErrorSpec {
         key: "request.unsupported_media_type",
         kind: ErrorKind::UnsupportedMediaType,
         en: "The request body must be sent as {expected}.",
@@ -323,6 +329,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         kind: ErrorKind::NotFound,
         en: "No such file or directory in the workspace.",
         zh: "工作区中不存在该文件或目录。",
+    },
+    ErrorSpec {
+        key: "workspace.file_exists",
+        kind: ErrorKind::Conflict,
+        en: "A file of that name already exists in the workspace; delete it first or choose another name.",
+        zh: "工作区中已存在同名文件；请先删除或换一个名称。",
     },
     ErrorSpec {
         key: "observability.jaeger_not_configured",

@@ -6,7 +6,11 @@
 //! `*Config` handlers registered in `Application::build`.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
+
+use actix_multipart::Multipart;
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
@@ -21,6 +25,12 @@ use crate::error::AppError;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimits {
     pub json: usize,
+    /// A whole JSON body, and each piece of an upload, must arrive within this.
+    pub read_timeout: Duration,
+}
+
+fn body_timeout(after: Duration) -> AppError {
+    AppError::new("request.body_timeout").param("seconds", after.as_secs())
 }
 
 /// A JSON body of type `T`.
@@ -115,10 +125,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
+        let (limit, read_timeout) = req
             .app_data::<web::Data<BodyLimits>>()
-            .map(|l| l.json)
-            .unwrap_or(2 * 1024 * 1024);
+            .map(|l| (l.json, l.read_timeout))
+            .unwrap_or((2 * 1024 * 1024, Duration::from_secs(30)));
         let json = is_json(req);
         let declared = req
             .headers()
@@ -134,14 +144,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if declared.is_some_and(|n| n > limit) {
                 return Err(AppError::new("request.payload_too_large").param("limit", limit));
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(payload_error)?;
-                if body.len() + chunk.len() > limit {
-                    return Err(AppError::new("request.payload_too_large").param("limit", limit));
+            let read = async {
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(payload_error)?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(
+                            AppError::new("request.payload_too_large").param("limit", limit)
+                        );
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            // A slow body must not hold the connection: the whole of it has a deadline.
+            let body = tokio::time::timeout(read_timeout, read)
+                .await
+                .map_err(|_| body_timeout(read_timeout))??;
             parse_json::<T>(&body).map(ApiJson)
         })
     }
@@ -154,6 +173,153 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(parse_query::<T>(req.query_string()).map(ApiQuery))
     }
+}
+
+/// Where uploads are received: `<data dir>/tmp` (0700), emptied at start.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadDir(pub PathBuf);
+
+pub(crate) fn prepare_upload_dir(data_dir: &Path) -> std::io::Result<web::Data<UploadDir>> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = data_dir.join("tmp");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("upload-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(web::Data::new(UploadDir(dir)))
+}
+
+/// One file of a received multipart form, in a temporary file that is removed when this is
+/// dropped unless it was moved into place first.
+#[derive(Debug)]
+pub(crate) struct SpooledFile {
+    pub field: String,
+    pub file_name: Option<String>,
+    pub size: u64,
+    pub path: tempfile::TempPath,
+}
+
+/// A multipart form received without holding it in memory: text fields (at most 64 KiB each)
+/// and files streamed to `<data dir>/tmp`.
+#[derive(Debug, Default)]
+pub(crate) struct SpooledForm {
+    pub fields: Vec<(String, String)>,
+    pub files: Vec<SpooledFile>,
+}
+
+impl SpooledForm {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Takes the first file sent as `field`.
+    pub fn take_file(&mut self, field: &str) -> Option<SpooledFile> {
+        let at = self.files.iter().position(|f| f.field == field)?;
+        Some(self.files.swap_remove(at))
+    }
+}
+
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+/// Receives a multipart form for a route whose access the caller has already passed: files
+/// go to temporary files, the body may hold at most `limit` bytes of field contents (413 as
+/// soon as it passes, before the rest is read), and each piece must arrive within the read
+/// timeout. On any failure every temporary file is removed.
+pub(crate) async fn spool_multipart(
+    req: &HttpRequest,
+    mut form: Multipart,
+    limit: usize,
+) -> Result<SpooledForm, AppError> {
+    use tokio::io::AsyncWriteExt;
+    let too_large = || AppError::new("request.payload_too_large").param("limit", limit);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Boundaries and part headers come on top of the contents; allow for them.
+    if declared.is_some_and(|n| n > limit as u64 + 64 * 1024) {
+        return Err(too_large());
+    }
+    let read_timeout = req
+        .app_data::<web::Data<BodyLimits>>()
+        .map_or(Duration::from_secs(30), |l| l.read_timeout);
+    let dir = req
+        .app_data::<web::Data<UploadDir>>()
+        .map(|d| d.0.clone())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no upload directory")))?;
+    let bad = |e: actix_multipart::MultipartError| {
+        AppError::new("request.bad_request").param("reason", e)
+    };
+    let mut out = SpooledForm::default();
+    let mut total: u64 = 0;
+    loop {
+        let next = tokio::time::timeout(read_timeout, form.next())
+            .await
+            .map_err(|_| body_timeout(read_timeout))?;
+        let Some(field) = next else { break };
+        let mut field = field.map_err(bad)?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_owned);
+        if file_name.is_some() {
+            let temp = tempfile::Builder::new()
+                .prefix("upload-")
+                .tempfile_in(&dir)
+                .map_err(AppError::internal)?;
+            let (file, path) = temp.into_parts();
+            let mut file = tokio::fs::File::from_std(file);
+            let mut size: u64 = 0;
+            loop {
+                let chunk = tokio::time::timeout(read_timeout, field.next())
+                    .await
+                    .map_err(|_| body_timeout(read_timeout))?;
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk.map_err(bad)?;
+                total += chunk.len() as u64;
+                if total > limit as u64 {
+                    return Err(too_large());
+                }
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(AppError::internal)?;
+            }
+            file.flush().await.map_err(AppError::internal)?;
+            out.files.push(SpooledFile {
+                field: name,
+                file_name,
+                size,
+                path,
+            });
+        } else {
+            let mut text = Vec::new();
+            loop {
+                let chunk = tokio::time::timeout(read_timeout, field.next())
+                    .await
+                    .map_err(|_| body_timeout(read_timeout))?;
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk.map_err(bad)?;
+                total += chunk.len() as u64;
+                if total > limit as u64 || text.len() + chunk.len() > MAX_TEXT_FIELD {
+                    return Err(too_large());
+                }
+                text.extend_from_slice(&chunk);
+            }
+            out.fields
+                .push((name, String::from_utf8_lossy(&text).into_owned()));
+        }
+    }
+    Ok(out)
 }
 
 fn payload_error(e: PayloadError) -> AppError {
@@ -249,7 +415,10 @@ mod tests {
 
     fn request(content_type: Option<&str>, body: &'static [u8]) -> (HttpRequest, Payload) {
         let mut req = actix_web::test::TestRequest::post()
-            .app_data(web::Data::new(BodyLimits { json: 64 }))
+            .app_data(web::Data::new(BodyLimits {
+                json: 64,
+                read_timeout: Duration::from_secs(5),
+            }))
             .set_payload(body);
         if let Some(ct) = content_type {
             req = req.insert_header((header::CONTENT_TYPE, ct));

@@ -188,7 +188,11 @@ impl Application {
         let shutdown_timeout = config.shutdown_timeout.as_secs();
         let limits = web::Data::new(BodyLimits {
             json: config.max_json_bytes,
+            read_timeout: config.body_read_timeout,
         });
+        // Uploads are received into files here; leftovers of a crash are removed.
+        let upload_dir = extract::prepare_upload_dir(&config.data_dir)
+            .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
         let cors_origins = config.cors_origins.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
@@ -210,6 +214,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(limits.clone())
+                .app_data(upload_dir.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(limits.json)

@@ -32,6 +32,9 @@ pub enum AgentError {
     PathInvalid(String),
     #[error("no such file or directory")]
     FileNotFound,
+    /// An upload's target name is taken (files are never replaced).
+    #[error("a file of that name already exists")]
+    FileExists,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -49,6 +52,7 @@ impl AgentError {
             AgentError::Provider(e) => e.kind(),
             AgentError::PathInvalid(_) => ErrorKind::BadRequest,
             AgentError::FileNotFound => ErrorKind::NotFound,
+            AgentError::FileExists => ErrorKind::Conflict,
             AgentError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -66,6 +70,7 @@ impl AgentError {
             AgentError::Provider(e) => e.key(),
             AgentError::PathInvalid(_) => "workspace.path_invalid",
             AgentError::FileNotFound => "workspace.not_found",
+            AgentError::FileExists => "workspace.file_exists",
             AgentError::Internal(_) => "internal",
         }
     }

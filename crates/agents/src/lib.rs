@@ -26,4 +26,4 @@ pub use jobs::{Job, JobKind, JobSettings, JobStatus};
 pub use service::{Agent, Agents};
 pub use template::{Language, default_system_prompt};
 pub use workspace::{Download, Listing, WorkspaceEntry, Workspaces};
-pub use workspace_service::WorkspaceService;
+pub use workspace_service::{UploadTarget, WorkspaceService};

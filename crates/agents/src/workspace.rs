@@ -1,12 +1,16 @@
 //! Per-(user, agent) file workspaces under `<data dir>/workspaces/<user_id>/<agent_id>/`,
 //! behind [`Workspaces`] so object storage can implement it later.
 //!
-//! Every path from a request is confined to its workspace: NUL bytes, absolute paths, `..`,
-//! over-long names and symlinks that resolve outside the root are refused before any file is
-//! touched. Ids are validated before a directory name is built from them.
+//! Every path from a request is confined to its workspace: NUL bytes, absolute paths, `..` and
+//! over-long names are refused lexically, then every operation goes through
+//! [`platform::confined`], which walks from the workspace root's descriptor with no-follow
+//! semantics: a symlink in a path is refused, never followed, and listings never enter one.
+//! Ids are validated before a directory name is built from them.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+
+use platform::confined::{Confined, ConfinedError, Kind};
 
 use crate::AgentError;
 
@@ -35,14 +39,16 @@ pub struct Listing {
 /// What a download is.
 #[derive(Debug)]
 pub enum Download {
+    /// A regular file, already opened (no-follow, inside the workspace).
     File {
-        path: PathBuf,
+        file: std::fs::File,
         name: String,
         size: u64,
     },
-    /// A zip of a directory, written to a temporary file that is removed when dropped.
+    /// A zip of a directory, produced while it is sent: 64 KiB pieces from a blocking task
+    /// that stops when the receiver is dropped. Nothing is staged on disk or in memory.
     Zip {
-        file: tempfile::NamedTempFile,
+        chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
         name: String,
     },
 }
@@ -98,6 +104,93 @@ fn io(e: std::io::Error) -> AgentError {
     }
 }
 
+/// Confined-tree errors as the workspace routes answer them.
+fn fs(e: ConfinedError) -> AgentError {
+    match e {
+        ConfinedError::NotFound | ConfinedError::NotADirectory => AgentError::FileNotFound,
+        ConfinedError::Symlink => invalid("the path goes through a symbolic link"),
+        ConfinedError::BadName => invalid("the name is not allowed"),
+        ConfinedError::Exists => AgentError::FileExists,
+        ConfinedError::IsADirectory => invalid("the path is a directory"),
+        ConfinedError::Io(e) => io(e),
+    }
+}
+
+/// A `Write` that hands 64 KiB pieces to an async receiver; fails once it is gone.
+struct ChannelWriter {
+    buffer: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+const PIECE: usize = 64 * 1024;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buffer, Vec::with_capacity(PIECE));
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= PIECE {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Writes the zip of the directory at `parts` into `out`.
+fn write_zip(tree: &Confined, parts: &[String], out: ChannelWriter) -> Result<(), AgentError> {
+    let mut zip = zip::ZipWriter::new_stream(out);
+    let options = zip::write::SimpleFileOptions::default().large_file(true);
+    let mut copy_error = None;
+    tree.walk(parts, MAX_ZIP_DEPTH, &mut |entry, dir| {
+        let zipped = match (entry.meta.kind, dir) {
+            (Kind::Dir, _) => zip
+                .add_directory(format!("{}/", entry.path), options)
+                .map_err(std::io::Error::other),
+            (Kind::File, dir) => match Confined::open_in(dir, &entry.name) {
+                Ok(mut file) => zip
+                    .start_file(entry.path.as_str(), options)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| std::io::copy(&mut file, &mut zip).map(|_| ())),
+                // Gone or replaced since it was listed: leave it out.
+                Err(_) => Ok(()),
+            },
+            // Symlinks and special files are not followed or archived.
+            _ => Ok(()),
+        };
+        match zipped {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                copy_error = Some(e);
+                Ok(false)
+            }
+        }
+    })
+    .map_err(fs)?;
+    if let Some(e) = copy_error {
+        return Err(io(e));
+    }
+    let mut out = zip.finish().map_err(|e| AgentError::Internal(e.into()))?;
+    out.flush().map_err(io)?;
+    Ok(())
+}
+
+/// Deepest level a zip descends to.
+const MAX_ZIP_DEPTH: u32 = 64;
+
 impl Workspaces {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -124,92 +217,54 @@ impl Workspaces {
         }
     }
 
-    /// Resolves `raw` inside `root`; the deepest existing ancestor must resolve (symlinks
-    /// followed) inside the root too.
-    fn resolve(root: &Path, raw: &str) -> Result<PathBuf, AgentError> {
-        let parts = relative_parts(raw)?;
-        let mut target = root.to_path_buf();
-        for p in &parts {
-            target.push(p);
+    /// The open workspace at `root`, or `None` when it does not exist yet.
+    fn tree(root: &Path) -> Result<Option<Confined>, AgentError> {
+        match Confined::open(root) {
+            Ok(tree) => Ok(Some(tree)),
+            Err(ConfinedError::NotFound) => Ok(None),
+            Err(e) => Err(fs(e)),
         }
-        let canonical_root = root.canonicalize().map_err(io)?;
-        let mut probe = target.clone();
-        loop {
-            match probe.canonicalize() {
-                Ok(real) => {
-                    if !real.starts_with(&canonical_root) {
-                        return Err(invalid("the path leaves the workspace"));
-                    }
-                    break;
-                }
-                Err(_) if probe != *root => {
-                    if !probe.pop() {
-                        break;
-                    }
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Ok(target)
     }
 
     /// Lists `path` (relative; empty = the root) recursively down to `max_depth` levels.
+    /// Symbolic links are not listed and never entered.
     pub fn list(&self, root: &Path, path: &str, max_depth: u32) -> Result<Listing, AgentError> {
-        if !root.exists() {
+        let parts = relative_parts(path)?;
+        let Some(tree) = Self::tree(root)? else {
             return Ok(Listing {
                 entries: Vec::new(),
                 truncated_by_depth: false,
             });
-        }
-        let start = Self::resolve(root, path)?;
-        let canonical_root = root.canonicalize().map_err(io)?;
-        if !start.is_dir() {
-            return Err(AgentError::FileNotFound);
-        }
+        };
+        let base = parts.join("/");
         let mut entries = Vec::new();
-        let mut truncated = false;
-        let mut stack = vec![(start, 1u32)];
-        while let Some((dir, depth)) = stack.pop() {
-            let mut children: Vec<_> = std::fs::read_dir(&dir).map_err(io)?.flatten().collect();
-            children.sort_by_key(|c| c.file_name());
-            for child in children {
-                let name = child.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
+        let truncated = tree
+            .walk(&parts, max_depth.max(1), &mut |entry, _| {
+                if entry.name.starts_with('.') {
+                    // Hidden entries are skipped, and so is everything below them.
+                    return Ok(true);
                 }
-                // Symlinks are listed only when they stay inside the workspace.
-                let Ok(real) = child.path().canonicalize() else {
-                    continue;
-                };
-                if !real.starts_with(&canonical_root) {
-                    continue;
+                if entry.path.split('/').any(|p| p.starts_with('.')) {
+                    return Ok(true);
                 }
-                let meta = std::fs::metadata(&real).map_err(io)?;
-                let rel = real
-                    .strip_prefix(&canonical_root)
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+                if !matches!(entry.meta.kind, Kind::File | Kind::Dir) {
+                    return Ok(true);
+                }
+                let is_directory = entry.meta.kind == Kind::Dir;
                 entries.push(WorkspaceEntry {
-                    name,
-                    path: rel,
-                    size: if meta.is_dir() { 0 } else { meta.len() },
-                    modified_time: modified,
-                    is_directory: meta.is_dir(),
-                });
-                if meta.is_dir() {
-                    if depth < max_depth {
-                        stack.push((real, depth + 1));
+                    name: entry.name.clone(),
+                    path: if base.is_empty() {
+                        entry.path.clone()
                     } else {
-                        truncated = true;
-                    }
-                }
-            }
-        }
+                        format!("{base}/{}", entry.path)
+                    },
+                    size: if is_directory { 0 } else { entry.meta.size },
+                    modified_time: entry.meta.modified,
+                    is_directory,
+                });
+                Ok(true)
+            })
+            .map_err(fs)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Listing {
             entries,
@@ -217,81 +272,85 @@ impl Workspaces {
         })
     }
 
-    /// A file to stream, or a zip of a directory.
+    /// A file to stream, or a zip of a directory produced while it streams.
     pub fn download(&self, root: &Path, path: &str) -> Result<Download, AgentError> {
-        if !root.exists() {
-            return Err(AgentError::FileNotFound);
-        }
-        let target = Self::resolve(root, path)?;
-        let meta = std::fs::metadata(&target).map_err(io)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+        let parts = relative_parts(path)?;
+        let tree = Self::tree(root)?.ok_or(AgentError::FileNotFound)?;
+        let meta = tree.stat(&parts).map_err(fs)?;
+        let name = parts
+            .last()
+            .cloned()
             .unwrap_or_else(|| "workspace".to_owned());
-        if meta.is_file() {
-            return Ok(Download::File {
-                path: target,
-                name,
-                size: meta.len(),
-            });
-        }
-        let canonical_root = root.canonicalize().map_err(io)?;
-        let mut file = tempfile::NamedTempFile::new().map_err(io)?;
-        {
-            let mut zip = zip::ZipWriter::new(file.as_file_mut());
-            let options = zip::write::SimpleFileOptions::default();
-            let base = target.canonicalize().map_err(io)?;
-            let mut stack = vec![base.clone()];
-            while let Some(dir) = stack.pop() {
-                for child in std::fs::read_dir(&dir).map_err(io)?.flatten() {
-                    let Ok(real) = child.path().canonicalize() else {
-                        continue;
-                    };
-                    if !real.starts_with(&canonical_root) {
-                        continue;
-                    }
-                    let rel = real
-                        .strip_prefix(&base)
-                        .map(|p| p.to_string_lossy().replace('\\', "/"))
-                        .unwrap_or_default();
-                    if real.is_dir() {
-                        zip.add_directory(format!("{rel}/"), options)
-                            .map_err(|e| AgentError::Internal(e.into()))?;
-                        stack.push(real);
-                    } else {
-                        zip.start_file(rel, options)
-                            .map_err(|e| AgentError::Internal(e.into()))?;
-                        let bytes = std::fs::read(&real).map_err(io)?;
-                        zip.write_all(&bytes).map_err(io)?;
-                    }
-                }
+        match meta.kind {
+            Kind::File => {
+                let file = tree.open_file(&parts).map_err(fs)?;
+                let size = file.metadata().map_err(io)?.len();
+                Ok(Download::File { file, name, size })
             }
-            zip.finish().map_err(|e| AgentError::Internal(e.into()))?;
+            Kind::Dir => {
+                // Fail before the first byte when the directory cannot be opened.
+                tree.dir(&parts).map_err(fs)?;
+                let (tx, chunks) = tokio::sync::mpsc::channel(4);
+                let out = ChannelWriter {
+                    buffer: Vec::with_capacity(PIECE),
+                    tx: tx.clone(),
+                };
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = write_zip(&tree, &parts, out) {
+                        tracing::warn!(error = %e, "a workspace zip stopped");
+                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    }
+                });
+                Ok(Download::Zip {
+                    chunks,
+                    name: format!("{name}.zip"),
+                })
+            }
+            Kind::Symlink => Err(invalid("the path goes through a symbolic link")),
+            Kind::Other => Err(AgentError::FileNotFound),
         }
-        Ok(Download::Zip {
-            file,
-            name: format!("{name}.zip"),
-        })
     }
 
     /// Deletes a file or a directory (recursively); the root itself cannot be deleted here.
     pub fn delete(&self, root: &Path, path: &str) -> Result<(), AgentError> {
-        if relative_parts(path)?.is_empty() {
+        let parts = relative_parts(path)?;
+        if parts.is_empty() {
             return Err(invalid("name a file or directory inside the workspace"));
         }
-        if !root.exists() {
-            return Err(AgentError::FileNotFound);
-        }
-        let target = Self::resolve(root, path)?;
-        let meta = std::fs::symlink_metadata(&target).map_err(io)?;
-        if meta.is_dir() {
-            std::fs::remove_dir_all(&target).map_err(io)
-        } else {
-            std::fs::remove_file(&target).map_err(io)
-        }
+        let tree = Self::tree(root)?.ok_or(AgentError::FileNotFound)?;
+        tree.remove(&parts).map_err(fs)
     }
 
-    /// Writes `bytes` to `dir`/`file_name` (both relative), creating directories.
+    /// Checks `dir`/`file_name` (both relative) before an upload is received.
+    pub fn check_target(dir: &str, file_name: &str) -> Result<(Vec<String>, String), AgentError> {
+        let name_parts = relative_parts(file_name)?;
+        let [name] = name_parts.as_slice() else {
+            return Err(invalid("the file name must be a single name"));
+        };
+        Ok((relative_parts(dir)?, name.clone()))
+    }
+
+    /// Moves the finished upload at `source` to `dir`/`file_name`, creating directories
+    /// (0700); an existing file of that name is a conflict, never replaced.
+    pub fn place(
+        &self,
+        root: &Path,
+        dir: &str,
+        file_name: &str,
+        source: &Path,
+    ) -> Result<String, AgentError> {
+        let (mut parts, name) = Self::check_target(dir, file_name)?;
+        let tree = Confined::create(root).map_err(fs)?;
+        let dir_fd = tree.create_dirs(&parts).map_err(|e| match e {
+            ConfinedError::NotADirectory => invalid("a file of that name is in the way"),
+            other => fs(other),
+        })?;
+        tree.place(&dir_fd, &name, source).map_err(fs)?;
+        parts.push(name);
+        Ok(parts.join("/"))
+    }
+
+    /// Writes `bytes` to `dir`/`file_name` through a temporary file (tests and small files).
     pub fn write(
         &self,
         root: &Path,
@@ -299,37 +358,11 @@ impl Workspaces {
         file_name: &str,
         bytes: &[u8],
     ) -> Result<String, AgentError> {
-        let name_parts = relative_parts(file_name)?;
-        let [name] = name_parts.as_slice() else {
-            return Err(invalid("the file name must be a single name"));
-        };
-        std::fs::create_dir_all(root).map_err(io)?;
-        let mut parts = relative_parts(dir)?;
-        // Create directories one level at a time, checking each stays inside.
-        let mut current = root.to_path_buf();
-        for part in &parts {
-            current.push(part);
-            Self::resolve(
-                root,
-                &current
-                    .strip_prefix(root)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            )?;
-            match std::fs::create_dir(&current) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && current.is_dir() => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        parts.push(name.clone());
-        let rel = parts.join("/");
-        let target = Self::resolve(root, &rel)?;
-        if target.is_dir() {
-            return Err(invalid("a directory of that name exists"));
-        }
-        std::fs::write(&target, bytes).map_err(io)?;
-        Ok(rel)
+        Self::check_target(dir, file_name)?;
+        std::fs::create_dir_all(&self.root).map_err(io)?;
+        let mut temp = tempfile::NamedTempFile::new_in(&self.root).map_err(io)?;
+        temp.write_all(bytes).map_err(io)?;
+        self.place(root, dir, file_name, temp.path())
     }
 
     /// Removes a whole workspace; `true` when there was one.
@@ -339,6 +372,22 @@ impl Workspaces {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Removes every user's workspace of an agent (when the agent is deleted).
+    pub fn remove_agent(&self, agent_id: &str) -> Result<(), AgentError> {
+        if !platform::ids::is_safe_id(agent_id) {
+            return Err(invalid("invalid agent id"));
+        }
+        let users = match std::fs::read_dir(&self.root) {
+            Ok(users) => users,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        for user in users.flatten() {
+            self.remove_all(&user.path().join(agent_id))?;
+        }
+        Ok(())
     }
 }
 
@@ -416,8 +465,8 @@ mod tests {
         assert_eq!(sub.entries[0].size, 4);
     }
 
-    #[test]
-    fn writes_downloads_and_deletes_stay_inside() {
+    #[tokio::test]
+    async fn writes_downloads_and_deletes_stay_inside() {
         let (_dir, ws, root) = setup();
         assert_eq!(
             ws.write(&root, "out/reports", "r.md", b"# r").unwrap(),
@@ -428,10 +477,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match ws.download(&root, "docs").unwrap() {
-            Download::Zip { file, name } => {
+            Download::Zip { mut chunks, name } => {
                 assert_eq!(name, "docs.zip");
-                let archive =
-                    zip::ZipArchive::new(std::fs::File::open(file.path()).unwrap()).unwrap();
+                let mut bytes = Vec::new();
+                while let Some(piece) = chunks.recv().await {
+                    bytes.extend(piece.unwrap());
+                }
+                let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
                 let names: Vec<String> = archive
                     .file_names()
                     .map(|n| n.unwrap().into_owned())
@@ -450,5 +502,70 @@ mod tests {
             Err(AgentError::FileNotFound)
         ));
         assert!(is_path_error(ws.write(&root, "", "a/b", b"x")));
+    }
+
+    #[test]
+    fn a_dangling_symlink_cannot_carry_an_upload_outside() {
+        let (dir, ws, root) = setup();
+        std::os::unix::fs::symlink(dir.path().join("planted.txt"), root.join("report.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("newdir"), root.join("out")).unwrap();
+        assert!(ws.write(&root, "", "report.txt", b"x").is_err());
+        assert!(is_path_error(ws.write(&root, "out", "a.txt", b"x")));
+        assert!(!dir.path().join("planted.txt").exists());
+        assert!(!dir.path().join("newdir").exists());
+    }
+
+    #[test]
+    fn symlink_loops_do_not_blow_up_listing() {
+        let (_dir, ws, root) = setup();
+        // A link to the workspace itself, and one to itself.
+        std::os::unix::fs::symlink(&root, root.join("docs/again")).unwrap();
+        std::os::unix::fs::symlink(root.join("self"), root.join("self")).unwrap();
+        let listing = ws.list(&root, "", 20).unwrap();
+        let paths: Vec<_> = listing.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["docs", "docs/a.txt", "docs/deep", "docs/deep/b.txt"]
+        );
+        assert!(is_path_error(ws.list(&root, "docs/again", 5)));
+    }
+
+    #[test]
+    fn existing_files_conflict_and_files_are_not_directories() {
+        let (_dir, ws, root) = setup();
+        assert!(matches!(
+            ws.write(&root, "docs", "a.txt", b"new"),
+            Err(AgentError::FileExists)
+        ));
+        assert_eq!(
+            std::fs::read_to_string(root.join("docs/a.txt")).unwrap(),
+            "alpha"
+        );
+        assert!(matches!(
+            ws.download(&root, "docs/a.txt/x"),
+            Err(AgentError::FileNotFound)
+        ));
+        assert!(matches!(
+            ws.delete(&root, "docs/a.txt/x"),
+            Err(AgentError::FileNotFound)
+        ));
+        assert!(is_path_error(ws.write(&root, "docs/a.txt", "x", b"x")));
+    }
+
+    #[test]
+    fn new_files_and_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspaces::new(dir.path().join("workspaces"));
+        let root = ws.root_of("user1", "agent_1").unwrap();
+        ws.write(&root, "a/b", "f.txt", b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("a/b")), 0o700);
+        assert_eq!(mode(&root.join("a/b/f.txt")), 0o600);
+        ws.remove_agent("agent_1").unwrap();
+        assert!(!root.exists());
+        assert!(dir.path().join("workspaces/user1").exists());
     }
 }

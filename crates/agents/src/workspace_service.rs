@@ -10,6 +10,12 @@ use crate::AgentError;
 use crate::service::Agents;
 use crate::workspace::{Download, Listing, Workspaces};
 
+/// An upload's checked destination, from [`WorkspaceService::upload_target`].
+#[derive(Debug, Clone)]
+pub struct UploadTarget {
+    root: PathBuf,
+}
+
 /// File workspaces per (user, agent).
 #[derive(Clone)]
 pub struct WorkspaceService {
@@ -89,22 +95,43 @@ impl WorkspaceService {
         }
     }
 
-    pub async fn upload(
+    /// Where an upload for the caller may go: checked (agent access, ids) before any byte of
+    /// the body is read, so a refused upload stores nothing.
+    pub async fn upload_target(
         &self,
         actor: &Actor,
         agent_id: &str,
         user_id: Option<&str>,
+    ) -> Result<UploadTarget, AgentError> {
+        let (root, _) = self.root(actor, agent_id, user_id).await?;
+        Ok(UploadTarget { root })
+    }
+
+    /// Moves a received upload (a finished temporary file) to `target_dir`/`file_name`.
+    pub async fn place_upload(
+        &self,
+        target: &UploadTarget,
         target_dir: &str,
         file_name: &str,
-        bytes: Vec<u8>,
+        source: PathBuf,
     ) -> Result<String, AgentError> {
-        let (root, _) = self.root(actor, agent_id, user_id).await?;
-        let (store, dir, name) = (
+        let (store, root, dir, name) = (
             self.store.clone(),
+            target.root.clone(),
             target_dir.to_owned(),
             file_name.to_owned(),
         );
-        blocking(move || store.write(&root, &dir, &name, &bytes)).await
+        blocking(move || store.place(&root, &dir, &name, &source)).await
+    }
+
+    /// Deletes an agent (owner or admin) and every user's workspace of it.
+    pub async fn delete_agent(&self, actor: &Actor, agent_id: &str) -> Result<String, AgentError> {
+        let id = self.agents.delete(actor, agent_id).await?;
+        let (store, removed) = (self.store.clone(), id.clone());
+        if let Err(e) = blocking(move || store.remove_agent(&removed)).await {
+            tracing::warn!(agent_id = %id, error = %e, "the deleted agent's workspaces stay on disk");
+        }
+        Ok(id)
     }
 
     /// Deletes a user's whole workspace for an agent: the user themself or an admin. Ids are

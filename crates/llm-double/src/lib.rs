@@ -50,6 +50,10 @@ pub enum Reply {
     Html,
     /// `n` content chunks of `text` as fast as possible (benchmarks).
     Flood { n: usize, text: String },
+    /// An answer of about `bytes` bytes, sent in 64 KiB pieces without a length: one JSON
+    /// answer (or, with `status` other than 200, an error body) whose content is that long,
+    /// or for a stream one `data:` line that long.
+    Huge { bytes: usize, status: u16 },
 }
 
 impl Reply {
@@ -236,6 +240,38 @@ async fn chat_route(
         Reply::Html => HttpResponse::Ok()
             .content_type("text/html")
             .body("<html><body>Welcome to nginx!</body></html>"),
+        Reply::Huge { bytes, status } => {
+            let (head, tail, content_type): (&'static [u8], &'static [u8], _) = if status != 200 {
+                (b"{\"error\":{\"message\":\"", b"\"}}", "application/json")
+            } else if stream {
+                (
+                    b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"",
+                    b"\"}}]}\n\ndata: [DONE]\n\n",
+                    "text/event-stream",
+                )
+            } else {
+                (
+                    b"{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
+                    b"\"},\"finish_reason\":\"stop\"}]}",
+                    "application/json",
+                )
+            };
+            const PIECE: usize = 64 * 1024;
+            let piece = Bytes::from(vec![b'x'; PIECE]);
+            let pieces = bytes.div_ceil(PIECE);
+            let frames = futures_util::stream::iter((0..pieces + 2).map(move |i| {
+                Ok::<_, actix_web::Error>(if i == 0 {
+                    Bytes::from_static(head)
+                } else if i <= pieces {
+                    piece.clone()
+                } else {
+                    Bytes::from_static(tail)
+                })
+            }));
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+                .content_type(content_type)
+                .streaming(frames)
+        }
         Reply::Flood { n, text } => {
             let id = "chatcmpl-flood".to_owned();
             let frames = futures_util::stream::iter((0..=n).map(move |i| {

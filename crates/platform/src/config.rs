@@ -197,6 +197,9 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Largest accepted upload (multipart) body.
     pub max_upload_bytes: usize,
+    /// Longest wait for a whole JSON body, and between two pieces of an upload; a client
+    /// slower than this gets 400 `request.body_timeout`.
+    pub body_read_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
     /// HTTP worker threads; 0 = one per core.
@@ -258,6 +261,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_json_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 100 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
             migrate_on_start: true,
@@ -325,6 +329,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_CORS_ORIGINS",
     "SAGE_MAX_JSON_BYTES",
     "SAGE_MAX_UPLOAD_BYTES",
+    "SAGE_BODY_READ_TIMEOUT_SECS",
     "SAGE_SHUTDOWN_TIMEOUT_SECS",
     "SAGE_WORKERS",
     "SAGE_MIGRATE_ON_START",
@@ -716,6 +721,11 @@ impl Config {
             cors_origins: src.list("SAGE_CORS_ORIGINS"),
             max_json_bytes,
             max_upload_bytes,
+            body_read_timeout: src
+                .parse::<u64>("SAGE_BODY_READ_TIMEOUT_SECS", "a whole number of seconds")?
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.body_read_timeout),
             shutdown_timeout: src
                 .parse::<u64>("SAGE_SHUTDOWN_TIMEOUT_SECS", "a whole number of seconds")?
                 .map(Duration::from_secs)

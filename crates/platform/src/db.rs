@@ -106,14 +106,33 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
     if let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StartError::new(format!(
-                "cannot create the data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                StartError::new(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
     }
-    Ok(())
+    // Created here 0600 so SQLite opens an existing file; its WAL and shared-memory files
+    // take the database file's permissions.
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StartError::new(format!(
+            "cannot create the database file {path}: {e}"
+        ))),
+    }
 }
 
 /// The URL with any password replaced, for error lines and logs.
@@ -161,7 +180,17 @@ mod tests {
         db.execute_unprepared("CREATE TABLE t (x INTEGER)")
             .await
             .unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
         assert!(file.exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        let wal = dir.path().join("nested/sage.db-wal");
+        assert!(wal.exists(), "the database runs in WAL mode");
+        assert_eq!(mode(&wal), 0o600);
     }
 
     #[tokio::test]

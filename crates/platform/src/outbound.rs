@@ -4,6 +4,17 @@
 //! CIDR. The check runs on the URL before a request and again on every DNS answer at connect
 //! time ([`PolicyResolver`]), so a name cannot be re-pointed at a private address after the
 //! check (DNS rebinding).
+//!
+//! Which addresses are special is one table per family, [`SPECIAL_V4`] and [`SPECIAL_V6`],
+//! taken from the IANA special-purpose address registries (every block that is not globally
+//! reachable, plus multicast). IPv6 forms that embed an IPv4 address the kernel would route
+//! to it (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) are judged by that IPv4
+//! address; the tunnelling and translation prefixes whose embedded address cannot be trusted
+//! (6to4, Teredo, local-use NAT64, IPv4-compatible `::a.b.c.d`) are refused whole.
+//!
+//! Clients that use this policy must not go through a proxy from the environment
+//! (`HTTP_PROXY`, …): the resolver would then check the proxy's address, not the target's.
+//! [`http_client_builder`] builds such a client.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,53 +47,100 @@ pub struct OutboundPolicy {
     extra: Vec<IpNet>,
 }
 
+/// IPv4 special-purpose blocks (RFC 6890 and the IANA IPv4 special-purpose registry):
+/// (network, prefix length, class).
+pub const SPECIAL_V4: &[(Ipv4Addr, u8, &str)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "reserved"), // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8, "private"),
+    (Ipv4Addr::new(100, 64, 0, 0), 10, "private"), // shared address space (CGN)
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
+    (Ipv4Addr::new(169, 254, 0, 0), 16, "link-local"),
+    (Ipv4Addr::new(172, 16, 0, 0), 12, "private"),
+    (Ipv4Addr::new(192, 0, 0, 0), 24, "reserved"), // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24, "reserved"), // TEST-NET-1
+    (Ipv4Addr::new(192, 88, 99, 0), 24, "reserved"), // 6to4 relay anycast (deprecated)
+    (Ipv4Addr::new(192, 168, 0, 0), 16, "private"),
+    (Ipv4Addr::new(198, 18, 0, 0), 15, "reserved"), // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24, "reserved"), // TEST-NET-2
+    (Ipv4Addr::new(203, 0, 113, 0), 24, "reserved"), // TEST-NET-3
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "reserved"),   // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved"),   // reserved, and the broadcast address
+];
+
+/// IPv6 special-purpose blocks (the IANA IPv6 special-purpose registry): (network, prefix
+/// length, class). IPv4-mapped and well-known NAT64 addresses are judged by their IPv4 address
+/// before this table is consulted.
+pub const SPECIAL_V6: &[(Ipv6Addr, u8, &str)] = &[
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128, "loopback"),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96, "reserved"), // unspecified, IPv4-compatible
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, "private"), // local-use NAT64
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "reserved"), // discard-only
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64, "reserved"), // dummy prefix
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "reserved"), // IETF protocol assignments, Teredo
+    (
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+        32,
+        "reserved",
+    ), // documentation
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, "reserved"), // 6to4
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, "reserved"), // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16, "reserved"), // segment routing SIDs
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "private"),   // unique local
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "private"), // site-local (deprecated)
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "reserved"), // multicast
+];
+
+/// The well-known NAT64 prefix `64:ff9b::/96`: the last 32 bits are the IPv4 target.
+const NAT64_WELL_KNOWN: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
+
+fn in_v4(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    };
+    u128::from(ip) & mask == u128::from(net) & mask
+}
+
 /// The class of an address that needs an allowance, if any.
-fn special_class(ip: IpAddr) -> Option<&'static str> {
+pub fn special_class(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_class(v4),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return v4_class(v4);
             }
-            let first = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() || v6.is_multicast() {
-                Some("reserved")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("private")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0)
-                || first == 0x2001 && v6.segments()[1] == 0xdb8
-            {
-                Some("reserved")
-            } else {
-                None
+            let bits = u128::from(v6);
+            if bits >> 32 == NAT64_WELL_KNOWN >> 32 {
+                // Truncation intended: the low 32 bits are the IPv4 address.
+                return v4_class(Ipv4Addr::from(bits as u32));
             }
+            // The most specific block wins (`::1` inside `::/96`).
+            SPECIAL_V6
+                .iter()
+                .filter(|(net, prefix, _)| in_v6(v6, *net, *prefix))
+                .max_by_key(|(_, prefix, _)| *prefix)
+                .map(|(_, _, class)| *class)
         }
     }
 }
 
 fn v4_class(v4: Ipv4Addr) -> Option<&'static str> {
-    let o = v4.octets();
-    if v4.is_loopback() {
-        Some("loopback")
-    } else if v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
-        Some("private")
-    } else if v4.is_link_local() {
-        Some("link-local")
-    } else if v4.is_unspecified()
-        || v4.is_broadcast()
-        || v4.is_multicast()
-        || v4.is_documentation()
-        || o[0] == 0
-        || o[0] >= 240
-    {
-        Some("reserved")
-    } else {
-        None
-    }
+    SPECIAL_V4
+        .iter()
+        .filter(|(net, prefix, _)| in_v4(v4, *net, *prefix))
+        .max_by_key(|(_, prefix, _)| *prefix)
+        .map(|(_, _, class)| *class)
 }
 
 impl OutboundPolicy {
@@ -184,6 +242,17 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
+/// A reqwest client builder for user-chosen URLs: every DNS answer passes `policy`, redirects
+/// are not followed, and proxies from the environment are ignored (with a proxy, the resolver
+/// would check the proxy instead of the target).
+pub fn http_client_builder(policy: Arc<OutboundPolicy>) -> reqwest::ClientBuilder {
+    crate::tls::ensure_crypto_provider();
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver::new(policy)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +281,119 @@ mod tests {
         }
         assert!(policy.check_ip(ip("93.184.216.34")).is_ok());
         assert!(policy.check_ip(ip("2606:4700::1111")).is_ok());
+    }
+
+    fn v4_at(net: Ipv4Addr, prefix: u8, last: bool) -> Ipv4Addr {
+        let host = if prefix == 32 { 0 } else { u32::MAX >> prefix };
+        Ipv4Addr::from(if last {
+            u32::from(net) | host
+        } else {
+            u32::from(net)
+        })
+    }
+
+    fn v6_at(net: Ipv6Addr, prefix: u8, last: bool) -> Ipv6Addr {
+        let host = if prefix == 128 {
+            0
+        } else {
+            u128::MAX >> prefix
+        };
+        Ipv6Addr::from(if last {
+            u128::from(net) | host
+        } else {
+            u128::from(net)
+        })
+    }
+
+    /// The class the most specific table entry gives `ip` (what the classifier must answer).
+    fn expected_v6(ip: Ipv6Addr) -> &'static str {
+        SPECIAL_V6
+            .iter()
+            .filter(|(n, p, _)| in_v6(ip, *n, *p))
+            .max_by_key(|(_, p, _)| *p)
+            .map(|(_, _, c)| *c)
+            .unwrap()
+    }
+
+    #[test]
+    fn every_special_purpose_block_is_refused_at_both_ends() {
+        let policy = OutboundPolicy::default();
+        for (net, prefix, class) in SPECIAL_V4 {
+            for last in [false, true] {
+                let addr = v4_at(*net, *prefix, last);
+                assert_eq!(policy.check_ip(IpAddr::V4(addr)), Err(*class), "{addr}");
+                // The same address written as IPv4-mapped and as well-known NAT64 IPv6.
+                let mapped = addr.to_ipv6_mapped();
+                assert_eq!(policy.check_ip(IpAddr::V6(mapped)), Err(*class), "{mapped}");
+                let nat64 = Ipv6Addr::from(NAT64_WELL_KNOWN | u128::from(u32::from(addr)));
+                assert_eq!(policy.check_ip(IpAddr::V6(nat64)), Err(*class), "{nat64}");
+            }
+        }
+        for (net, prefix, _) in SPECIAL_V6 {
+            for last in [false, true] {
+                let addr = v6_at(*net, *prefix, last);
+                assert_eq!(
+                    policy.check_ip(IpAddr::V6(addr)),
+                    Err(expected_v6(addr)),
+                    "{addr}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_findings_of_the_review_are_refused() {
+        let policy = OutboundPolicy::default();
+        for (addr, class) in [
+            ("198.18.0.1", "reserved"),
+            ("198.19.255.254", "reserved"),
+            ("192.0.0.8", "reserved"),
+            ("64:ff9b:1::a00:1", "private"),
+            ("64:ff9b::7f00:1", "loopback"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("2002:a00:1::1", "reserved"),
+            ("2002:7f00:1::", "reserved"),
+            ("::10.0.0.1", "reserved"),
+            ("::127.0.0.1", "reserved"),
+            ("::", "reserved"),
+            ("2001::1", "reserved"),
+            ("ff02::1", "reserved"),
+            ("255.255.255.255", "reserved"),
+        ] {
+            assert_eq!(policy.check_ip(ip(addr)), Err(class), "{addr}");
+        }
+    }
+
+    #[test]
+    fn addresses_just_outside_the_blocks_are_public() {
+        let policy = OutboundPolicy::default();
+        for addr in [
+            "1.1.1.1",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "126.255.255.255",
+            "128.0.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "191.255.255.255",
+            "192.0.1.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "64:ff9b::101:101",
+            "64:ff9b:2::1",
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "2003::1",
+            "2606:4700::1111",
+            "fbff:ffff::1",
+        ] {
+            assert!(policy.check_ip(ip(addr)).is_ok(), "{addr}");
+        }
     }
 
     #[test]

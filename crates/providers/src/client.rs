@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use platform::outbound::{OutboundPolicy, PolicyResolver};
+use platform::outbound::OutboundPolicy;
 use serde_json::{Map, Value, json};
 
 /// Where and as whom to call.
@@ -140,7 +140,16 @@ pub struct ClientSettings {
     /// Attempts after the first on 429, 5xx and connection failures before the first byte.
     pub retries: u32,
     pub backoff: Duration,
+    /// Largest JSON answer read from a provider.
+    pub max_body_bytes: usize,
+    /// Largest whole event stream.
+    pub max_stream_bytes: usize,
+    /// Largest line, and largest event, of an event stream.
+    pub max_event_bytes: usize,
 }
+
+/// How much of an error body is read for its message.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 impl Default for ClientSettings {
     fn default() -> Self {
@@ -149,6 +158,9 @@ impl Default for ClientSettings {
             read_timeout: Duration::from_secs(120),
             retries: 2,
             backoff: Duration::from_millis(250),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_stream_bytes: 64 * 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
         }
     }
 }
@@ -273,24 +285,46 @@ fn events_of(payload: &Value) -> Result<Vec<StreamEvent>, LlmError> {
 /// Splits a byte stream into SSE `data:` payloads; `[DONE]` ends it.
 struct SseDecoder {
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline.
+    scanned: usize,
     data: String,
     done: bool,
+    max_event: usize,
+}
+
+fn too_large(what: &str, limit: usize) -> LlmError {
+    err(
+        LlmErrorKind::MalformedResponse,
+        format!("{what} is larger than {limit} bytes"),
+    )
 }
 
 impl SseDecoder {
-    fn new() -> Self {
+    fn new(max_event: usize) -> Self {
         Self {
             buffer: BytesMut::new(),
+            scanned: 0,
             data: String::new(),
             done: false,
+            max_event,
         }
     }
 
-    /// Complete payloads found after adding `chunk`.
+    /// Complete payloads found after adding `chunk`; a line or an event over the cap is an
+    /// error (the stream is never buffered beyond it).
     fn feed(&mut self, chunk: &[u8]) -> Result<Vec<String>, LlmError> {
         self.buffer.extend_from_slice(chunk);
         let mut payloads = Vec::new();
-        while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+        loop {
+            let Some(found) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') else {
+                self.scanned = self.buffer.len();
+                if self.buffer.len() > self.max_event {
+                    return Err(too_large("a line of the event stream", self.max_event));
+                }
+                break;
+            };
+            let pos = self.scanned + found;
+            self.scanned = 0;
             let line = self.buffer.split_to(pos + 1);
             let line = std::str::from_utf8(&line)
                 .map_err(|_| err(LlmErrorKind::MalformedResponse, "the stream is not UTF-8"))?
@@ -309,6 +343,9 @@ impl SseDecoder {
                     self.data.push('\n');
                 }
                 self.data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+                if self.data.len() > self.max_event {
+                    return Err(too_large("an event of the stream", self.max_event));
+                }
             } else if line.starts_with(':') || line.contains(':') {
                 // Comments, `event:`, `id:`, `retry:` lines carry nothing for us.
             } else {
@@ -326,12 +363,11 @@ impl SseDecoder {
 }
 
 impl LlmClient {
+    /// Proxies from the environment are not used: the outbound policy checks the address the
+    /// client connects to, which must be the provider's.
     pub fn new(policy: Arc<OutboundPolicy>, settings: ClientSettings) -> Result<Self, LlmError> {
-        platform::tls::ensure_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = platform::outbound::http_client_builder(policy.clone())
             .connect_timeout(settings.connect_timeout)
-            .dns_resolver(Arc::new(PolicyResolver::new(policy.clone())))
-            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| err(LlmErrorKind::Unreachable, e.to_string()))?;
@@ -377,7 +413,7 @@ impl LlmClient {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let text = response.text().await.unwrap_or_default();
+                    let text = self.error_text(response).await;
                     (status_error(status, &text), retry_after)
                 }
             };
@@ -398,6 +434,46 @@ impl LlmClient {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// At most `limit` bytes of a body; more is an error, and nothing beyond is read.
+    async fn read_capped(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<BytesMut, LlmError> {
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large("the answer", limit));
+        }
+        let mut body = BytesMut::new();
+        let mut stream = response.bytes_stream();
+        loop {
+            match tokio::time::timeout(self.settings.read_timeout, stream.next()).await {
+                Err(_) => return Err(err(LlmErrorKind::Timeout, "the answer stalled")),
+                Ok(None) => return Ok(body),
+                Ok(Some(Err(e))) => return Err(transport_error(&e)),
+                Ok(Some(Ok(chunk))) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large("the answer", limit));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+
+    /// The start of an error body (at most 64 KiB are read), for its message.
+    async fn error_text(&self, response: reqwest::Response) -> String {
+        let mut body = BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while body.len() < MAX_ERROR_BODY_BYTES {
+            match tokio::time::timeout(self.settings.read_timeout, stream.next()).await {
+                Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(MAX_ERROR_BODY_BYTES);
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     fn chat_body(endpoint: &Endpoint, request: &ChatRequest, stream: bool) -> Value {
@@ -445,16 +521,15 @@ impl LlmClient {
                 &Self::chat_body(endpoint, request, false),
             )
             .await?;
-        let text = tokio::time::timeout(self.settings.read_timeout, response.text())
-            .await
-            .map_err(|_| err(LlmErrorKind::Timeout, "the answer stalled"))?
-            .map_err(|e| transport_error(&e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|_| {
+        let body = self
+            .read_capped(response, self.settings.max_body_bytes)
+            .await?;
+        let value: Value = serde_json::from_slice(&body).map_err(|_| {
             err(
                 LlmErrorKind::MalformedResponse,
                 format!(
                     "the answer is not JSON: `{}`",
-                    text.chars().take(80).collect::<String>()
+                    String::from_utf8_lossy(&body[..body.len().min(80)])
                 ),
             )
         })?;
@@ -511,7 +586,7 @@ impl LlmClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
         if !is_sse {
-            let text = response.text().await.unwrap_or_default();
+            let text = self.error_text(response).await;
             return Err(err(
                 LlmErrorKind::MalformedResponse,
                 format!(
@@ -520,8 +595,7 @@ impl LlmClient {
                 ),
             ));
         }
-        let timeout = self.settings.read_timeout;
-        Ok(decode(response.bytes_stream(), timeout).boxed())
+        Ok(decode(response.bytes_stream(), &self.settings).boxed())
     }
 
     /// Embeddings of `inputs`, in order.
@@ -532,7 +606,10 @@ impl LlmClient {
     ) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": endpoint.model, "input": inputs});
         let response = self.send(endpoint, "embeddings", &body).await?;
-        let value: Value = response.json().await.map_err(|_| {
+        let body = self
+            .read_capped(response, self.settings.max_body_bytes)
+            .await?;
+        let value: Value = serde_json::from_slice(&body).map_err(|_| {
             err(
                 LlmErrorKind::MalformedResponse,
                 "the embeddings answer is not JSON",
@@ -569,8 +646,12 @@ impl LlmClient {
     }
 }
 
-/// Decodes an SSE byte stream into events, with a per-chunk read timeout.
-fn decode<S>(bytes: S, timeout: Duration) -> impl Stream<Item = Result<StreamEvent, LlmError>>
+/// Decodes an SSE byte stream into events, with a per-chunk read timeout, a cap per line and
+/// event, and a cap on the whole stream.
+fn decode<S>(
+    bytes: S,
+    settings: &ClientSettings,
+) -> impl Stream<Item = Result<StreamEvent, LlmError>> + use<S>
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
@@ -579,12 +660,15 @@ where
         decoder: SseDecoder,
         pending: std::collections::VecDeque<StreamEvent>,
         finished: bool,
+        received: usize,
     }
+    let (timeout, max_total) = (settings.read_timeout, settings.max_stream_bytes);
     let state = State {
         bytes,
-        decoder: SseDecoder::new(),
+        decoder: SseDecoder::new(settings.max_event_bytes),
         pending: Default::default(),
         finished: false,
+        received: 0,
     };
     futures_util::stream::unfold(state, move |mut st| async move {
         loop {
@@ -617,6 +701,11 @@ where
                     return Some((Err(e), st));
                 }
                 Ok(Some(Ok(chunk))) => {
+                    st.received += chunk.len();
+                    if st.received > max_total {
+                        st.finished = true;
+                        return Some((Err(too_large("the event stream", max_total)), st));
+                    }
                     let payloads = match st.decoder.feed(&chunk) {
                         Ok(p) => p,
                         Err(e) => {
@@ -694,7 +783,9 @@ pub mod bench_support {
 
     impl Decoder {
         pub fn new() -> Self {
-            Self(SseDecoder::new())
+            Self(SseDecoder::new(
+                super::ClientSettings::default().max_event_bytes,
+            ))
         }
 
         pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {

@@ -86,14 +86,13 @@ pub struct MultimodalCheck {
     pub error: Option<String>,
 }
 
-/// `abcd***wxyz`; short keys become `***`.
+/// `abcd***wxyz`: at most a quarter of the key shows, at most 4 characters at each end, so
+/// a 32-character key shows 4 + 4, a 16-character one 2 + 2, and keys under 8 characters none.
 pub fn mask(key: &str) -> String {
     let chars: Vec<char> = key.chars().collect();
-    if chars.len() <= 8 {
-        return "***".to_owned();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
+    let each = (chars.len() / 8).min(4);
+    let head: String = chars[..each].iter().collect();
+    let tail: String = chars[chars.len() - each..].iter().collect();
     format!("{head}***{tail}")
 }
 
@@ -171,9 +170,17 @@ mod tests {
 
     #[test]
     fn keys_are_masked() {
-        assert_eq!(mask("sk-abcdefghijklmnop"), "sk-a***mnop");
-        assert_eq!(mask("short"), "***");
-        assert_eq!(mask("12345678"), "***");
+        assert_eq!(mask("sk-abcdefghijklmnopqrstuvwxyz0123"), "sk-a***0123");
+        assert_eq!(mask("sk-abcdefghijklmnop"), "sk***op");
+        assert_eq!(mask("0123456789abcdef"), "01***ef");
+        assert_eq!(mask("12345678"), "1***8");
+        assert_eq!(mask("1234567"), "***");
+        assert_eq!(mask(""), "***");
+        for len in 0..200 {
+            let key: String = "k".repeat(len);
+            let shown = mask(&key).chars().filter(|c| *c == 'k').count();
+            assert!(shown * 4 <= len && shown <= 8, "{len}: {shown}");
+        }
     }
 
     #[test]

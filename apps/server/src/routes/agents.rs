@@ -172,8 +172,8 @@ pub(crate) async fn delete_agent(
     path: web::Path<String>,
 ) -> ApiResult<AgentIdDto> {
     let agent_id = state
-        .agents
-        .delete(&caller.actor(), &path.into_inner())
+        .workspaces
+        .delete_agent(&caller.actor(), &path.into_inner())
         .await?;
     Ok(ApiOk(AgentIdDto { agent_id }))
 }

@@ -4,7 +4,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agents::Download;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, spool_multipart};
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
 
@@ -149,44 +149,52 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// A file streamed from disk in 64 KiB chunks; `keep` lives until the stream ends.
-fn stream_file<K: Send + 'static>(
-    path: std::path::PathBuf,
-    keep: K,
+/// An open file streamed in 64 KiB chunks.
+fn stream_file(
+    file: std::fs::File,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(
-        (None::<tokio::fs::File>, path, keep, false),
-        |(file, path, keep, done)| async move {
-            if done {
-                return None;
+    futures_util::stream::unfold(Some(tokio::fs::File::from_std(file)), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(web::Bytes::from(buf)), Some(file)))
             }
-            let mut file = match file {
-                Some(f) => f,
-                None => match tokio::fs::File::open(&path).await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        return Some((
-                            Err(actix_web::error::ErrorInternalServerError(e)),
-                            (None, path, keep, true),
-                        ));
-                    }
-                },
-            };
-            let mut buf = vec![0u8; 64 * 1024];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(web::Bytes::from(buf)), (Some(file), path, keep, false)))
-                }
-                Err(e) => Some((
-                    Err(actix_web::error::ErrorInternalServerError(e)),
-                    (None, path, keep, true),
-                )),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    })
+}
+
+/// `Content-Disposition: attachment` with an ASCII `filename` and, for other names, the
+/// exact name as `filename*` (RFC 6266, RFC 5987).
+pub(crate) fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
             }
-        },
-    )
+        })
+        .collect();
+    if ascii == name {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Download a file (streamed) or a directory (as a zip).
@@ -215,17 +223,21 @@ pub(crate) async fn download_file(
         futures_util::stream::BoxStream<'static, _>,
         Option<u64>,
     ) = match download {
-        Download::File { path, name, size } => (name, stream_file(path, ()).boxed(), Some(size)),
-        Download::Zip { file, name } => {
-            let path = file.path().to_path_buf();
-            let size = std::fs::metadata(&path).ok().map(|m| m.len());
-            (name, stream_file(path, file).boxed(), size)
+        Download::File { file, name, size } => (name, stream_file(file).boxed(), Some(size)),
+        Download::Zip { chunks, name } => {
+            let pieces = futures_util::stream::unfold(chunks, |mut rx| async move {
+                let piece = rx.recv().await?;
+                Some((
+                    piece
+                        .map(web::Bytes::from)
+                        .map_err(actix_web::error::ErrorInternalServerError),
+                    rx,
+                ))
+            });
+            (name, pieces.boxed(), None)
         }
     };
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        name.replace(['"', '\\', '\r', '\n'], "_")
-    );
+    let disposition = attachment(&name);
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, content_type(&name)))
@@ -279,7 +291,7 @@ pub(crate) struct UploadQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UploadedDto {
     path: String,
-    size: usize,
+    size: u64,
 }
 
 /// Upload one file (multipart `file`, optional `target_path` directory).
@@ -290,53 +302,35 @@ pub(crate) struct UploadedDto {
 pub(crate) async fn upload_file(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     query: ApiQuery<UploadQuery>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> ApiResult<UploadedDto> {
-    let limit = state.config.max_upload_bytes;
-    let mut target = String::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(|e| AppError::new("request.bad_request").param("reason", e))?;
-        let name = field.name().unwrap_or_default().to_owned();
-        let file_name = field
-            .content_disposition()
-            .and_then(|d| d.get_filename())
-            .map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk =
-                chunk.map_err(|e| AppError::new("request.bad_request").param("reason", e))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(AppError::new("request.payload_too_large").param("limit", limit));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        match name.as_str() {
-            "file" => {
-                let file_name = file_name
-                    .ok_or_else(|| AppError::validation("body", "file", "has no file name"))?;
-                file = Some((file_name, bytes));
-            }
-            "target_path" => target = String::from_utf8_lossy(&bytes).into_owned(),
-            _ => {}
-        }
-    }
-    let (file_name, bytes) =
-        file.ok_or_else(|| AppError::validation("body", "file", "is required"))?;
-    let size = bytes.len();
-    let stored = state
+    // Access first: a refused caller's body is never read, let alone stored.
+    let target = state
         .workspaces
-        .upload(
+        .upload_target(
             &caller.actor(),
             &path.into_inner(),
             query.0.user_id.as_deref(),
-            &target,
-            &file_name,
-            bytes,
         )
+        .await?;
+    let mut form = spool_multipart(&req, form, state.config.max_upload_bytes).await?;
+    let file = form
+        .take_file("file")
+        .ok_or_else(|| AppError::validation("body", "file", "is required"))?;
+    let file_name = file
+        .file_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| AppError::validation("body", "file", "has no file name"))?;
+    let target_dir = form.field("target_path").unwrap_or_default().to_owned();
+    let size = file.size;
+    // The temporary file is removed when `file.path` drops, unless it was moved into place.
+    let stored = state
+        .workspaces
+        .place_upload(&target, &target_dir, &file_name, file.path.to_path_buf())
         .await?;
     Ok(ApiOk(UploadedDto { path: stored, size }))
 }
@@ -375,4 +369,22 @@ pub(crate) async fn delete_workspace(
         workspace_path,
         deleted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn non_ascii_names_get_filename_star() {
+        assert_eq!(attachment("r.md"), "attachment; filename=\"r.md\"");
+        assert_eq!(
+            attachment("报告 1.md"),
+            "attachment; filename=\"__ 1.md\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A%201.md"
+        );
+        assert_eq!(
+            attachment("a\"b.txt"),
+            "attachment; filename=\"a_b.txt\"; filename*=UTF-8''a%22b.txt"
+        );
+    }
 }

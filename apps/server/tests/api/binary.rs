@@ -380,3 +380,149 @@ async fn a_job_interrupted_by_a_crash_is_resumed_after_a_restart() {
         "the job ran again after the restart"
     );
 }
+
+/// The peak resident memory of a process so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_100_mib_upload_does_not_sit_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_text = port.to_string();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut server = sage(
+        &["serve"],
+        &[
+            ("SAGE_DATA_DIR", data.as_str()),
+            ("SAGE_PORT", port_text.as_str()),
+            ("SAGE_ADMIN_PASSWORD", "Boot-admin-pass"),
+            ("SAGE_WORKERS", "1"),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_ready(port).await;
+    let client = admin_client(port).await;
+    let created: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/agent/create"))
+        .json(&serde_json::json!({"name": "Big files", "maxLoopCount": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent = created["data"]["agent_id"].as_str().unwrap().to_owned();
+    let url = format!("http://127.0.0.1:{port}/api/agent/{agent}/file_workspace/upload");
+    let send = |name: &str, bytes: usize| {
+        let (content_type, body) = crate::workspaces::streamed_upload(name, bytes, false);
+        client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // A small upload first, so that the baseline includes what any upload needs.
+    assert_eq!(send("warm.bin", 1024 * 1024).await.unwrap().status(), 200);
+    let before = peak_rss_kib(server.id());
+    let big = send("big.bin", 100 * 1024 * 1024).await.unwrap();
+    let status = big.status();
+    let after = peak_rss_kib(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(status, 200);
+    let stored = dir
+        .path()
+        .join("workspaces")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .find_map(|user| std::fs::metadata(user.path().join(&agent).join("big.bin")).ok())
+        .unwrap();
+    assert_eq!(stored.len(), 100 * 1024 * 1024);
+    assert!(
+        after - before < 20 * 1024,
+        "the peak resident size grew by {} KiB",
+        after - before
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_model_answer_leaves_the_server_bounded() {
+    use llm_double::{LlmDouble, Reply};
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_text = port.to_string();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut server = sage(
+        &["serve"],
+        &[
+            ("SAGE_DATA_DIR", data.as_str()),
+            ("SAGE_PORT", port_text.as_str()),
+            ("SAGE_ADMIN_PASSWORD", "Boot-admin-pass"),
+            ("SAGE_OUTBOUND_ALLOW", "loopback"),
+            ("SAGE_WORKERS", "1"),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_ready(port).await;
+    let client = admin_client(port).await;
+    let create = || {
+        client
+            .post(format!("http://127.0.0.1:{port}/api/llm-provider/create"))
+            .json(&serde_json::json!({"base_url": llm.base_url, "api_keys": ["k"], "model": "m"}))
+            .send()
+    };
+    // One ordinary probe first, so the baseline includes what any probe needs.
+    assert_eq!(create().await.unwrap().status(), 200);
+    let before = peak_rss_kib(server.id());
+    // 200 MiB of answer; only the first 16 MiB may ever be read.
+    llm.push(Reply::Huge {
+        bytes: 200 * 1024 * 1024,
+        status: 200,
+    });
+    let refused = client
+        .post(format!("http://127.0.0.1:{port}/api/llm-provider/verify"))
+        .json(&serde_json::json!({"base_url": llm.base_url, "api_keys": ["k"], "model": "m"}))
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status();
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let after = peak_rss_kib(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+    assert!(
+        after - before < 48 * 1024,
+        "the peak resident size grew by {} KiB",
+        after - before
+    );
+}

@@ -69,7 +69,7 @@ async fn a_created_provider_is_listed_with_its_key_masked() {
     assert_eq!(providers.len(), 1);
     let p = &providers[0];
     assert_eq!(p["id"], id);
-    assert_eq!(p["api_keys"], json!(["sk-t***7890"]));
+    assert_eq!(p["api_keys"], json!(["sk***90"]));
     assert_eq!(p["base_url"], llm.base_url, "trailing slash removed");
     assert_eq!(p["model"], MODEL);
     assert_eq!(p["name"], format!("{MODEL}@127.0.0.1"));
@@ -512,4 +512,200 @@ async fn the_deployment_default_is_usable_by_all_and_editable_by_none() {
         .await
         .unwrap();
     assert_eq!(delete.status(), 403);
+}
+
+#[tokio::test]
+async fn a_stored_key_is_never_sent_to_another_host() {
+    let app = TestApp::spawn().await;
+    let llm = double().await;
+    let elsewhere = LlmDouble::start(None, &[]).await.unwrap();
+    let (alice, _) = app.user("alice").await;
+    let id = envelope(create(&app, &alice, provider(&llm)).await).await["data"]["provider_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = app.url(&format!("/api/llm-provider/verify-capabilities/{id}"));
+    let update = app.url(&format!("/api/llm-provider/update/{id}"));
+    for request in [
+        alice
+            .post(&verify)
+            .json(&json!({"base_url": elsewhere.base_url})),
+        alice
+            .put(&update)
+            .json(&json!({"base_url": elsewhere.base_url, "api_keys": []})),
+        alice
+            .put(&update)
+            .json(&json!({"base_url": elsewhere.base_url.replace("http:", "https:")})),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 422);
+        let body = envelope(response).await;
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("enter the API key again"),
+            "{body}"
+        );
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "nothing reached the other host"
+    );
+    assert_eq!(list(&app, &alice).await[0]["base_url"], llm.base_url);
+
+    // The same host with another path keeps the stored key; a new host with a new key works.
+    let same_host = alice
+        .post(&verify)
+        .json(&json!({"base_url": format!("{}/", llm.base_url)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_host.status(), 200);
+    let moved = alice
+        .put(&update)
+        .json(&json!({"base_url": elsewhere.base_url, "api_keys": ["sk-elsewhere"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    assert_eq!(elsewhere.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_a_clear_502_and_the_server_carries_on() {
+    let app = TestApp::spawn().await;
+    let llm = double().await;
+    let (alice, _) = app.user("alice").await;
+    // Past the 16 MiB cap on a JSON answer; the rest of the body is never read.
+    llm.push(Reply::Huge {
+        bytes: 40 * 1024 * 1024,
+        status: 200,
+    });
+    let response = create(&app, &alice, provider(&llm)).await;
+    assert_eq!(response.status(), 502);
+    let body = envelope(response).await;
+    assert_eq!(body["error_code"], "provider.probe_failed");
+    assert!(
+        body["message"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+    assert!(list(&app, &alice).await.is_empty());
+    let ok = create(&app, &alice, provider(&llm)).await;
+    assert_eq!(ok.status(), 200);
+}
+
+const NETNS_PROXY_URL: &str = "http://127.0.0.1:3128";
+const NETNS_TEST: &str =
+    "providers::special_addresses_are_refused_inside_a_private_network_namespace";
+
+/// How to run a command in a new network namespace with only loopback, if this machine lets us.
+fn netns_prefix() -> Option<Vec<&'static str>> {
+    let script = "ip link set lo up && exec \"$0\" \"$@\"";
+    [vec!["unshare", "-n"], vec!["unshare", "-rn"]]
+        .into_iter()
+        .map(|mut args| {
+            args.extend(["--", "sh", "-c", script]);
+            args
+        })
+        .find(|args| {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .arg("true")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Runs itself again inside a network namespace where only loopback exists, so that even a
+/// regression of the guard cannot send a packet off this machine; there, every address of
+/// the review is refused before a connection, and proxies from the environment are not used.
+#[tokio::test]
+async fn special_addresses_are_refused_inside_a_private_network_namespace() {
+    if std::env::var_os("SAGE_TEST_IN_NETNS").is_none() {
+        let Some(prefix) = netns_prefix() else {
+            eprintln!("SKIPPED: this machine does not allow `unshare -n` with `ip`");
+            return;
+        };
+        let output = std::process::Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg(std::env::current_exe().unwrap())
+            .args([NETNS_TEST, "--exact", "--nocapture"])
+            .env("SAGE_TEST_IN_NETNS", "1")
+            .envs(
+                [
+                    "HTTP_PROXY",
+                    "HTTPS_PROXY",
+                    "ALL_PROXY",
+                    "http_proxy",
+                    "https_proxy",
+                ]
+                .map(|var| (var, NETNS_PROXY_URL)),
+            )
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1")
+            .env_remove("TEST_DATABASE_URL")
+            .env_remove("TEST_REDIS_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    // Inside the namespace (every port free): the environment's proxy, counting connections.
+    let proxy = tokio::net::TcpListener::bind(NETNS_PROXY_URL.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let proxied = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = proxied.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = proxy.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+
+    let app = TestApp::spawn_with(|c| c.outbound_allow = Vec::new()).await;
+    let (alice, _) = app.user("alice").await;
+    for base_url in [
+        "http://198.18.0.1/v1",
+        "http://198.19.255.1/v1",
+        "http://192.0.0.8/v1",
+        "http://[64:ff9b:1::a00:1]/v1",
+        "http://[64:ff9b::a9fe:a9fe]/v1",
+        "http://[2002:a00:1::1]/v1",
+        "http://[::10.0.0.1]/v1",
+        "http://[::ffff:127.0.0.1]/v1",
+        "http://169.254.169.254/v1",
+        "http://[fec0::1]/v1",
+    ] {
+        let response = create(
+            &app,
+            &alice,
+            json!({"base_url": base_url, "api_keys": [KEY], "model": MODEL}),
+        )
+        .await;
+        let status = response.status();
+        let body = envelope(response).await;
+        assert_eq!(status, 422, "{base_url}: {body}");
+        assert_eq!(
+            body["error_code"], "provider.address_forbidden",
+            "{base_url}"
+        );
+    }
+
+    // With loopback allowed, a model on `localhost` is called directly, not through the proxy.
+    let open = TestApp::spawn().await;
+    let llm = double().await;
+    let (bob, _) = open.user("bob").await;
+    let mut body = provider(&llm);
+    body["base_url"] = json!(llm.base_url.replace("127.0.0.1", "localhost"));
+    let created = create(&open, &bob, body).await;
+    assert_eq!(created.status(), 200);
+    assert_eq!(llm.chat_requests().len(), 1);
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -336,3 +336,323 @@ async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
     .await;
     assert_eq!(again["data"]["deleted"], false);
 }
+
+/// Files under the server's upload directory (finished or not).
+fn spooled(app: &TestApp) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(app.data_path().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// A multipart body sent in pieces without a length: its head, `body_bytes` of file content,
+/// then, when `hang`, nothing more (the stream never ends).
+pub(crate) fn streamed_upload(
+    name: &str,
+    body_bytes: usize,
+    hang: bool,
+) -> (String, reqwest::Body) {
+    let boundary = "sage-test-boundary".to_owned();
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    const PIECE: usize = 64 * 1024;
+    let pieces = body_bytes.div_ceil(PIECE);
+    let body = futures_util::stream::iter(
+        std::iter::once(head.into_bytes())
+            .chain((0..pieces).map(move |i| {
+                vec![
+                    b'u';
+                    if i + 1 == pieces {
+                        body_bytes - i * PIECE
+                    } else {
+                        PIECE
+                    }
+                ]
+            }))
+            .chain((!hang).then(|| tail.into_bytes()))
+            .map(Ok::<_, std::io::Error>),
+    );
+    let body: futures_util::stream::BoxStream<'static, Result<Vec<u8>, std::io::Error>> = if hang {
+        futures_util::StreamExt::boxed(futures_util::StreamExt::chain(
+            body,
+            futures_util::stream::pending(),
+        ))
+    } else {
+        futures_util::StreamExt::boxed(body)
+    };
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        reqwest::Body::wrap_stream(body),
+    )
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_answers_413_and_leaves_no_file() {
+    let app = TestApp::spawn_with(|c| c.max_upload_bytes = 256 * 1024).await;
+    let (alice, alice_id) = app.user("alice").await;
+    let id = agent(&app, &alice, "Limits").await;
+    // With a declared length, refused before the body is read.
+    let declared = upload(&app, &alice, &id, "", "big.bin", &vec![7u8; 300 * 1024]).await;
+    assert_eq!(declared.status(), 413);
+    assert_eq!(
+        envelope(declared).await["error_code"],
+        "request.payload_too_large"
+    );
+    // Without one, refused while streaming, as soon as the limit is passed.
+    let (content_type, body) = streamed_upload("big.bin", 600 * 1024, false);
+    let streamed = alice
+        .post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413);
+    let root = app.data_path().join("workspaces").join(&alice_id).join(&id);
+    assert!(!root.join("big.bin").exists());
+    assert!(spooled(&app).is_empty(), "{:?}", spooled(&app));
+    // Just under the limit is stored, streamed the same way.
+    let (content_type, body) = streamed_upload("fits.bin", 200 * 1024, false);
+    let fits = alice
+        .post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(envelope(fits).await["data"]["size"], 200 * 1024);
+    assert_eq!(
+        std::fs::metadata(root.join("fits.bin")).unwrap().len(),
+        200 * 1024
+    );
+    assert!(spooled(&app).is_empty());
+}
+
+#[tokio::test]
+async fn a_foreign_upload_answers_404_before_its_body_is_read() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let (bob, bob_id) = app.user("bob").await;
+    let id = agent(&app, &alice, "Private").await;
+    // Bob's body never ends: only an answer given before reading it can arrive.
+    let (content_type, body) = streamed_upload("push.bin", 256 * 1024, true);
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        bob.post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
+            .header("content-type", content_type)
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+    assert_eq!(response.status(), 404);
+    let missing = envelope(
+        bob.post(app.url("/api/agent/no-such-agent/file_workspace/upload"))
+            .multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![1u8; 1024]).file_name("x.bin"),
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(missing["error_code"], "agent.not_found");
+    assert!(spooled(&app).is_empty());
+    assert!(!app.data_path().join("workspaces").join(&bob_id).exists());
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_leaves_nothing_behind() {
+    let app =
+        TestApp::spawn_with(|c| c.body_read_timeout = std::time::Duration::from_secs(1)).await;
+    let (alice, alice_id) = app.user("alice").await;
+    let id = agent(&app, &alice, "Slow").await;
+    let (content_type, body) = streamed_upload("half.bin", 128 * 1024, true);
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        alice
+            .post(app.url(&format!("/api/agent/{id}/file_workspace/upload")))
+            .header("content-type", content_type)
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("the server gave up on the body")
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        envelope(response).await["error_code"],
+        "request.body_timeout"
+    );
+    assert!(spooled(&app).is_empty());
+    let root = app.data_path().join("workspaces").join(&alice_id).join(&id);
+    assert!(!root.join("half.bin").exists());
+}
+
+#[tokio::test]
+async fn a_slow_json_body_is_cut_off_at_the_read_timeout() {
+    let app =
+        TestApp::spawn_with(|c| c.body_read_timeout = std::time::Duration::from_secs(1)).await;
+    let (alice, _) = app.user("alice").await;
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(b"{\"name\": \"sl".to_vec())]),
+        futures_util::stream::pending(),
+    );
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        alice
+            .post(app.url("/api/agent/create"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    )
+    .await
+    .expect("the server gave up on the body")
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        envelope(response).await["error_code"],
+        "request.body_timeout"
+    );
+}
+
+#[tokio::test]
+async fn conflicts_symlinks_and_files_as_directories_are_4xx_never_500() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.user("alice").await;
+    let id = agent(&app, &alice, "Edges").await;
+    assert_eq!(
+        upload(&app, &alice, &id, "", "a.txt", b"first")
+            .await
+            .status(),
+        200
+    );
+    let again = upload(&app, &alice, &id, "", "a.txt", b"second").await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(envelope(again).await["error_code"], "workspace.file_exists");
+    let root = app.data_path().join("workspaces").join(&alice_id).join(&id);
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "first"
+    );
+    let under_file = alice
+        .get(app.url(&format!(
+            "/api/agent/{id}/file_workspace/download?file_path=a.txt/x"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(under_file.status(), 404);
+    // A dangling symlink named like the upload, and one as its directory: nothing is
+    // written through either.
+    let outside = app.data_path().join("planted.txt");
+    std::os::unix::fs::symlink(&outside, root.join("b.txt")).unwrap();
+    std::os::unix::fs::symlink(app.data_path().join("newdir"), root.join("dir")).unwrap();
+    let through_file = upload(&app, &alice, &id, "", "b.txt", b"x").await;
+    assert_eq!(through_file.status(), 409);
+    let through_dir = upload(&app, &alice, &id, "dir", "c.txt", b"x").await;
+    assert_eq!(through_dir.status(), 400);
+    assert!(!outside.exists());
+    assert!(!app.data_path().join("newdir").exists());
+    // A symlink loop and a link back to the root: the listing ends and shows neither.
+    std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&root, root.join("sub/root")).unwrap();
+    let listing = list(&app, &alice, &id, "max_depth=20").await;
+    let paths: Vec<_> = listing["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paths, vec!["a.txt", "sub"]);
+}
+
+#[tokio::test]
+async fn workspace_files_are_private_and_go_with_their_agent() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.user("alice").await;
+    let id = agent(&app, &alice, "Gone").await;
+    upload(&app, &alice, &id, "docs", "报告.md", b"x").await;
+    let root = app.data_path().join("workspaces").join(&alice_id).join(&id);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join("docs")), 0o700);
+    let stored = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode(&stored.path()), 0o600);
+    let db = app.data_path().join("sage.db");
+    if db.exists() {
+        // The embedded default (PostgreSQL has no file here).
+        assert_eq!(mode(&db), 0o600);
+    }
+    // A non-ASCII name is downloaded under its own name (RFC 6266 `filename*`).
+    std::fs::write(root.join("docs/résumé.txt"), "cv").unwrap();
+    let download = alice
+        .get(app.url(&format!(
+            "/api/agent/{id}/file_workspace/download?file_path=docs/r%C3%A9sum%C3%A9.txt"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        download.headers()["content-disposition"].to_str().unwrap(),
+        "attachment; filename=\"r_sum_.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
+    );
+    let deleted = alice
+        .delete(app.url(&format!("/api/agent/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(!root.exists(), "the workspace went with the agent");
+}
+
+#[tokio::test]
+async fn a_directory_zip_is_streamed_as_it_is_made() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let id = agent(&app, &alice, "Zips").await;
+    // Incompressible bytes, so the archive is at least as large as the file.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let big: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 32) as u8
+        })
+        .collect();
+    upload(&app, &alice, &id, "out", "big.bin", &big).await;
+    upload(&app, &alice, &id, "out/sub", "small.txt", b"small").await;
+    let zip = alice
+        .get(app.url(&format!(
+            "/api/agent/{id}/file_workspace/download?file_path=out"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    assert!(
+        zip.headers().get("content-length").is_none(),
+        "sent while it is written, so its length is not known up front"
+    );
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    // The central directory at the end names every entry.
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    let text = String::from_utf8_lossy(tail);
+    assert!(
+        text.contains("big.bin") && text.contains("sub/small.txt"),
+        "{text}"
+    );
+    assert!(bytes.len() > big.len());
+}

@@ -204,3 +204,22 @@ fn spend_limits_have_defaults_and_are_read() {
         assert_eq!(error_of(&[(name, "-1")]).setting, name);
     }
 }
+
+#[test]
+fn the_body_read_timeout_is_a_positive_number_of_seconds() {
+    let default = Config::from_sources(env(&[])).unwrap();
+    assert_eq!(default.body_read_timeout, Duration::from_secs(30));
+    let set = Config::from_sources(env(&[("SAGE_BODY_READ_TIMEOUT_SECS", "5")])).unwrap();
+    assert_eq!(set.body_read_timeout, Duration::from_secs(5));
+    let zero = Config::from_sources(env(&[("SAGE_BODY_READ_TIMEOUT_SECS", "0")])).unwrap();
+    assert_eq!(
+        zero.body_read_timeout,
+        Duration::from_secs(30),
+        "0 means unset"
+    );
+    assert!(
+        error_of(&[("SAGE_BODY_READ_TIMEOUT_SECS", "soon")])
+            .to_string()
+            .contains("SAGE_BODY_READ_TIMEOUT_SECS")
+    );
+}

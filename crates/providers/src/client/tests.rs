@@ -285,11 +285,113 @@ async fn embeddings_come_back_in_input_order() {
 
 #[test]
 fn the_sse_decoder_handles_split_lines_comments_and_done() {
-    let mut d = SseDecoder::new();
+    let mut d = SseDecoder::new(1024);
     assert!(d.feed(b": keep-alive\n\ndata: {\"a\"").unwrap().is_empty());
     assert_eq!(d.feed(b":1}\n\n").unwrap(), vec!["{\"a\":1}".to_owned()]);
     assert!(d.feed(b"data: [DONE]\n\n").unwrap().is_empty());
     assert!(d.done);
-    let mut html = SseDecoder::new();
+    let mut html = SseDecoder::new(1024);
     assert!(html.feed(b"<html>\n").is_err());
+}
+
+#[test]
+fn the_sse_decoder_refuses_lines_and_events_over_its_cap() {
+    let mut line = SseDecoder::new(1024);
+    // A line that never ends is refused once it passes the cap, fed in small pieces.
+    let mut refused = false;
+    for _ in 0..40 {
+        if line.feed(&[b'x'; 100]).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+    assert!(line.buffer.len() <= 1024 + 100);
+    // An event made of many short `data:` lines is refused too.
+    let mut event = SseDecoder::new(1024);
+    let mut refused = false;
+    for _ in 0..40 {
+        if event
+            .feed(&[b"data: ".as_slice(), &[b'y'; 50], b"\n"].concat())
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+}
+
+fn small_caps() -> LlmClient {
+    let policy = OutboundPolicy::from_allow_list(&["loopback".into()]).unwrap();
+    LlmClient::new(
+        Arc::new(policy),
+        ClientSettings {
+            read_timeout: Duration::from_secs(10),
+            backoff: Duration::from_millis(10),
+            retries: 0,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_stream_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 256 * 1024,
+            ..ClientSettings::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn oversized_answers_are_refused_without_reading_them_whole() {
+    let double = LlmDouble::start(None, &[]).await.unwrap();
+    let c = small_caps();
+    let e = endpoint(&double, "k", "m");
+    // A JSON answer over the body cap.
+    double.push(Reply::Huge {
+        bytes: 6 * 1024 * 1024,
+        status: 200,
+    });
+    let error = c.chat(&e, &hello()).await.unwrap_err();
+    assert_eq!(error.kind, LlmErrorKind::MalformedResponse);
+    assert!(error.message.contains("larger than"), "{error}");
+    // Under the cap the same shape is read.
+    double.push(Reply::Huge {
+        bytes: 1024 * 1024,
+        status: 200,
+    });
+    let answer = c.chat(&e, &hello()).await.unwrap();
+    assert!(answer.content.len() >= 1024 * 1024);
+    // A stream whose one line passes the event cap.
+    double.push(Reply::Huge {
+        bytes: 1024 * 1024,
+        status: 200,
+    });
+    let stream = c.chat_stream(&e, &hello()).await.unwrap();
+    let error = collect(stream).await.unwrap_err();
+    assert!(error.message.contains("larger than"), "{error}");
+    // A huge error body: its start gives the message, the rest is never read.
+    double.push(Reply::Huge {
+        bytes: 8 * 1024 * 1024,
+        status: 400,
+    });
+    let error = c.chat(&e, &hello()).await.unwrap_err();
+    assert_eq!(error.kind, LlmErrorKind::BadRequest);
+    assert!(error.message.len() < 1024, "{}", error.message.len());
+}
+
+#[tokio::test]
+async fn a_stream_over_the_total_cap_ends_with_an_error() {
+    let double = LlmDouble::start(None, &[]).await.unwrap();
+    let c = small_caps();
+    double.push(Reply::Flood {
+        n: 100_000,
+        text: "many small deltas ".into(),
+    });
+    let stream = c
+        .chat_stream(&endpoint(&double, "k", "m"), &hello())
+        .await
+        .unwrap();
+    let error = collect(stream).await.unwrap_err();
+    assert!(
+        error.message.contains("the event stream is larger than"),
+        "{error}"
+    );
 }

@@ -57,6 +57,14 @@ fn default_name(model: &str, base_url: &str) -> String {
     format!("{model}@{host}")
 }
 
+/// Whether two base URLs share scheme, host and port (an unparsable URL shares nothing).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a.trim()), reqwest::Url::parse(b.trim())) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+        _ => false,
+    }
+}
+
 fn validate(input: ProviderInput) -> Result<Values, ProviderError> {
     let base_url = base_url(&input.base_url)?;
     let api_key = single_key(&input.api_keys)?;
@@ -248,6 +256,17 @@ impl SeaOrmProviders {
     fn merged(&self, row: &entity::Model, patch: ProviderPatch) -> Result<Values, ProviderError> {
         let api_keys = match patch.api_keys {
             Some(keys) if keys.iter().any(|k| !k.trim().is_empty()) => keys,
+            // The stored key only ever goes to the host it was entered for.
+            _ if patch
+                .base_url
+                .as_deref()
+                .is_some_and(|url| !same_origin(url, &row.base_url)) =>
+            {
+                return Err(ProviderError::invalid(
+                    "api_keys",
+                    "the base URL points at another host: enter the API key again",
+                ));
+            }
             _ => vec![
                 self.sealer
                     .open(&row.api_key_sealed)
@@ -483,5 +502,21 @@ impl platform::UserCleanup for SeaOrmProviders {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let stored = "https://api.example.com/v1";
+        assert!(same_origin("https://api.example.com/v2/", stored));
+        assert!(same_origin("https://API.example.com:443/v1", stored));
+        assert!(!same_origin("http://api.example.com/v1", stored));
+        assert!(!same_origin("https://api.example.com:8443/v1", stored));
+        assert!(!same_origin("https://evil.example/v1", stored));
+        assert!(!same_origin("not a url", stored));
     }
 }
