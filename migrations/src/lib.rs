@@ -10,6 +10,7 @@ mod m20261128_000002_identity_create_users;
 mod m20261128_000003_providers_create_llm_providers;
 mod m20261128_000004_agents_create_agents;
 mod m20261128_000005_agents_create_agent_jobs;
+mod m20261202_144500_conversations_create_conversations;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_providers_create_llm_providers::Migration),
             Box::new(m20261128_000004_agents_create_agents::Migration),
             Box::new(m20261128_000005_agents_create_agent_jobs::Migration),
+            Box::new(m20261202_144500_conversations_create_conversations::Migration),
         ]
     }
 }
