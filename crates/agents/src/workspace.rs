@@ -6,12 +6,9 @@
 //! touched. Ids are validated before a directory name is built from them.
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::AgentError;
-
-const MAX_PATH_BYTES: usize = 4096;
-const MAX_NAME_BYTES: usize = 255;
 
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,45 +54,25 @@ fn invalid(reason: &str) -> AgentError {
     AgentError::PathInvalid(reason.to_owned())
 }
 
-/// Checks a relative path lexically and returns its normal components.
-pub fn relative_parts(raw: &str) -> Result<Vec<String>, AgentError> {
-    if raw.contains('\0') {
-        return Err(invalid("the path contains a NUL byte"));
-    }
-    if raw.len() > MAX_PATH_BYTES {
-        return Err(invalid("the path is too long"));
-    }
-    let normalised = raw.replace('\\', "/");
-    if normalised.starts_with('/') || (normalised.len() >= 2 && normalised.as_bytes()[1] == b':') {
-        return Err(invalid("absolute paths are not allowed"));
-    }
-    let mut parts = Vec::new();
-    for component in Path::new(&normalised).components() {
-        match component {
-            Component::Normal(name) => {
-                let name = name
-                    .to_str()
-                    .ok_or_else(|| invalid("the path is not UTF-8"))?;
-                if name.len() > MAX_NAME_BYTES {
-                    return Err(invalid("a name in the path is too long"));
-                }
-                parts.push(name.to_owned());
-            }
-            Component::CurDir => {}
-            Component::ParentDir => return Err(invalid("`..` is not allowed")),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(invalid("absolute paths are not allowed"));
-            }
+impl From<platform::confine::ConfineError> for AgentError {
+    fn from(e: platform::confine::ConfineError) -> Self {
+        use platform::confine::ConfineError as E;
+        match e {
+            E::Invalid(reason) => AgentError::PathInvalid(reason),
+            E::NotFound => AgentError::FileNotFound,
+            E::Io(e) => AgentError::Internal(e.into()),
         }
     }
-    Ok(parts)
+}
+
+/// Checks a relative path lexically and returns its normal components
+/// (`platform::confine`).
+pub fn relative_parts(raw: &str) -> Result<Vec<String>, AgentError> {
+    Ok(platform::confine::relative_parts(raw)?)
 }
 
 fn io(e: std::io::Error) -> AgentError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => AgentError::FileNotFound,
-        _ => AgentError::Internal(e.into()),
-    }
+    platform::confine::io(e).into()
 }
 
 impl Workspaces {
@@ -111,33 +88,9 @@ impl Workspaces {
         Ok(self.root.join(user_id).join(agent_id))
     }
 
-    /// Resolves `raw` inside `root`; the deepest existing ancestor must resolve (symlinks
-    /// followed) inside the root too.
+    /// Resolves `raw` inside `root` (`platform::confine`).
     fn resolve(root: &Path, raw: &str) -> Result<PathBuf, AgentError> {
-        let parts = relative_parts(raw)?;
-        let mut target = root.to_path_buf();
-        for p in &parts {
-            target.push(p);
-        }
-        let canonical_root = root.canonicalize().map_err(io)?;
-        let mut probe = target.clone();
-        loop {
-            match probe.canonicalize() {
-                Ok(real) => {
-                    if !real.starts_with(&canonical_root) {
-                        return Err(invalid("the path leaves the workspace"));
-                    }
-                    break;
-                }
-                Err(_) if probe != *root => {
-                    if !probe.pop() {
-                        break;
-                    }
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Ok(target)
+        Ok(platform::confine::resolve(root, raw)?)
     }
 
     /// Lists `path` (relative; empty = the root) recursively down to `max_depth` levels.
@@ -292,23 +245,7 @@ impl Workspaces {
         };
         std::fs::create_dir_all(root).map_err(io)?;
         let mut parts = relative_parts(dir)?;
-        // Create directories one level at a time, checking each stays inside.
-        let mut current = root.to_path_buf();
-        for part in &parts {
-            current.push(part);
-            Self::resolve(
-                root,
-                &current
-                    .strip_prefix(root)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            )?;
-            match std::fs::create_dir(&current) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && current.is_dir() => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
+        platform::confine::create_dirs(root, &parts)?;
         parts.push(name.clone());
         let rel = parts.join("/");
         let target = Self::resolve(root, &rel)?;

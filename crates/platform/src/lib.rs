@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod clock;
 pub mod config;
+pub mod confine;
 pub mod db;
 pub mod error;
 pub mod ids;
