@@ -295,6 +295,30 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "工作区中不存在该文件或目录。",
     },
     ErrorSpec {
+        key: "chat.session_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such chat session.",
+        zh: "会话不存在。",
+    },
+    ErrorSpec {
+        key: "chat.messages_required",
+        kind: ErrorKind::Invalid,
+        en: "Send at least one message.",
+        zh: "请至少发送一条消息。",
+    },
+    ErrorSpec {
+        key: "chat.max_loop_required",
+        kind: ErrorKind::BadRequest,
+        en: "No max_loop_count: set it in the request or in the agent.",
+        zh: "缺少 max_loop_count：请在请求或智能体配置中设置。",
+    },
+    ErrorSpec {
+        key: "chat.session_running",
+        kind: ErrorKind::Conflict,
+        en: "A run is already in progress for this session; wait for it or interrupt it.",
+        zh: "该会话正在运行，请等待结束或先中断。",
+    },
+    ErrorSpec {
         key: "observability.jaeger_not_configured",
         kind: ErrorKind::NotFound,
         en: "Tracing UI is not configured (SAGE_JAEGER_PUBLIC_URL).",
@@ -553,6 +577,20 @@ impl From<agents::AgentError> for AppError {
             E::Provider(p) => AppError::from(p),
             E::Internal(source) => AppError::internal(source),
             E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
+impl From<chat_runtime::ChatError> for AppError {
+    fn from(e: chat_runtime::ChatError) -> Self {
+        use chat_runtime::ChatError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Agent(a) => AppError::from(a),
+            E::Provider(p) => AppError::from(p),
+            E::Store(source) => AppError::unavailable(source),
+            E::Internal(source) => AppError::internal(source),
             other => AppError::domain(other.key(), other.kind()),
         }
     }

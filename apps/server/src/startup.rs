@@ -28,6 +28,7 @@ pub struct Services {
     pub agents: Arc<agents::SeaOrmAgents>,
     pub jobs: Arc<agents::SeaOrmJobs>,
     pub workspaces: agents::WorkspaceService,
+    pub chat: Arc<chat_runtime::Runtime>,
     pub session_max_age_secs: i64,
 }
 
@@ -59,7 +60,21 @@ impl Services {
         let agents = Arc::new(agents::SeaOrmAgents::new(
             db.clone(),
             providers.clone(),
+            llm.clone(),
+        ));
+        let chat = Arc::new(chat_runtime::Runtime::new(
+            agents.clone(),
+            providers.clone(),
+            Arc::new(conversations::SeaOrmConversations::new(db.clone())),
             llm,
+            tooling::Registry::builtin(tooling::Limits::default()),
+            stores.kv.clone(),
+            stores.logs.clone(),
+            agents::Workspaces::new(config.data_dir.join("workspaces")),
+            chat_runtime::RuntimeSettings {
+                log_ttl: config.stream_log_ttl,
+                ..chat_runtime::RuntimeSettings::default()
+            },
         ));
         let workspaces = agents::WorkspaceService::new(
             agents.clone(),
@@ -115,6 +130,7 @@ impl Services {
             agents,
             jobs,
             workspaces,
+            chat,
             session_max_age_secs,
         })
     }
@@ -139,6 +155,7 @@ impl Application {
             agents,
             jobs,
             workspaces,
+            chat,
             session_max_age_secs,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
@@ -173,6 +190,7 @@ impl Application {
             agents,
             jobs: jobs.clone(),
             workspaces,
+            chat,
             session_max_age_secs,
         });
         // The in-process worker; it stops when the server stops.

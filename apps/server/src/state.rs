@@ -15,6 +15,7 @@ pub(crate) struct AppState {
     pub agents: Arc<dyn agents::Agents>,
     pub jobs: Arc<dyn agents::AgentJobs>,
     pub workspaces: agents::WorkspaceService,
+    pub chat: Arc<dyn chat_runtime::ChatRuntime>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }
