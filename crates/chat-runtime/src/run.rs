@@ -461,15 +461,23 @@ async fn run_tools(
     futures_util::future::join_all(runs).await
 }
 
+/// Sage's error body, in its key order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    error: &'a str,
+}
+
 /// A provider failure: an `error` line, then a failure `final_answer` (stored).
 async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &LlmError) {
     let reason = e.to_string();
     let error_id = platform::ids::new_uuid();
     out.emit(&AgentLine {
         role: "assistant",
-        content: Some(json!(wire::to_py_json(
-            &json!({"status": "error", "error": reason})
-        ))),
+        content: Some(json!(wire::to_py_json(&ErrorBody {
+            status: "error",
+            error: &reason,
+        }))),
         reasoning_content: None,
         tool_calls: None,
         message_id: &error_id,

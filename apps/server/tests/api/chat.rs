@@ -433,6 +433,12 @@ async fn the_loop_limit_stops_with_the_questionnaire_and_failures_are_lines() {
             .unwrap()
             .contains("context length exceeded")
     );
+    assert!(
+        lines[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"status": "error", "error": "#)
+    );
 }
 
 #[tokio::test]
@@ -842,6 +848,32 @@ async fn a_second_web_stream_interrupts_the_first_and_chat_stops_when_its_client
     }
     assert_eq!(parse(&rest).last().unwrap()["interrupted"], true);
 
+    // /api/web-stream: the run outlives its client and is complete on resume.
+    chat.llm.push(slow(3, 100));
+    let r = chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/web-stream",
+            body(&chat.agent, "session_left", "Bye"),
+        )
+        .await;
+    let mut s = r.bytes_stream();
+    first_lines(&mut s, 1).await;
+    drop(s);
+    let resumed = chat
+        .alice
+        .get(chat.app.url("/api/stream/resume/session_left?last_index=0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let resumed = parse(&resumed);
+    assert_eq!(answer(&resumed), "part0 part1 part2 ");
+    assert!(resumed.last().unwrap().get("interrupted").is_none());
+
     // /api/chat: dropping the response stops the run (the session frees up).
     chat.llm.push(slow(40, 250));
     let r = chat.app.post_json(&chat.alice, "/api/chat", json!({"messages": [{"role": "user", "content": "Long"}], "agent_id": chat.agent, "session_id": "session_gone_client"})).await;
@@ -864,5 +896,153 @@ async fn a_second_web_stream_interrupts_the_first_and_chat_stops_when_its_client
             "the run kept going: {event}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The top-level keys of a JSON line, in order.
+fn keys(line: &str) -> Vec<String> {
+    // serde_json sorts object keys; read them from the text instead, at depth one.
+    let mut out = Vec::new();
+    let (mut depth, mut in_str, mut escaped, mut start) = (0, false, false, None);
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+                if let Some(s) = start.take() {
+                    if bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':') {
+                        out.push(line[s..i].to_owned());
+                    }
+                }
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_str = true;
+                if depth == 1 {
+                    start = Some(i + 1);
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_stream_protocol_document_shows_each_line_kind_as_the_server_emits_it() {
+    let app = TestApp::spawn_with(|c| c.stream_log_ttl = Duration::from_millis(1)).await;
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let (alice, _) = app.user("alice").await;
+    app.post_json(&alice, "/api/llm-provider/create", json!({"base_url": llm.base_url, "api_keys": ["k"], "model": "acc-model", "is_default": true})).await;
+    let agent = agent(&app, &alice, &["todo_write"], "simple").await;
+    llm.push(Reply::Answer {
+        chunks: vec!["Planning.".into()],
+        reasoning: vec!["The user wants a plan.".into()],
+        tool_calls: vec![ToolCall {
+            id: "call_1".into(),
+            name: "todo_write".into(),
+            arguments: json!({"tasks": [{"id": "t1", "content": "Write", "status": "pending"}]})
+                .to_string(),
+        }],
+        usage: Some(Usage {
+            prompt_tokens: 40,
+            completion_tokens: 9,
+        }),
+        delay: Duration::ZERO,
+        cut_after: None,
+    });
+    let mut b = body(&agent, "session_doc", "Plan it");
+    b["max_loop_count"] = json!(1);
+    let mut emitted = app
+        .post_json(&alice, "/api/web-stream", b)
+        .await
+        .text()
+        .await
+        .unwrap();
+    llm.push(Reply::error(400, "context length exceeded"));
+    emitted.push_str(
+        &app.post_json(
+            &alice,
+            "/api/web-stream",
+            body(&agent, "session_doc2", "Again"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = alice
+            .get(app.url("/api/stream/resume/session_doc?last_index=0"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("resume_fallback") {
+            emitted.push_str(&text);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen: Vec<(String, Vec<String>)> = emitted
+        .lines()
+        .map(|l| {
+            (
+                serde_json::from_str::<Value>(l).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                keys(l),
+            )
+        })
+        .collect();
+
+    let doc = include_str!("../../../../docs/stream-protocol.md");
+    let mut documented = Vec::new();
+    let mut in_block = false;
+    for line in doc.lines() {
+        match line.trim() {
+            "```json" => in_block = true,
+            "```" => in_block = false,
+            l if in_block && l.starts_with('{') => {
+                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                documented.push((v["type"].as_str().unwrap().to_owned(), keys(l)));
+            }
+            _ => {}
+        }
+    }
+    for kind in [
+        "reasoning_content",
+        "do_subtask_result",
+        "tool_call",
+        "tool_call_result",
+        "assistant_text",
+        "error",
+        "final_answer",
+        "token_usage",
+        "stream_end",
+    ] {
+        assert!(
+            documented.iter().any(|(k, _)| k == kind),
+            "docs/stream-protocol.md lacks `{kind}`"
+        );
+    }
+    for example in &documented {
+        assert!(
+            seen.contains(example),
+            "documented but never emitted: {example:?}\nemitted:\n{emitted}"
+        );
     }
 }
