@@ -913,10 +913,10 @@ fn keys(line: &str) -> Vec<String> {
                 escaped = true;
             } else if b == b'"' {
                 in_str = false;
-                if let Some(s) = start.take() {
-                    if bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':') {
-                        out.push(line[s..i].to_owned());
-                    }
+                if let Some(s) = start.take()
+                    && bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':')
+                {
+                    out.push(line[s..i].to_owned());
                 }
             }
             continue;
