@@ -185,8 +185,9 @@ async fn run_loop(
             ..ChatRequest::default()
         };
         let opened = tokio::select! {
-            r = inner.llm.chat_stream(&p.endpoint, &request) => r,
+            biased;
             () = cancel.cancelled() => return End::Interrupted,
+            r = inner.llm.chat_stream(&p.endpoint, &request) => r,
         };
         let mut stream = match opened {
             Ok(s) => s,
@@ -208,8 +209,9 @@ async fn run_loop(
         let mut interrupted = false;
         loop {
             let event = tokio::select! {
-                e = stream.next() => e,
+                biased;
                 () = cancel.cancelled() => { interrupted = true; break; }
+                e = stream.next() => e,
             };
             match event {
                 None => break,

@@ -23,6 +23,9 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(ListDir),
         Arc::new(TodoRead),
         Arc::new(TodoWrite),
+        Arc::new(FileUpdate),
+        Arc::new(Glob),
+        Arc::new(Grep),
     ]
 }
 
@@ -368,6 +371,255 @@ impl Tool for TodoWrite {
     }
 }
 
+/// A walked entry: relative path, real path, whether it is a directory.
+type Entry = (String, PathBuf, bool);
+
+/// Every entry under `start` (depth first, sorted), symlinks only when they stay inside.
+fn walk(root: &Path, start: &Path, limit: usize) -> Result<(Vec<Entry>, bool), ToolError> {
+    let real_root = root.canonicalize().map_err(confine::io)?;
+    let mut out = Vec::new();
+    let mut stack = vec![start.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut children: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(confine::io)?
+            .flatten()
+            .collect();
+        children.sort_by_key(|c| std::cmp::Reverse(c.file_name()));
+        for child in children {
+            let Ok(real) = child.path().canonicalize() else {
+                continue;
+            };
+            if !real.starts_with(&real_root) {
+                continue;
+            }
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
+            let is_dir = real.is_dir();
+            out.push((relative(&real_root, &real), real.clone(), is_dir));
+            if is_dir {
+                stack.push(real);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, false))
+}
+
+/// `*` (within a name), `?`, and `**` (any number of directories) against a `/` path.
+fn glob_match(pattern: &str, path: &str) -> bool {
+    fn parts(p: &[&str], s: &[&str]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(&"**"), _) => parts(&p[1..], s) || (!s.is_empty() && parts(p, &s[1..])),
+            (Some(pp), Some(ss)) => name(pp.as_bytes(), ss.as_bytes()) && parts(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    fn name(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => name(&p[1..], s) || (!s.is_empty() && name(p, &s[1..])),
+            (Some(b'?'), Some(_)) => name(&p[1..], &s[1..]),
+            (Some(a), Some(b)) => a == b && name(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<&str> = pattern.split('/').filter(|x| !x.is_empty()).collect();
+    let s: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    parts(&p, &s)
+}
+
+struct FileUpdate;
+
+#[async_trait]
+impl Tool for FileUpdate {
+    fn name(&self) -> &'static str {
+        "file_update"
+    }
+    fn description(&self, language: &str) -> &'static str {
+        match language {
+            "zh" => "在工作区文件中把 old_string 精确替换为 new_string（默认要求唯一匹配）。",
+            _ => {
+                "Replace the exact text old_string with new_string in a workspace file (it must match once unless replace_all)."
+            }
+        }
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "file_path": {"type": "string"}, "old_string": {"type": "string"},
+            "new_string": {"type": "string"}, "replace_all": {"type": "boolean"}
+        }, "required": ["file_path", "old_string", "new_string"]})
+    }
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let path = text_arg(&args, "file_path")?.to_owned();
+        let old = text_arg(&args, "old_string")?.to_owned();
+        let new = text_arg(&args, "new_string")?.to_owned();
+        let all = args
+            .get("replace_all")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if old.is_empty() {
+            return Err(ToolError::Invalid("`old_string` must not be empty".into()));
+        }
+        let root = ctx.workspace.clone();
+        blocking(move || {
+            let target = confine::resolve(&root, &path)?;
+            let meta = std::fs::metadata(&target).map_err(confine::io)?;
+            if !meta.is_file() || meta.len() > MAX_READ_BYTES {
+                return Err(ToolError::Failed(format!(
+                    "`{path}` is not a text file this tool edits"
+                )));
+            }
+            let text = std::fs::read_to_string(&target)
+                .map_err(|_| ToolError::Failed(format!("`{path}` is not UTF-8 text")))?;
+            let count = text.matches(&old).count();
+            if count == 0 {
+                return Err(ToolError::Failed("`old_string` was not found".into()));
+            }
+            if count > 1 && !all {
+                return Err(ToolError::Failed(format!(
+                    "`old_string` occurs {count} times; give more context or set replace_all"
+                )));
+            }
+            let updated = if all {
+                text.replace(&old, &new)
+            } else {
+                text.replacen(&old, &new, 1)
+            };
+            std::fs::write(&target, updated).map_err(confine::io)?;
+            Ok(
+                json!({"status": "success", "file_path": relative(&root, &target),
+                      "replacements": if all { count } else { 1 }}),
+            )
+        })
+        .await
+    }
+}
+
+struct Glob;
+
+#[async_trait]
+impl Tool for Glob {
+    fn name(&self) -> &'static str {
+        "glob"
+    }
+    fn description(&self, language: &str) -> &'static str {
+        match language {
+            "zh" => "按模式查找工作区中的文件（支持 *、? 和 **）。",
+            _ => "Find workspace files by pattern (`*`, `?` and `**`), e.g. `**/*.md`.",
+        }
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "pattern": {"type": "string"},
+            "path": {"type": "string", "description": "Directory to search (default: the workspace)"}
+        }, "required": ["pattern"]})
+    }
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let pattern = text_arg(&args, "pattern")?.to_owned();
+        let path = args
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let root = ctx.workspace.clone();
+        blocking(move || {
+            let start = confine::resolve(&root, &path)?;
+            let base = relative(&root.canonicalize().map_err(confine::io)?, &start.canonicalize().map_err(confine::io)?);
+            let (entries, truncated) = walk(&root, &start, 20 * MAX_LIST_ENTRIES)?;
+            let files: Vec<Value> = entries
+                .into_iter()
+                .filter(|(rel, _, is_dir)| {
+                    let inner = rel.strip_prefix(&base).unwrap_or(rel).trim_start_matches('/');
+                    !is_dir && glob_match(&pattern, inner)
+                })
+                .take(MAX_LIST_ENTRIES)
+                .map(|(rel, _, _)| json!(rel))
+                .collect();
+            Ok(json!({"status": "success", "pattern": pattern, "files": files, "truncated": truncated}))
+        })
+        .await
+    }
+}
+
+struct Grep;
+
+const MAX_MATCHES: usize = 200;
+
+#[async_trait]
+impl Tool for Grep {
+    fn name(&self) -> &'static str {
+        "grep"
+    }
+    fn description(&self, language: &str) -> &'static str {
+        match language {
+            "zh" => "在工作区文本文件中查找字面文本，返回文件、行号和该行。",
+            _ => {
+                "Search workspace text files for literal text; returns file, line number and line."
+            }
+        }
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "pattern": {"type": "string", "description": "Literal text to find"},
+            "path": {"type": "string"},
+            "glob": {"type": "string", "description": "Only files matching this pattern"},
+            "case_insensitive": {"type": "boolean"}
+        }, "required": ["pattern"]})
+    }
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let pattern = text_arg(&args, "pattern")?.to_owned();
+        if pattern.is_empty() {
+            return Err(ToolError::Invalid("`pattern` must not be empty".into()));
+        }
+        let path = args
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let filter = args.get("glob").and_then(Value::as_str).map(str::to_owned);
+        let fold = args
+            .get("case_insensitive")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let root = ctx.workspace.clone();
+        let cancel = ctx.cancel.clone();
+        blocking(move || {
+            let start = confine::resolve(&root, &path)?;
+            let (entries, _) = walk(&root, &start, 20 * MAX_LIST_ENTRIES)?;
+            let needle = if fold { pattern.to_lowercase() } else { pattern.clone() };
+            let mut matches = Vec::new();
+            let mut truncated = false;
+            'files: for (rel, real, is_dir) in entries {
+                if is_dir || filter.as_deref().is_some_and(|g| !glob_match(g, &rel)) {
+                    continue;
+                }
+                if cancel.is_cancelled() {
+                    return Err(ToolError::Cancelled);
+                }
+                let Ok(meta) = std::fs::metadata(&real) else { continue };
+                if meta.len() > MAX_READ_BYTES {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&real) else { continue };
+                for (n, line) in text.lines().enumerate() {
+                    let hay = if fold { line.to_lowercase() } else { line.to_owned() };
+                    if hay.contains(&needle) {
+                        if matches.len() >= MAX_MATCHES {
+                            truncated = true;
+                            break 'files;
+                        }
+                        matches.push(json!({"file": rel, "line_number": n + 1, "line": line}));
+                    }
+                }
+            }
+            Ok(json!({"status": "success", "pattern": pattern, "matches": matches, "truncated": truncated}))
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +721,63 @@ mod tests {
             out.is_error,
             "a cancelled run's calls do not start: {out:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn files_are_updated_found_by_pattern_and_searched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, ctx) = context(&dir);
+        let reg = Registry::builtin(Limits::default());
+        for (p, c) in [
+            ("docs/a.md", "Alpha beta\nbeta gamma"),
+            ("docs/deep/b.md", "BETA"),
+            ("c.txt", "none"),
+        ] {
+            let args = serde_json::json!({"file_path": p, "content": c}).to_string();
+            assert!(!reg.run(&ctx, "file_write", &args).await.is_error);
+        }
+        let twice = reg
+            .run(
+                &ctx,
+                "file_update",
+                r#"{"file_path": "docs/a.md", "old_string": "beta", "new_string": "delta"}"#,
+            )
+            .await;
+        assert!(twice.is_error, "ambiguous: {twice:?}");
+        let all = reg
+            .run(&ctx, "file_update", r#"{"file_path": "docs/a.md", "old_string": "beta", "new_string": "delta", "replace_all": true}"#)
+            .await;
+        assert_eq!(all.content["replacements"], 2);
+        assert_eq!(
+            std::fs::read_to_string(ctx.workspace.join("docs/a.md")).unwrap(),
+            "Alpha delta\ndelta gamma"
+        );
+        let found = reg.run(&ctx, "glob", r#"{"pattern": "**/*.md"}"#).await;
+        assert_eq!(
+            found.content["files"],
+            serde_json::json!(["docs/a.md", "docs/deep/b.md"])
+        );
+        let shallow = reg
+            .run(&ctx, "glob", r#"{"pattern": "*.md", "path": "docs"}"#)
+            .await;
+        assert_eq!(shallow.content["files"], serde_json::json!(["docs/a.md"]));
+        let hits = reg
+            .run(&ctx, "grep", r#"{"pattern": "delta", "glob": "**/*.md"}"#)
+            .await;
+        assert_eq!(hits.content["matches"].as_array().unwrap().len(), 2);
+        assert_eq!(hits.content["matches"][1]["line_number"], 2);
+        let folded = reg
+            .run(
+                &ctx,
+                "grep",
+                r#"{"pattern": "beta", "case_insensitive": true}"#,
+            )
+            .await;
+        assert_eq!(folded.content["matches"][0]["file"], "docs/deep/b.md");
+        let outside = reg
+            .run(&ctx, "grep", r#"{"pattern": "x", "path": ".."}"#)
+            .await;
+        assert!(outside.is_error);
     }
 
     #[tokio::test]

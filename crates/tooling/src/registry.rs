@@ -77,15 +77,17 @@ impl Registry {
     pub async fn run(&self, ctx: &ToolContext, name: &str, arguments: &str) -> ToolOutput {
         let result = match self.tools.get(name) {
             None => Err(ToolError::Unknown(name.to_owned())),
+            Some(_) if ctx.cancel.is_cancelled() => Err(ToolError::Cancelled),
             Some(tool) => match parse_arguments(arguments) {
                 Err(e) => Err(e),
                 Ok(args) => {
                     let limit = self.limits.time_limit;
                     tokio::select! {
+                        biased;
+                        () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
                         r = tokio::time::timeout(limit, tool.call(ctx, args)) => {
                             r.unwrap_or(Err(ToolError::TimedOut(limit.as_secs())))
                         }
-                        () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
                     }
                 }
             },
