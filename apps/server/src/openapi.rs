@@ -69,7 +69,7 @@ impl utoipa::Modify for Security {
         observability::jaeger_login, observability::jaeger_auth, observability::jaeger_redirect,
         observability::metrics,
         chat::chat, chat::stream, chat::web_stream, chat::resume, chat::active_sessions,
-        chat::interrupt, chat::tasks_status,
+        chat::interrupt, chat::tasks_status, chat::optimize_input, chat::optimize_input_stream,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),

@@ -12,6 +12,7 @@
 
 mod error;
 mod hub;
+mod optimize;
 mod prompt;
 mod run;
 mod runtime;
@@ -19,6 +20,7 @@ mod service;
 pub mod wire;
 
 pub use error::ChatError;
+pub use optimize::OptimizeRequest;
 pub use runtime::{Runtime, RuntimeSettings};
 pub use service::{
     ActiveSession, ChatRuntime, InputMessage, LineStream, RunRequest, Source, StartedRun,

@@ -108,7 +108,7 @@ impl Runtime {
 
     /// Request `provider_id` (the caller's own) → the agent's provider (when the caller owns
     /// the agent; a grantee uses their own) → the caller's default → the deployment default.
-    async fn endpoint(
+    pub(crate) async fn endpoint(
         &self,
         actor: &Actor,
         requested: Option<&str>,
@@ -129,6 +129,14 @@ impl Runtime {
             }
         }
         Ok(providers.resolve(actor, None).await?)
+    }
+
+    pub(crate) fn agents(&self) -> &dyn Agents {
+        self.inner.agents.as_ref()
+    }
+
+    pub(crate) fn llm(&self) -> LlmClient {
+        self.inner.llm.clone()
     }
 
     /// Where the spend limiter (per-user model-call token bucket, input caps) is checked,
@@ -446,6 +454,22 @@ impl ChatRuntime for Runtime {
             .into_iter()
             .filter(|s| actor.is_admin || s.user_id == actor.user_id)
             .collect())
+    }
+
+    async fn optimize_input(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<Value, ChatError> {
+        self.optimize_once(actor, request).await
+    }
+
+    async fn optimize_input_stream(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<LineStream, ChatError> {
+        self.optimize_streamed(actor, request).await
     }
 
     fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>> {

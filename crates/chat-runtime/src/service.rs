@@ -89,6 +89,21 @@ pub trait ChatRuntime: Send + Sync {
     /// Running sessions: the caller's (admins: all).
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError>;
 
+    /// The draft rewritten by the model: `{success, optimized_input, timestamp}`, or the
+    /// original with `status: "fallback"` when the model fails.
+    async fn optimize_input(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<Value, ChatError>;
+
+    /// The same as NDJSON: `start`, `delta`s, `done`.
+    async fn optimize_input_stream(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<LineStream, ChatError>;
+
     /// The running sessions now, then again on every change.
     fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>>;
 }

@@ -27,6 +27,11 @@ const NDJSON: &str = "text/plain; charset=utf-8";
 /// Routes inside the `/api` scope.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/chat").route(web::post().to(chat)))
+        .service(web::resource("/chat/optimize-input").route(web::post().to(optimize_input)))
+        .service(
+            web::resource("/chat/optimize-input/stream")
+                .route(web::post().to(optimize_input_stream)),
+        )
         .service(web::resource("/stream").route(web::post().to(stream)))
         .service(web::resource("/web-stream").route(web::post().to(web_stream)))
         .service(web::resource("/stream/active_sessions").route(web::get().to(active_sessions)))
@@ -328,4 +333,83 @@ pub(crate) async fn tasks_status(
         tasks_status: TasksDto { tasks },
         user_id: actor.user_id,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct HistoryDto {
+    #[serde(default)]
+    role: String,
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    content: Value,
+}
+
+/// A draft to improve.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct OptimizeBody {
+    current_input: String,
+    #[serde(default)]
+    history_messages: Vec<HistoryDto>,
+    /// Accepted; the agent decides the model.
+    #[allow(dead_code)]
+    session_id: Option<String>,
+    agent_id: Option<String>,
+    /// `zh…` or `en…`; default: the request's locale.
+    language: Option<String>,
+}
+
+fn optimize_request(body: OptimizeBody) -> chat_runtime::OptimizeRequest {
+    let language = match non_empty(body.language).map(|l| l.to_ascii_lowercase()) {
+        Some(l) if l.starts_with("zh") => "zh".to_owned(),
+        Some(l) if l.starts_with("en") => "en".to_owned(),
+        _ => language(),
+    };
+    chat_runtime::OptimizeRequest {
+        current_input: body.current_input,
+        history: body
+            .history_messages
+            .into_iter()
+            .map(|m| {
+                let text = match m.content {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (m.role, text)
+            })
+            .collect(),
+        agent_id: non_empty(body.agent_id),
+        language,
+    }
+}
+
+/// Rewrite the user's draft with the agent's (or the caller's) model; a model failure
+/// answers the original with `status: "fallback"`.
+#[utoipa::path(post, path = "/api/chat/optimize-input", tag = "chat", request_body = OptimizeBody,
+    responses((status = 200, body = Envelope<Object>), (status = 422, description = "Empty current_input")))]
+pub(crate) async fn optimize_input(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<OptimizeBody>,
+) -> ApiResult<Value> {
+    let answer = state
+        .chat
+        .optimize_input(&caller.actor(), optimize_request(body.0))
+        .await?;
+    Ok(ApiOk(answer))
+}
+
+/// The same as NDJSON: `{type:"start"}`, `{type:"delta",content}`…, `{type:"done",…}`.
+#[utoipa::path(post, path = "/api/chat/optimize-input/stream", tag = "chat", request_body = OptimizeBody,
+    responses((status = 200, description = "NDJSON lines", content_type = "text/plain"),
+              (status = 422, description = "Empty current_input")))]
+pub(crate) async fn optimize_input_stream(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<OptimizeBody>,
+) -> Result<HttpResponse, crate::error::AppError> {
+    let lines = state
+        .chat
+        .optimize_input_stream(&caller.actor(), optimize_request(body.0))
+        .await?;
+    Ok(ndjson(lines))
 }

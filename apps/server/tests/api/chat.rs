@@ -1046,3 +1046,74 @@ async fn the_stream_protocol_document_shows_each_line_kind_as_the_server_emits_i
         );
     }
 }
+
+#[tokio::test]
+async fn optimize_input_rewrites_the_draft_or_falls_back_to_it() {
+    let chat = setup(&[]).await;
+    chat.llm.push(Reply::text(&[
+        "  Summarise the report in three bullet points.  ",
+    ]));
+    let ok = envelope(
+        chat.app
+            .post_json(
+                &chat.alice,
+                "/api/chat/optimize-input",
+                json!({"current_input": "summary pls", "agent_id": chat.agent,
+                       "history_messages": [{"role": "user", "content": "Here is the report"}]}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(ok["data"]["success"], true);
+    assert_eq!(
+        ok["data"]["optimized_input"],
+        "Summarise the report in three bullet points."
+    );
+    let sent = chat.llm.chat_requests().pop().unwrap();
+    let prompt = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(prompt.contains("summary pls") && prompt.contains("Here is the report"));
+
+    chat.llm.push(Reply::error(400, "no"));
+    let fallback = envelope(
+        chat.app
+            .post_json(
+                &chat.alice,
+                "/api/chat/optimize-input",
+                json!({"current_input": "draft"}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(fallback["data"]["success"], false);
+    assert_eq!(fallback["data"]["status"], "fallback");
+    assert_eq!(fallback["data"]["optimized_input"], "draft");
+
+    chat.llm.push(Reply::text(&["Better ", "draft."]));
+    let (ct, text) = post(
+        &chat,
+        &chat.alice,
+        "/api/chat/optimize-input/stream",
+        json!({"current_input": "draft", "language": "zh-CN"}),
+    )
+    .await;
+    assert_eq!(ct, "text/plain; charset=utf-8");
+    let lines = parse(&text);
+    assert_eq!(kinds(&lines), ["start", "delta", "delta", "done"]);
+    assert_eq!(lines[3]["optimized_input"], "Better draft.");
+    assert!(
+        chat.llm.chat_requests().pop().unwrap()["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("中文")
+    );
+
+    let empty = chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/chat/optimize-input",
+            json!({"current_input": "  "}),
+        )
+        .await;
+    assert_eq!(empty.status(), 422);
+}

@@ -35,6 +35,7 @@ const STRICT: &[&str] = &[
     "/api/agent/",
     "/api/observability/",
     "/api/chat",
+    "/api/chat/",
     "/api/stream",
     "/api/web-stream",
     "/api/stream/",
