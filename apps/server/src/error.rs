@@ -319,6 +319,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "该会话正在运行，请等待结束或先中断。",
     },
     ErrorSpec {
+        key: "chat.session_not_running",
+        kind: ErrorKind::Conflict,
+        en: "No run is in progress for this session.",
+        zh: "该会话当前没有正在运行的任务。",
+    },
+    ErrorSpec {
+        key: "chat.guidance_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such queued message (it may already have been used).",
+        zh: "该排队消息不存在（可能已被使用）。",
+    },
+    ErrorSpec {
         key: "observability.jaeger_not_configured",
         kind: ErrorKind::NotFound,
         en: "Tracing UI is not configured (SAGE_JAEGER_PUBLIC_URL).",

@@ -70,6 +70,7 @@ impl utoipa::Modify for Security {
         observability::metrics,
         chat::chat, chat::stream, chat::web_stream, chat::resume, chat::active_sessions,
         chat::interrupt, chat::tasks_status, chat::optimize_input, chat::optimize_input_stream,
+        chat::inject_guidance, chat::list_guidance, chat::update_guidance, chat::delete_guidance,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),

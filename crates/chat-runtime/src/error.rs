@@ -14,6 +14,12 @@ pub enum ChatError {
     /// Another run holds the session (`/api/chat`, `/api/stream`; web-stream interrupts it).
     #[error("a run is already in progress for this session")]
     SessionRunning,
+    /// Guidance needs a running session.
+    #[error("no run is in progress for this session")]
+    SessionNotRunning,
+    /// An unknown (or already taken) guidance id.
+    #[error("no such guidance message")]
+    GuidanceNotFound,
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error(transparent)]
@@ -32,7 +38,8 @@ impl ChatError {
             ChatError::SessionNotFound => ErrorKind::NotFound,
             ChatError::MessagesRequired | ChatError::Invalid { .. } => ErrorKind::Invalid,
             ChatError::MaxLoopRequired => ErrorKind::BadRequest,
-            ChatError::SessionRunning => ErrorKind::Conflict,
+            ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
+            ChatError::GuidanceNotFound => ErrorKind::NotFound,
             ChatError::Agent(e) => e.kind(),
             ChatError::Provider(e) => e.kind(),
             ChatError::Store(e) => e.kind(),
@@ -46,6 +53,8 @@ impl ChatError {
             ChatError::MessagesRequired => "chat.messages_required",
             ChatError::MaxLoopRequired => "chat.max_loop_required",
             ChatError::SessionRunning => "chat.session_running",
+            ChatError::SessionNotRunning => "chat.session_not_running",
+            ChatError::GuidanceNotFound => "chat.guidance_not_found",
             ChatError::Invalid { .. } => "request.validation",
             ChatError::Agent(e) => e.key(),
             ChatError::Provider(e) => e.key(),

@@ -11,6 +11,7 @@
 //! (fibre/team sub-agents) are later issues: every `agentMode` runs the same loop.
 
 mod error;
+mod guidance;
 mod hub;
 mod optimize;
 mod prompt;
@@ -20,6 +21,7 @@ mod service;
 pub mod wire;
 
 pub use error::ChatError;
+pub use guidance::Guidance;
 pub use optimize::OptimizeRequest;
 pub use runtime::{Runtime, RuntimeSettings};
 pub use service::{

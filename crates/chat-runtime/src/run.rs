@@ -179,6 +179,7 @@ async fn run_loop(
         if cancel.is_cancelled() {
             return End::Interrupted;
         }
+        drain_guidance(inner, p, out, &mut messages).await;
         let request = ChatRequest {
             messages: messages.clone(),
             tools: p.tool_schemas.clone(),
@@ -432,6 +433,50 @@ async fn run_loop(
         }
     }
     End::Done
+}
+
+/// Guidance queued since the last step joins the conversation as user messages, streamed
+/// back as `user_input` lines with `metadata.guidance_id`.
+async fn drain_guidance(inner: &Inner, p: &Prepared, out: &mut Emitter, messages: &mut Vec<Value>) {
+    let items = match crate::guidance::drain(inner.hub.kv().as_ref(), &p.session_id).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(session_id = %p.session_id, error = %e, "guidance could not be read");
+            return;
+        }
+    };
+    let mut produced = Vec::new();
+    for g in items {
+        let mut metadata = g.metadata.clone();
+        metadata["guidance_id"] = json!(g.guidance_id);
+        metadata["injected"] = json!(true);
+        out.emit(&AgentLine {
+            role: "user",
+            content: Some(json!(g.content)),
+            reasoning_content: None,
+            tool_calls: None,
+            message_id: &g.guidance_id,
+            tool_call_id: None,
+            kind: "user_input",
+            timestamp: wire::now(),
+            agent_name: None,
+            metadata: metadata.clone(),
+            session_id: &p.session_id,
+        })
+        .await;
+        messages.push(json!({"role": "user", "content": g.content}));
+        let mut m = stored(
+            &g.guidance_id,
+            "user",
+            "user_input",
+            json!(g.content),
+            p.line_agent_name,
+        );
+        m.agent_name = None;
+        m.metadata = metadata;
+        produced.push(m);
+    }
+    persist(inner, p, produced).await;
 }
 
 /// Independent calls run concurrently (at most `tool_concurrency` at once), each within the

@@ -456,6 +456,87 @@ impl ChatRuntime for Runtime {
             .collect())
     }
 
+    async fn inject_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+        guidance_id: Option<String>,
+        metadata: Value,
+    ) -> Result<String, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        if content.trim().is_empty() {
+            return Err(ChatError::Invalid {
+                field: "content",
+                reason: "is required".into(),
+            });
+        }
+        if self.inner.hub.holder(session_id).await?.is_none() {
+            return Err(ChatError::SessionNotRunning);
+        }
+        let id = guidance_id
+            .filter(|g| platform::ids::is_safe_id(g))
+            .unwrap_or_else(platform::ids::new_uuid);
+        let item = crate::Guidance {
+            guidance_id: id.clone(),
+            content: content.to_owned(),
+            metadata: if metadata.is_object() {
+                metadata
+            } else {
+                json!({})
+            },
+            created_at: wire::now(),
+        };
+        crate::guidance::push(self.inner.hub.kv().as_ref(), session_id, &item).await?;
+        Ok(id)
+    }
+
+    async fn guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<Vec<crate::Guidance>, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        Ok(crate::guidance::list(self.inner.hub.kv().as_ref(), session_id).await?)
+    }
+
+    async fn update_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+        content: &str,
+    ) -> Result<(), ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        if content.trim().is_empty() {
+            return Err(ChatError::Invalid {
+                field: "content",
+                reason: "is required".into(),
+            });
+        }
+        let kv = self.inner.hub.kv();
+        if crate::guidance::update(kv.as_ref(), session_id, guidance_id, content).await? {
+            Ok(())
+        } else {
+            Err(ChatError::GuidanceNotFound)
+        }
+    }
+
+    async fn delete_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+    ) -> Result<(), ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        let kv = self.inner.hub.kv();
+        if crate::guidance::remove(kv.as_ref(), session_id, guidance_id).await? {
+            Ok(())
+        } else {
+            Err(ChatError::GuidanceNotFound)
+        }
+    }
+
     async fn optimize_input(
         &self,
         actor: &Actor,

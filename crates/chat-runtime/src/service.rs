@@ -89,6 +89,38 @@ pub trait ChatRuntime: Send + Sync {
     /// Running sessions: the caller's (admins: all).
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError>;
 
+    /// Queues a message for the running session's next step; its guidance id.
+    async fn inject_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+        guidance_id: Option<String>,
+        metadata: Value,
+    ) -> Result<String, ChatError>;
+
+    /// The queued messages, oldest first.
+    async fn guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<Vec<crate::Guidance>, ChatError>;
+
+    async fn update_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+        content: &str,
+    ) -> Result<(), ChatError>;
+
+    async fn delete_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+    ) -> Result<(), ChatError>;
+
     /// The draft rewritten by the model: `{success, optimized_input, timestamp}`, or the
     /// original with `status: "fallback"` when the model fails.
     async fn optimize_input(

@@ -38,6 +38,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/stream/resume/{session_id}").route(web::get().to(resume)))
         .service(web::resource("/sessions/{session_id}/interrupt").route(web::post().to(interrupt)))
         .service(
+            web::resource("/sessions/{session_id}/inject-user-message")
+                .route(web::post().to(inject_guidance))
+                .route(web::get().to(list_guidance)),
+        )
+        .service(
+            web::resource("/sessions/{session_id}/inject-user-message/{guidance_id}")
+                .route(web::patch().to(update_guidance))
+                .route(web::delete().to(delete_guidance)),
+        )
+        .service(
             web::resource("/sessions/{session_id}/tasks_status")
                 .route(web::post().to(tasks_status)),
         );
@@ -412,4 +422,144 @@ pub(crate) async fn optimize_input_stream(
         .optimize_input_stream(&caller.actor(), optimize_request(body.0))
         .await?;
     Ok(ndjson(lines))
+}
+
+/// A message for the running session's next step.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GuidanceBody {
+    content: String,
+    guidance_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GuidanceAccepted {
+    session_id: String,
+    guidance_id: String,
+    accepted: bool,
+    user_id: String,
+}
+
+/// Queue a message for the running session; the run takes it before its next model call and
+/// streams it back as a `user_input` line with `metadata.guidance_id`.
+#[utoipa::path(post, path = "/api/sessions/{session_id}/inject-user-message", tag = "chat",
+    params(("session_id" = String, Path)), request_body = GuidanceBody,
+    responses((status = 200, body = Envelope<GuidanceAccepted>), (status = 404, description = "Unknown session"),
+              (status = 409, description = "No run in progress")))]
+pub(crate) async fn inject_guidance(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<GuidanceBody>,
+) -> ApiResult<GuidanceAccepted> {
+    let actor = caller.actor();
+    let session_id = path.into_inner();
+    let body = body.0;
+    let guidance_id = state
+        .chat
+        .inject_guidance(
+            &actor,
+            &session_id,
+            &body.content,
+            non_empty(body.guidance_id),
+            body.metadata.unwrap_or(Value::Null),
+        )
+        .await?;
+    Ok(ApiOk(GuidanceAccepted {
+        session_id,
+        guidance_id,
+        accepted: true,
+        user_id: actor.user_id,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GuidanceList {
+    session_id: String,
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+}
+
+/// The queued messages, oldest first.
+#[utoipa::path(get, path = "/api/sessions/{session_id}/inject-user-message", tag = "chat",
+    params(("session_id" = String, Path)),
+    responses((status = 200, body = Envelope<GuidanceList>), (status = 404, description = "Unknown session")))]
+pub(crate) async fn list_guidance(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<GuidanceList> {
+    let session_id = path.into_inner();
+    let items = state.chat.guidance(&caller.actor(), &session_id).await?;
+    Ok(ApiOk(GuidanceList {
+        session_id,
+        items: items
+            .into_iter()
+            .map(|g| {
+                serde_json::json!({"guidance_id": g.guidance_id, "content": g.content,
+                                   "metadata": g.metadata, "created_at": g.created_at})
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GuidanceUpdate {
+    content: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GuidanceChanged {
+    session_id: String,
+    guidance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+}
+
+/// Change a queued message before the run takes it.
+#[utoipa::path(patch, path = "/api/sessions/{session_id}/inject-user-message/{guidance_id}", tag = "chat",
+    params(("session_id" = String, Path), ("guidance_id" = String, Path)), request_body = GuidanceUpdate,
+    responses((status = 200, body = Envelope<GuidanceChanged>), (status = 404, description = "Unknown session or message")))]
+pub(crate) async fn update_guidance(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: ApiJson<GuidanceUpdate>,
+) -> ApiResult<GuidanceChanged> {
+    let (session_id, guidance_id) = path.into_inner();
+    state
+        .chat
+        .update_guidance(&caller.actor(), &session_id, &guidance_id, &body.0.content)
+        .await?;
+    Ok(ApiOk(GuidanceChanged {
+        session_id,
+        guidance_id,
+        updated: Some(true),
+        deleted: None,
+    }))
+}
+
+/// Withdraw a queued message.
+#[utoipa::path(delete, path = "/api/sessions/{session_id}/inject-user-message/{guidance_id}", tag = "chat",
+    params(("session_id" = String, Path), ("guidance_id" = String, Path)),
+    responses((status = 200, body = Envelope<GuidanceChanged>), (status = 404, description = "Unknown session or message")))]
+pub(crate) async fn delete_guidance(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<GuidanceChanged> {
+    let (session_id, guidance_id) = path.into_inner();
+    state
+        .chat
+        .delete_guidance(&caller.actor(), &session_id, &guidance_id)
+        .await?;
+    Ok(ApiOk(GuidanceChanged {
+        session_id,
+        guidance_id,
+        updated: None,
+        deleted: Some(true),
+    }))
 }

@@ -1117,3 +1117,135 @@ async fn optimize_input_rewrites_the_draft_or_falls_back_to_it() {
         .await;
     assert_eq!(empty.status(), 422);
 }
+
+#[tokio::test]
+async fn guidance_is_queued_edited_withdrawn_and_taken_by_the_next_step() {
+    let chat = setup(&[]).await;
+    let (bob, _) = chat.app.user("bob").await;
+    let url = |p: &str| {
+        chat.app.url(&format!(
+            "/api/sessions/session_guided/inject-user-message{p}"
+        ))
+    };
+    let idle = chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/sessions/session_guided/inject-user-message",
+            json!({"content": "x"}),
+        )
+        .await;
+    assert_eq!(idle.status(), 404, "no conversation yet");
+
+    chat.llm.push(slow(40, 250));
+    let r = chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/web-stream",
+            body(&chat.agent, "session_guided", "Write a poem"),
+        )
+        .await;
+    let mut live = r.bytes_stream();
+    first_lines(&mut live, 1).await;
+    let accepted = envelope(
+        chat.alice
+            .post(url(""))
+            .json(&json!({"content": "Make it rhyme", "guidance_id": "g1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(accepted["data"]["accepted"], true);
+    assert_eq!(accepted["data"]["guidance_id"], "g1");
+    let second = envelope(
+        chat.alice
+            .post(url(""))
+            .json(&json!({"content": "Never mind"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let g2 = second["data"]["guidance_id"].as_str().unwrap().to_owned();
+    envelope(
+        chat.alice
+            .patch(url("/g1"))
+            .json(&json!({"content": "Make it rhyme, please"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let deleted = envelope(
+        chat.alice
+            .delete(url(&format!("/{g2}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(deleted["data"]["deleted"], true);
+    let listed = envelope(chat.alice.get(url("")).send().await.unwrap()).await;
+    let items = listed["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["content"], "Make it rhyme, please");
+    for r in [
+        bob.post(url(""))
+            .json(&json!({"content": "hijack"}))
+            .send()
+            .await
+            .unwrap(),
+        bob.get(url("")).send().await.unwrap(),
+        bob.delete(url("/g1")).send().await.unwrap(),
+    ] {
+        assert_eq!(envelope(r).await["error_code"], "chat.session_not_found");
+    }
+    let missing = chat.alice.delete(url("/nope")).send().await.unwrap();
+    assert_eq!(
+        envelope(missing).await["error_code"],
+        "chat.guidance_not_found"
+    );
+
+    // The queued message is taken before the next model call, streamed back and sent.
+    envelope(
+        chat.app
+            .post_json(
+                &chat.alice,
+                "/api/sessions/session_guided/interrupt",
+                json!({}),
+            )
+            .await,
+    )
+    .await;
+    while live.next().await.is_some() {}
+    chat.llm.push(Reply::text(&["Roses are red."]));
+    let (_, text) = post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&chat.agent, "session_guided", "Go on"),
+    )
+    .await;
+    let lines = parse(&text);
+    assert_eq!(lines[0]["type"], "user_input");
+    assert_eq!(lines[0]["role"], "user");
+    assert_eq!(lines[0]["metadata"]["guidance_id"], "g1");
+    assert_eq!(lines[0]["content"], "Make it rhyme, please");
+    let sent = chat.llm.chat_requests().pop().unwrap();
+    let last = sent["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"], "Make it rhyme, please");
+    let after = chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/sessions/session_guided/inject-user-message",
+            json!({"content": "late"}),
+        )
+        .await;
+    assert_eq!(
+        envelope(after).await["error_code"],
+        "chat.session_not_running"
+    );
+}
