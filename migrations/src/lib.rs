@@ -11,6 +11,7 @@ mod m20261128_000003_providers_create_llm_providers;
 mod m20261128_000004_agents_create_agents;
 mod m20261128_000005_agents_create_agent_jobs;
 mod m20261202_144500_agents_job_fair_claims;
+mod m20261202_144500_conversations_create_conversations;
 mod m20261202_144500_identity_create_sessions;
 
 /// Every migration, in order.
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_agents_create_agent_jobs::Migration),
             Box::new(m20261202_144500_agents_job_fair_claims::Migration),
             Box::new(m20261202_144500_identity_create_sessions::Migration),
+            Box::new(m20261202_144500_conversations_create_conversations::Migration),
         ]
     }
 }

@@ -337,6 +337,42 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "工作区中已存在同名文件；请先删除或换一个名称。",
     },
     ErrorSpec {
+        key: "chat.session_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such chat session.",
+        zh: "会话不存在。",
+    },
+    ErrorSpec {
+        key: "chat.messages_required",
+        kind: ErrorKind::Invalid,
+        en: "Send at least one message.",
+        zh: "请至少发送一条消息。",
+    },
+    ErrorSpec {
+        key: "chat.max_loop_required",
+        kind: ErrorKind::BadRequest,
+        en: "No max_loop_count: set it in the request or in the agent.",
+        zh: "缺少 max_loop_count：请在请求或智能体配置中设置。",
+    },
+    ErrorSpec {
+        key: "chat.session_running",
+        kind: ErrorKind::Conflict,
+        en: "A run is already in progress for this session; wait for it or interrupt it.",
+        zh: "该会话正在运行，请等待结束或先中断。",
+    },
+    ErrorSpec {
+        key: "chat.session_not_running",
+        kind: ErrorKind::Conflict,
+        en: "No run is in progress for this session.",
+        zh: "该会话当前没有正在运行的任务。",
+    },
+    ErrorSpec {
+        key: "chat.guidance_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such queued message (it may already have been used).",
+        zh: "该排队消息不存在（可能已被使用）。",
+    },
+    ErrorSpec {
         key: "observability.jaeger_not_configured",
         kind: ErrorKind::NotFound,
         en: "Tracing UI is not configured (SAGE_JAEGER_PUBLIC_URL).",
@@ -610,6 +646,20 @@ impl From<platform::spend::SpendError> for AppError {
                 AppError::new("model.rate_limited").retry_after(retry_after)
             }
             E::Store(source) => AppError::unavailable(source),
+        }
+    }
+}
+
+impl From<chat_runtime::ChatError> for AppError {
+    fn from(e: chat_runtime::ChatError) -> Self {
+        use chat_runtime::ChatError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Agent(a) => AppError::from(a),
+            E::Provider(p) => AppError::from(p),
+            E::Store(source) => AppError::unavailable(source),
+            E::Internal(source) => AppError::internal(source),
+            other => AppError::domain(other.key(), other.kind()),
         }
     }
 }

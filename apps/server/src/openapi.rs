@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, llm_providers, observability, system, upstream, users, workspaces,
+    agents, auth, chat, llm_providers, observability, system, upstream, users, workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -68,6 +68,9 @@ impl utoipa::Modify for Security {
         workspaces::upload_file, workspaces::delete_workspace,
         observability::jaeger_login, observability::jaeger_auth, observability::jaeger_redirect,
         observability::metrics,
+        chat::chat, chat::stream, chat::web_stream, chat::resume, chat::active_sessions,
+        chat::interrupt, chat::tasks_status, chat::optimize_input, chat::optimize_input_stream,
+        chat::inject_guidance, chat::list_guidance, chat::update_guidance, chat::delete_guidance,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -78,6 +81,7 @@ impl utoipa::Modify for Security {
         (name = "users", description = "User administration and per-user configuration"),
         (name = "llm-provider", description = "OpenAI-compatible LLM providers (keys masked, owner-only)"),
         (name = "agent", description = "Agents: configurations, sharing, generation"),
+        (name = "chat", description = "Chat runs: NDJSON streams, resume, interrupt, running sessions"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),
     )
 )]

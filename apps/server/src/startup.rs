@@ -32,6 +32,7 @@ pub struct Services {
     pub budget: platform::spend::ModelBudget,
     /// Everything that drops a deleted user's data.
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
+    pub chat: Arc<chat_runtime::Runtime>,
     pub session_max_age_secs: i64,
 }
 
@@ -61,9 +62,23 @@ impl Services {
             config.default_llm.clone(),
         ));
         let agents = Arc::new(
-            agents::SeaOrmAgents::new(db.clone(), providers.clone(), llm)
+            agents::SeaOrmAgents::new(db.clone(), providers.clone(), llm.clone())
                 .with_max_prompt_chars(config.max_prompt_chars),
         );
+        let chat = Arc::new(chat_runtime::Runtime::new(
+            agents.clone(),
+            providers.clone(),
+            Arc::new(conversations::SeaOrmConversations::new(db.clone())),
+            llm,
+            tooling::Registry::builtin(tooling::Limits::default()),
+            stores.kv.clone(),
+            stores.logs.clone(),
+            agents::Workspaces::new(config.data_dir.join("workspaces")),
+            chat_runtime::RuntimeSettings {
+                log_ttl: config.stream_log_ttl,
+                ..chat_runtime::RuntimeSettings::default()
+            },
+        ));
         let workspaces = agents::WorkspaceService::new(
             agents.clone(),
             agents::Workspaces::new(config.data_dir.join("workspaces")),
@@ -135,6 +150,7 @@ impl Services {
             workspaces,
             budget,
             user_cleanup,
+            chat,
             session_max_age_secs,
         })
     }
@@ -164,6 +180,7 @@ impl Application {
             workspaces,
             budget,
             user_cleanup,
+            chat,
             session_max_age_secs,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
@@ -204,6 +221,7 @@ impl Application {
             workspaces,
             budget,
             user_cleanup,
+            chat,
             session_max_age_secs,
         });
         // The in-process worker; it stops when the server stops.

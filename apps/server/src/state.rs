@@ -19,6 +19,7 @@ pub(crate) struct AppState {
     pub budget: platform::spend::ModelBudget,
     /// Called after a user is deleted.
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
+    pub chat: Arc<dyn chat_runtime::ChatRuntime>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
 }

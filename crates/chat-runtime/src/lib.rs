@@ -4,4 +4,26 @@
 //! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
 //! enforces the rule.
 //!
-//! Status: responsibility reserved; the service trait arrives with its issue.
+//! Built so far: [`ChatRuntime`] with one implementation, [`Runtime`]: request resolution
+//! (agent, overrides, provider), the loop (stream, tool calls, results, max_loop_count),
+//! persistence per step, token usage, the replay log per session (`hub`), interrupt and the
+//! running-session index in the `KvStore`. Knowledge retrieval, guidance and delegation
+//! (fibre/team sub-agents) are later issues: every `agentMode` runs the same loop.
+
+mod error;
+mod guidance;
+mod hub;
+mod optimize;
+mod prompt;
+mod run;
+mod runtime;
+mod service;
+pub mod wire;
+
+pub use error::ChatError;
+pub use guidance::Guidance;
+pub use optimize::OptimizeRequest;
+pub use runtime::{Runtime, RuntimeSettings};
+pub use service::{
+    ActiveSession, ChatRuntime, InputMessage, LineStream, RunRequest, Source, StartedRun,
+};

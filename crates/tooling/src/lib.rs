@@ -4,4 +4,15 @@
 //! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
 //! enforces the rule.
 //!
-//! Status: responsibility reserved; the service trait arrives with its issue.
+//! Built so far: the [`Tool`] trait, the [`Registry`] (which runs a call with a cancellation
+//! signal, a time limit and an output cap, and turns every failure into an error output the
+//! model sees), and the built-ins that need only the run's workspace (`file_read`,
+//! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with `platform::confine`
+//! exactly as the workspace routes are. Skills and MCP arrive with their issues.
+
+mod builtin;
+mod registry;
+mod tool;
+
+pub use registry::{Limits, Registry};
+pub use tool::{Cancel, Tool, ToolContext, ToolError, ToolOutput, todos};

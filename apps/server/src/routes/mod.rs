@@ -5,6 +5,7 @@ use actix_web::web;
 
 pub(crate) mod agents;
 pub(crate) mod auth;
+pub(crate) mod chat;
 pub(crate) mod llm_providers;
 pub(crate) mod observability;
 pub(crate) mod system;
@@ -23,6 +24,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(users::configure)
                 .configure(llm_providers::configure)
                 .configure(agents::configure)
+                .configure(chat::configure)
                 .configure(observability::configure),
         );
 }

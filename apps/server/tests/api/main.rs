@@ -8,6 +8,7 @@
 mod agents;
 mod auth;
 mod binary;
+mod chat;
 mod errors;
 mod first_screen;
 mod gate;

@@ -1,0 +1,74 @@
+//! Chat errors with their stable keys (before a stream starts; afterwards failures are lines).
+
+use platform::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// Unknown session, or another user's.
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("`messages` must contain at least one message")]
+    MessagesRequired,
+    #[error("no max_loop_count in the request or the agent")]
+    MaxLoopRequired,
+    /// Another run holds the session (`/api/chat`, `/api/stream`; web-stream interrupts it).
+    #[error("a run is already in progress for this session")]
+    SessionRunning,
+    /// Guidance needs a running session.
+    #[error("no run is in progress for this session")]
+    SessionNotRunning,
+    /// An unknown (or already taken) guidance id.
+    #[error("no such guidance message")]
+    GuidanceNotFound,
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Agent(#[from] agents::AgentError),
+    #[error(transparent)]
+    Provider(#[from] providers::ProviderError),
+    #[error(transparent)]
+    Store(#[from] platform::store::StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ChatError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ChatError::SessionNotFound => ErrorKind::NotFound,
+            ChatError::MessagesRequired | ChatError::Invalid { .. } => ErrorKind::Invalid,
+            ChatError::MaxLoopRequired => ErrorKind::BadRequest,
+            ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
+            ChatError::GuidanceNotFound => ErrorKind::NotFound,
+            ChatError::Agent(e) => e.kind(),
+            ChatError::Provider(e) => e.kind(),
+            ChatError::Store(e) => e.kind(),
+            ChatError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn key(&self) -> &'static str {
+        match self {
+            ChatError::SessionNotFound => "chat.session_not_found",
+            ChatError::MessagesRequired => "chat.messages_required",
+            ChatError::MaxLoopRequired => "chat.max_loop_required",
+            ChatError::SessionRunning => "chat.session_running",
+            ChatError::SessionNotRunning => "chat.session_not_running",
+            ChatError::GuidanceNotFound => "chat.guidance_not_found",
+            ChatError::Invalid { .. } => "request.validation",
+            ChatError::Agent(e) => e.key(),
+            ChatError::Provider(e) => e.key(),
+            ChatError::Store(_) => "service.unavailable",
+            ChatError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<conversations::ConversationError> for ChatError {
+    fn from(e: conversations::ConversationError) -> Self {
+        match e {
+            conversations::ConversationError::NotFound => ChatError::SessionNotFound,
+            conversations::ConversationError::Internal(e) => ChatError::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,650 @@
+//! One run of the agent loop: stream the model's answer, run its tool calls, feed the results
+//! back, until a final answer or `max_loop_count`. Every line goes to the replay log before
+//! it is sent; messages are stored as each step completes; usage is one line and one row.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use conversations::{StoredMessage, UsageRecord};
+use futures_util::StreamExt;
+use providers::{ChatRequest, LlmError, StreamEvent, Usage};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+use tooling::{Cancel, ToolContext};
+
+use crate::runtime::{Inner, Prepared};
+use crate::service::Source;
+use crate::wire::{self, AgentLine, FunctionDelta, StreamEnd, ToolCallDelta};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Done,
+    Failed,
+    Interrupted,
+}
+
+struct Emitter {
+    inner: Arc<Inner>,
+    session_id: String,
+    tx: UnboundedSender<Vec<u8>>,
+    count: u64,
+}
+
+impl Emitter {
+    /// Appends to the replay log, then sends.
+    async fn emit(&mut self, value: &impl Serialize) {
+        let bytes = wire::line(value);
+        if let Err(e) = self.inner.hub.append(&self.session_id, &bytes).await {
+            tracing::warn!(session_id = %self.session_id, error = %e, "a line could not be logged");
+        }
+        self.count += 1;
+        let _ = self.tx.send(bytes);
+    }
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+struct Step {
+    model: String,
+    usage: Usage,
+}
+
+fn stored(
+    message_id: &str,
+    role: &str,
+    kind: &str,
+    content: Value,
+    agent_name: &str,
+) -> StoredMessage {
+    StoredMessage {
+        message_id: message_id.to_owned(),
+        role: role.to_owned(),
+        message_type: kind.to_owned(),
+        content,
+        reasoning_content: None,
+        tool_calls: None,
+        tool_call_id: None,
+        agent_name: Some(agent_name.to_owned()),
+        metadata: json!({}),
+        created_at: Utc::now(),
+    }
+}
+
+/// Runs to the end, then releases the session. Never panics the caller: every failure
+/// becomes lines.
+pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Vec<u8>>) {
+    let (cancel_tx, cancel) = Cancel::new();
+    let watchdog = tokio::spawn(watch(
+        inner.clone(),
+        p.session_id.clone(),
+        p.run_id.clone(),
+        p.source,
+        tx.clone(),
+        cancel_tx,
+    ));
+    let started_at = Utc::now();
+    let mut out = Emitter {
+        inner: inner.clone(),
+        session_id: p.session_id.clone(),
+        tx,
+        count: 0,
+    };
+    let mut steps = Vec::new();
+    let end = run_loop(&inner, &p, &mut out, &cancel, &mut steps).await;
+    watchdog.abort();
+
+    emit_usage(&mut out, &p, &steps).await;
+    out.emit(&StreamEnd::new(
+        &p.session_id,
+        out.count,
+        end == End::Interrupted,
+    ))
+    .await;
+    record_usage(&inner, &p, &steps, started_at).await;
+    if let Err(e) = inner
+        .hub
+        .finish(&p.session_id, &p.run_id, inner.settings.log_ttl)
+        .await
+    {
+        tracing::warn!(session_id = %p.session_id, error = %e, "the run could not be closed cleanly");
+    }
+    tracing::info!(session_id = %p.session_id, end = ?end, lines = out.count, "run finished");
+}
+
+/// Raises `cancel` when an interrupt is requested (any replica) or, for `/api/chat` and
+/// `/api/stream`, when the client has gone; renews the session lease meanwhile.
+async fn watch(
+    inner: Arc<Inner>,
+    session_id: String,
+    run_id: String,
+    source: Source,
+    tx: UnboundedSender<Vec<u8>>,
+    cancel: tokio::sync::watch::Sender<bool>,
+) {
+    let every = inner.settings.poll_interval;
+    let renew_every = (crate::hub::LOCK_LEASE.as_millis() / 3 / every.as_millis().max(1)).max(1);
+    let mut tick: u128 = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        tick += 1;
+        let gone = source != Source::WebStream && tx.is_closed();
+        let asked = inner
+            .hub
+            .interrupt_requested(&session_id, &run_id)
+            .await
+            .unwrap_or(false);
+        if gone || asked {
+            let _ = cancel.send(true);
+            return;
+        }
+        if tick.is_multiple_of(renew_every) {
+            let _ = inner.hub.renew(&session_id).await;
+        }
+    }
+}
+
+async fn persist(inner: &Inner, p: &Prepared, messages: Vec<StoredMessage>) {
+    if messages.is_empty() {
+        return;
+    }
+    if let Err(e) = inner
+        .conversations
+        .append(&p.actor, &p.session_id, messages)
+        .await
+    {
+        tracing::error!(session_id = %p.session_id, error = %e, "messages could not be stored");
+    }
+}
+
+async fn run_loop(
+    inner: &Arc<Inner>,
+    p: &Prepared,
+    out: &mut Emitter,
+    cancel: &Cancel,
+    steps: &mut Vec<Step>,
+) -> End {
+    persist(inner, p, p.new_messages.clone()).await;
+    let agent = p.line_agent_name;
+    let sid = p.session_id.as_str();
+    let mut messages = p.messages.clone();
+    for step in 0..p.max_loop {
+        if cancel.is_cancelled() {
+            return End::Interrupted;
+        }
+        drain_guidance(inner, p, out, &mut messages).await;
+        let request = ChatRequest {
+            messages: messages.clone(),
+            tools: p.tool_schemas.clone(),
+            ..ChatRequest::default()
+        };
+        let opened = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return End::Interrupted,
+            r = inner.llm.chat_stream(&p.endpoint, &request) => r,
+        };
+        let mut stream = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                provider_failure(inner, p, out, &e).await;
+                return End::Failed;
+            }
+        };
+        let (text_id, call_id, reasoning_id) = (
+            platform::ids::new_uuid(),
+            platform::ids::new_uuid(),
+            platform::ids::new_uuid(),
+        );
+        let mut text = String::new();
+        let mut reasoning = String::new();
+        let mut calls: BTreeMap<u32, PartialCall> = BTreeMap::new();
+        let mut usage = None;
+        let mut failure: Option<LlmError> = None;
+        let mut interrupted = false;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = cancel.cancelled() => { interrupted = true; break; }
+                e = stream.next() => e,
+            };
+            match event {
+                None => break,
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                Some(Ok(StreamEvent::Content(c))) => {
+                    if c.is_empty() {
+                        continue;
+                    }
+                    text.push_str(&c);
+                    out.emit(&AgentLine {
+                        role: "assistant",
+                        content: Some(json!(c)),
+                        reasoning_content: None,
+                        tool_calls: None,
+                        message_id: &text_id,
+                        tool_call_id: None,
+                        kind: "do_subtask_result",
+                        timestamp: wire::now(),
+                        agent_name: Some(agent),
+                        metadata: json!({}),
+                        session_id: sid,
+                    })
+                    .await;
+                }
+                Some(Ok(StreamEvent::Reasoning(r))) => {
+                    if r.is_empty() {
+                        continue;
+                    }
+                    reasoning.push_str(&r);
+                    out.emit(&AgentLine {
+                        role: "assistant",
+                        content: Some(json!("")),
+                        reasoning_content: Some(&r),
+                        tool_calls: None,
+                        message_id: &reasoning_id,
+                        tool_call_id: None,
+                        kind: "reasoning_content",
+                        timestamp: wire::now(),
+                        agent_name: Some(agent),
+                        metadata: json!({}),
+                        session_id: sid,
+                    })
+                    .await;
+                }
+                Some(Ok(StreamEvent::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                })) => {
+                    let call = calls.entry(index).or_default();
+                    if let Some(id) = &id {
+                        call.id = id.clone();
+                    }
+                    if let Some(name) = &name {
+                        call.name.push_str(name);
+                    }
+                    call.arguments.push_str(&arguments);
+                    let first = id.is_some();
+                    out.emit(&AgentLine {
+                        role: "assistant",
+                        content: None,
+                        reasoning_content: None,
+                        tool_calls: Some(vec![ToolCallDelta {
+                            id,
+                            kind: first.then_some("function"),
+                            index,
+                            function: FunctionDelta { name, arguments },
+                        }]),
+                        message_id: &call_id,
+                        tool_call_id: None,
+                        kind: "tool_call",
+                        timestamp: wire::now(),
+                        agent_name: Some(agent),
+                        metadata: json!({}),
+                        session_id: sid,
+                    })
+                    .await;
+                }
+                Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
+                Some(Ok(StreamEvent::Finish(_))) => {}
+            }
+        }
+        steps.push(Step {
+            model: p.endpoint.model.clone(),
+            usage: usage.unwrap_or_default(),
+        });
+
+        // Store what the step produced (a cut step keeps its text, not its half calls).
+        let mut produced = Vec::new();
+        if !reasoning.is_empty() {
+            let mut m = stored(
+                &reasoning_id,
+                "assistant",
+                "reasoning_content",
+                json!(""),
+                agent,
+            );
+            m.reasoning_content = Some(reasoning.clone());
+            produced.push(m);
+        }
+        if !text.is_empty() {
+            produced.push(stored(
+                &text_id,
+                "assistant",
+                "do_subtask_result",
+                json!(text),
+                agent,
+            ));
+        }
+        let complete = failure.is_none() && !interrupted;
+        let calls: Vec<PartialCall> = if complete {
+            calls
+                .into_values()
+                .map(|mut c| {
+                    if c.id.is_empty() {
+                        c.id = format!("call_{}", platform::ids::new_hex_id());
+                    }
+                    c
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let call_values: Vec<Value> = calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        if !calls.is_empty() {
+            let mut m = stored(&call_id, "assistant", "tool_call", json!(""), agent);
+            m.tool_calls = Some(json!(call_values));
+            produced.push(m);
+        }
+        persist(inner, p, produced).await;
+        if let Some(e) = failure {
+            provider_failure(inner, p, out, &e).await;
+            return End::Failed;
+        }
+        if interrupted {
+            return End::Interrupted;
+        }
+        if calls.is_empty() {
+            return End::Done;
+        }
+
+        messages.push(json!({"role": "assistant", "content": text, "tool_calls": call_values}));
+        let results = run_tools(inner, p, cancel, &calls).await;
+        let mut produced = Vec::new();
+        for (call, output) in calls.iter().zip(results) {
+            let content = wire::to_py_json(&output.content);
+            let result_id = platform::ids::new_uuid();
+            let metadata = json!({"tool_execution_status":
+                if output.is_error { "error" } else { "success" }});
+            out.emit(&AgentLine {
+                role: "tool",
+                content: Some(json!(content)),
+                reasoning_content: None,
+                tool_calls: None,
+                message_id: &result_id,
+                tool_call_id: Some(&call.id),
+                kind: "tool_call_result",
+                timestamp: wire::now(),
+                agent_name: Some(agent),
+                metadata: metadata.clone(),
+                session_id: sid,
+            })
+            .await;
+            let mut m = stored(
+                &result_id,
+                "tool",
+                "tool_call_result",
+                json!(content),
+                agent,
+            );
+            m.tool_call_id = Some(call.id.clone());
+            m.metadata = metadata;
+            produced.push(m);
+            messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": content}));
+        }
+        persist(inner, p, produced).await;
+        if cancel.is_cancelled() {
+            return End::Interrupted;
+        }
+        if step + 1 == p.max_loop {
+            let notice_id = platform::ids::new_uuid();
+            let text = crate::prompt::max_loop_text(&p.language, p.max_loop);
+            let metadata = json!({"runtime_generated": true, "runtime_notice": "max_loop_questionnaire",
+                "stop_reason": "max_loop_count", "needs_user_input": true, "max_loop_count": p.max_loop});
+            out.emit(&AgentLine {
+                role: "assistant",
+                content: Some(json!(text)),
+                reasoning_content: None,
+                tool_calls: None,
+                message_id: &notice_id,
+                tool_call_id: None,
+                kind: "assistant_text",
+                timestamp: wire::now(),
+                agent_name: Some(agent),
+                metadata: metadata.clone(),
+                session_id: sid,
+            })
+            .await;
+            let mut m = stored(
+                &notice_id,
+                "assistant",
+                "assistant_text",
+                json!(text),
+                agent,
+            );
+            m.metadata = metadata;
+            persist(inner, p, vec![m]).await;
+        }
+    }
+    End::Done
+}
+
+/// Guidance queued since the last step joins the conversation as user messages, streamed
+/// back as `user_input` lines with `metadata.guidance_id`.
+async fn drain_guidance(inner: &Inner, p: &Prepared, out: &mut Emitter, messages: &mut Vec<Value>) {
+    let items = match crate::guidance::drain(inner.hub.kv().as_ref(), &p.session_id).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(session_id = %p.session_id, error = %e, "guidance could not be read");
+            return;
+        }
+    };
+    let mut produced = Vec::new();
+    for g in items {
+        let mut metadata = g.metadata.clone();
+        metadata["guidance_id"] = json!(g.guidance_id);
+        metadata["injected"] = json!(true);
+        out.emit(&AgentLine {
+            role: "user",
+            content: Some(json!(g.content)),
+            reasoning_content: None,
+            tool_calls: None,
+            message_id: &g.guidance_id,
+            tool_call_id: None,
+            kind: "user_input",
+            timestamp: wire::now(),
+            agent_name: None,
+            metadata: metadata.clone(),
+            session_id: &p.session_id,
+        })
+        .await;
+        messages.push(json!({"role": "user", "content": g.content}));
+        let mut m = stored(
+            &g.guidance_id,
+            "user",
+            "user_input",
+            json!(g.content),
+            p.line_agent_name,
+        );
+        m.agent_name = None;
+        m.metadata = metadata;
+        produced.push(m);
+    }
+    persist(inner, p, produced).await;
+}
+
+/// Independent calls run concurrently (at most `tool_concurrency` at once), each within the
+/// registry's time limit and output cap; results come back in call order.
+async fn run_tools(
+    inner: &Arc<Inner>,
+    p: &Prepared,
+    cancel: &Cancel,
+    calls: &[PartialCall],
+) -> Vec<tooling::ToolOutput> {
+    let ctx = ToolContext {
+        workspace: p.workspace.clone(),
+        session_id: p.session_id.clone(),
+        user_id: p.actor.user_id.clone(),
+        language: p.language.clone(),
+        kv: inner.hub.kv(),
+        cancel: cancel.clone(),
+    };
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        inner.settings.tool_concurrency.max(1),
+    ));
+    let runs = calls.iter().map(|call| {
+        let (ctx, limit) = (ctx.clone(), limit.clone());
+        async move {
+            let _permit = limit.acquire().await;
+            inner.tools.run(&ctx, &call.name, &call.arguments).await
+        }
+    });
+    futures_util::future::join_all(runs).await
+}
+
+/// Sage's error body, in its key order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    error: &'a str,
+}
+
+/// A provider failure: an `error` line, then a failure `final_answer` (stored).
+async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &LlmError) {
+    let reason = e.to_string();
+    let error_id = platform::ids::new_uuid();
+    out.emit(&AgentLine {
+        role: "assistant",
+        content: Some(json!(wire::to_py_json(&ErrorBody {
+            status: "error",
+            error: &reason,
+        }))),
+        reasoning_content: None,
+        tool_calls: None,
+        message_id: &error_id,
+        tool_call_id: None,
+        kind: "error",
+        timestamp: wire::now(),
+        agent_name: Some(p.line_agent_name),
+        metadata: json!({}),
+        session_id: &p.session_id,
+    })
+    .await;
+    let answer_id = platform::ids::new_uuid();
+    let text = crate::prompt::failure_text(&p.language, &reason);
+    out.emit(&AgentLine {
+        role: "assistant",
+        content: Some(json!(text)),
+        reasoning_content: None,
+        tool_calls: None,
+        message_id: &answer_id,
+        tool_call_id: None,
+        kind: "final_answer",
+        timestamp: wire::now(),
+        agent_name: None,
+        metadata: json!({}),
+        session_id: &p.session_id,
+    })
+    .await;
+    let mut m = stored(
+        &answer_id,
+        "assistant",
+        "final_answer",
+        json!(text),
+        p.line_agent_name,
+    );
+    m.metadata = json!({"runtime_generated": true, "error": true});
+    persist(inner, p, vec![m]).await;
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({"completion_tokens": u.completion_tokens, "prompt_tokens": u.prompt_tokens,
+           "total_tokens": u.prompt_tokens + u.completion_tokens,
+           "completion_tokens_details": null, "prompt_tokens_details": null})
+}
+
+async fn emit_usage(out: &mut Emitter, p: &Prepared, steps: &[Step]) {
+    let mut models: Vec<String> = Vec::new();
+    for s in steps {
+        if !models.contains(&s.model) {
+            models.push(s.model.clone());
+        }
+    }
+    let (prompt, completion, cached, reasoning) = steps.iter().fold((0, 0, 0, 0), |t, s| {
+        (
+            t.0 + s.usage.prompt_tokens,
+            t.1 + s.usage.completion_tokens,
+            t.2 + s.usage.cached_tokens,
+            t.3 + s.usage.reasoning_tokens,
+        )
+    });
+    let model = models.first().cloned();
+    let total_info = if steps.is_empty() {
+        json!({})
+    } else {
+        let mut t = json!({"completion_tokens": completion, "prompt_tokens": prompt,
+            "total_tokens": prompt + completion, "model": model, "models": models});
+        if cached > 0 {
+            t["cached_tokens"] = json!(cached);
+        }
+        if reasoning > 0 {
+            t["reasoning_tokens"] = json!(reasoning);
+        }
+        t
+    };
+    let per_step: Vec<Value> = steps
+        .iter()
+        .map(|s| json!({"step_name": "direct_execution", "model": s.model, "usage": usage_json(&s.usage)}))
+        .collect();
+    let id = platform::ids::new_uuid();
+    out.emit(&AgentLine {
+        role: "assistant",
+        content: Some(json!("")),
+        reasoning_content: None,
+        tool_calls: None,
+        message_id: &id,
+        tool_call_id: None,
+        kind: "token_usage",
+        timestamp: wire::now(),
+        agent_name: None,
+        metadata: json!({"token_usage": {"total_info": total_info, "per_step_info": per_step,
+            "models": models}, "model": model, "models": models, "session_id": p.session_id}),
+        session_id: &p.session_id,
+    })
+    .await;
+}
+
+async fn record_usage(
+    inner: &Inner,
+    p: &Prepared,
+    steps: &[Step],
+    started_at: chrono::DateTime<Utc>,
+) {
+    let sum = |f: fn(&Usage) -> u64| steps.iter().map(|s| f(&s.usage)).sum::<u64>();
+    let (input, output) = (sum(|u| u.prompt_tokens), sum(|u| u.completion_tokens));
+    let record = UsageRecord {
+        session_id: p.session_id.clone(),
+        user_id: p.actor.user_id.clone(),
+        agent_id: p.agent_id.clone(),
+        request_source: p.source.request_source().to_owned(),
+        model: p.endpoint.model.clone(),
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: input + output,
+        cached_tokens: sum(|u| u.cached_tokens),
+        reasoning_tokens: sum(|u| u.reasoning_tokens),
+        step_count: u32::try_from(steps.len()).unwrap_or(u32::MAX),
+        step_model_names: steps.iter().map(|s| s.model.clone()).collect(),
+        started_at,
+        finished_at: Utc::now(),
+    };
+    if let Err(e) = inner.conversations.record_usage(&p.actor, record).await {
+        tracing::error!(session_id = %p.session_id, error = %e, "usage could not be recorded");
+    }
+}

@@ -1,0 +1,588 @@
+//! `Runtime`: resolution of a request into a run, and the session-level operations.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agents::{AgentMode, Agents, Workspaces};
+use async_trait::async_trait;
+use conversations::{Conversations, NewConversation, StoredMessage};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use platform::Actor;
+use platform::store::{KvStore, LogStore};
+use providers::{Endpoint, LlmClient, ProviderError, Providers};
+use serde_json::{Value, json};
+use tooling::Registry;
+
+use crate::hub::{ActiveSession, Hub};
+use crate::service::{ChatRuntime, LineStream, RunRequest, Source, StartedRun};
+use crate::{ChatError, prompt, run, wire};
+
+/// Timing of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// How long a finished run's log stays resumable (`SAGE_STREAM_LOG_TTL_SECS`).
+    pub log_ttl: Duration,
+    /// How often a run checks for an interrupt (any replica) and a departed client.
+    pub poll_interval: Duration,
+    /// Longest wait for a web-stream re-entry to take the session from the run it stops.
+    pub takeover_wait: Duration,
+    /// Tool calls of one step run at most this many at a time.
+    pub tool_concurrency: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            log_ttl: Duration::from_secs(3600),
+            poll_interval: Duration::from_millis(200),
+            takeover_wait: Duration::from_secs(10),
+            tool_concurrency: 4,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub agents: Arc<dyn Agents>,
+    pub providers: Arc<dyn Providers>,
+    pub conversations: Arc<dyn Conversations>,
+    pub llm: LlmClient,
+    pub tools: Registry,
+    pub hub: Hub,
+    pub workspaces: Workspaces,
+    pub settings: RuntimeSettings,
+}
+
+/// The chat runtime over the platform stores.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// Everything a run needs, resolved before it starts.
+pub(crate) struct Prepared {
+    pub actor: Actor,
+    pub source: Source,
+    pub session_id: String,
+    pub run_id: String,
+    pub agent_id: String,
+    pub line_agent_name: &'static str,
+    pub endpoint: Endpoint,
+    pub tool_schemas: Vec<Value>,
+    pub messages: Vec<Value>,
+    pub new_messages: Vec<StoredMessage>,
+    pub max_loop: u32,
+    pub language: String,
+    pub workspace: PathBuf,
+}
+
+const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
+
+impl Runtime {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        agents: Arc<dyn Agents>,
+        providers: Arc<dyn Providers>,
+        conversations: Arc<dyn Conversations>,
+        llm: LlmClient,
+        tools: Registry,
+        kv: Arc<dyn KvStore>,
+        logs: Arc<dyn LogStore>,
+        workspaces: Workspaces,
+        settings: RuntimeSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                agents,
+                providers,
+                conversations,
+                llm,
+                tools,
+                hub: Hub::new(kv, logs),
+                workspaces,
+                settings,
+            }),
+        }
+    }
+
+    /// Request `provider_id` (the caller's own) → the agent's provider (when the caller owns
+    /// the agent; a grantee uses their own) → the caller's default → the deployment default.
+    pub(crate) async fn endpoint(
+        &self,
+        actor: &Actor,
+        requested: Option<&str>,
+        agent: Option<&agents::Agent>,
+    ) -> Result<Endpoint, ChatError> {
+        let providers = &self.inner.providers;
+        if let Some(id) = requested {
+            return Ok(providers.resolve(actor, Some(id)).await?);
+        }
+        let agent_provider = agent
+            .filter(|a| a.user_id == actor.user_id)
+            .and_then(|a| a.config.provider_id())
+            .filter(|p| !p.is_empty());
+        if let Some(id) = agent_provider {
+            match providers.resolve(actor, Some(id)).await {
+                Err(ProviderError::NotFound) => {}
+                other => return Ok(other?),
+            }
+        }
+        Ok(providers.resolve(actor, None).await?)
+    }
+
+    pub(crate) fn agents(&self) -> &dyn Agents {
+        self.inner.agents.as_ref()
+    }
+
+    pub(crate) fn llm(&self) -> LlmClient {
+        self.inner.llm.clone()
+    }
+
+    /// Where the spend limiter (per-user model-call token bucket, input caps) is checked,
+    /// once per run before anything is locked or written. No limiter is configured yet.
+    fn admit(&self, _actor: &Actor, _request: &RunRequest) -> Result<(), ChatError> {
+        Ok(())
+    }
+
+    async fn prepare(&self, actor: &Actor, request: &RunRequest) -> Result<Prepared, ChatError> {
+        let inner = &self.inner;
+        let messages: Vec<_> = request
+            .messages
+            .iter()
+            .filter(|m| !prompt::text_of(&m.content).trim().is_empty() || m.content.is_array())
+            .collect();
+        if messages.is_empty() {
+            return Err(ChatError::MessagesRequired);
+        }
+        let session_id = match request.session_id.as_deref() {
+            Some(id) if platform::ids::is_safe_id(id) => id.to_owned(),
+            Some(_) => {
+                return Err(ChatError::Invalid {
+                    field: "session_id",
+                    reason: "use 1 to 64 letters, digits, `_` or `-`".into(),
+                });
+            }
+            None => platform::ids::new_uuid(),
+        };
+        let agent = match request.agent_id.as_deref() {
+            Some(id) => Some(inner.agents.get(actor, id).await?),
+            None => None,
+        };
+        let config = agent.as_ref().map(|a| &a.config.0);
+        let max_loop = request
+            .max_loop_count
+            .or_else(|| {
+                config
+                    .and_then(|c| c.get("maxLoopCount"))
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+            })
+            .filter(|n| *n > 0)
+            .ok_or(ChatError::MaxLoopRequired)?;
+        let mode = request
+            .agent_mode
+            .as_deref()
+            .or_else(|| {
+                config
+                    .and_then(|c| c.get("agentMode"))
+                    .and_then(Value::as_str)
+            })
+            .and_then(AgentMode::parse)
+            .unwrap_or(AgentMode::Simple);
+        let line_agent_name = match mode {
+            AgentMode::Simple => "SimpleAgent",
+            AgentMode::Fibre => "FibreAgent",
+            AgentMode::Team => "TeamAgent",
+        };
+
+        // System context: the agent's under the request's keys; the agent's language wins.
+        let mut context = config
+            .and_then(|c| c.get("systemContext"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let agent_language = context.get("response_language").cloned();
+        for (k, v) in &request.system_context {
+            context.insert(k.clone(), v.clone());
+        }
+        if let Some(l) = agent_language {
+            context.insert("response_language".into(), l);
+        }
+        let language = prompt::language_of(
+            context.get("response_language").and_then(Value::as_str),
+            &request.language,
+        );
+        context
+            .entry("response_language".to_owned())
+            .or_insert_with(|| json!(if language == "zh" { "zh-CN" } else { "en-US" }));
+        context.insert(
+            "current_time".into(),
+            json!(chrono::Utc::now().to_rfc2822()),
+        );
+        context.insert("session_id".into(), json!(session_id));
+
+        let prefix = request
+            .system_prefix
+            .clone()
+            .filter(|p| !p.trim().is_empty())
+            .or_else(|| {
+                config
+                    .and_then(|c| c.get("systemPrefix"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+
+        // Tools: the request's list, else the agent's; only those that exist (delegation
+        // tools of fibre/team do not exist yet).
+        let wanted: Vec<String> = request.available_tools.clone().unwrap_or_else(|| {
+            config
+                .and_then(|c| c.get("availableTools"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let tool_schemas = inner.tools.schemas(&wanted, &language);
+
+        let endpoint = self
+            .endpoint(actor, request.provider_id.as_deref(), agent.as_ref())
+            .await?;
+
+        let agent_id = agent
+            .as_ref()
+            .map_or_else(|| "default_agent".to_owned(), |a| a.id.clone());
+        let agent_name = agent
+            .as_ref()
+            .map_or_else(|| "Sage".to_owned(), |a| a.config.name().to_owned());
+        let first_text = prompt::text_of(&prompt::strip_control_tags(&messages[0].content));
+        let title = conversations::title_from(&first_text)
+            .unwrap_or_else(|| prompt::new_title(&language).to_owned());
+        inner
+            .conversations
+            .open(
+                actor,
+                NewConversation {
+                    session_id: session_id.clone(),
+                    agent_id: agent_id.clone(),
+                    agent_name,
+                    title,
+                },
+            )
+            .await?;
+        let stored = inner.conversations.messages(actor, &session_id).await?;
+
+        let mut llm_messages = vec![json!({"role": "system",
+            "content": prompt::system_prompt(&prefix, &context)})];
+        llm_messages.extend(prompt::history(&stored));
+        let now = chrono::Utc::now();
+        let mut new_messages = Vec::new();
+        for m in &messages {
+            let role = if matches!(m.role.as_str(), "user" | "assistant") {
+                m.role.as_str()
+            } else {
+                "user"
+            };
+            let content = prompt::strip_control_tags(&m.content);
+            llm_messages.push(json!({"role": role, "content": content}));
+            new_messages.push(StoredMessage {
+                message_id: m
+                    .message_id
+                    .clone()
+                    .filter(|id| platform::ids::is_safe_id(id))
+                    .unwrap_or_else(platform::ids::new_uuid),
+                role: role.to_owned(),
+                message_type: if role == "user" {
+                    "user_input"
+                } else {
+                    "assistant_text"
+                }
+                .to_owned(),
+                content,
+                reasoning_content: None,
+                tool_calls: None,
+                tool_call_id: None,
+                agent_name: None,
+                metadata: json!({}),
+                created_at: now,
+            });
+        }
+        let workspace = inner.workspaces.root_of(&actor.user_id, &agent_id)?;
+        std::fs::create_dir_all(&workspace).map_err(|e| ChatError::Internal(e.into()))?;
+        Ok(Prepared {
+            actor: actor.clone(),
+            source: request.source,
+            session_id,
+            run_id: platform::ids::new_hex_id(),
+            agent_id,
+            line_agent_name,
+            endpoint,
+            tool_schemas,
+            messages: llm_messages,
+            new_messages,
+            max_loop,
+            language,
+            workspace,
+        })
+    }
+
+    /// Takes the session; a web-stream stops the run holding it first.
+    async fn lock(&self, prepared: &Prepared) -> Result<(), ChatError> {
+        let hub = &self.inner.hub;
+        let (sid, rid) = (&prepared.session_id, &prepared.run_id);
+        if hub.try_lock(sid, rid).await? {
+            return Ok(());
+        }
+        if prepared.source != Source::WebStream {
+            return Err(ChatError::SessionRunning);
+        }
+        if let Some(holder) = hub.holder(sid).await? {
+            hub.request_interrupt(sid, &holder).await?;
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.settings.takeover_wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            if hub.try_lock(sid, rid).await? {
+                return Ok(());
+            }
+        }
+        Err(ChatError::SessionRunning)
+    }
+}
+
+#[async_trait]
+impl ChatRuntime for Runtime {
+    async fn start(&self, actor: &Actor, request: RunRequest) -> Result<StartedRun, ChatError> {
+        self.admit(actor, &request)?;
+        let prepared = self.prepare(actor, &request).await?;
+        self.lock(&prepared).await?;
+        let query = prompt::text_of(&prepared.new_messages[0].content);
+        let now = wire::now();
+        let begun = self
+            .inner
+            .hub
+            .begin(ActiveSession {
+                session_id: prepared.session_id.clone(),
+                created_at: now,
+                is_completed: false,
+                status: "running".into(),
+                last_activity: now,
+                query,
+                user_id: actor.user_id.clone(),
+                run_id: prepared.run_id.clone(),
+            })
+            .await;
+        if let Err(e) = begun {
+            let _ = self
+                .inner
+                .hub
+                .finish(&prepared.session_id, &prepared.run_id, Duration::ZERO)
+                .await;
+            return Err(e.into());
+        }
+        let session_id = prepared.session_id.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(run::drive(self.inner.clone(), prepared, tx));
+        let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|line| (line, rx))
+        })
+        .boxed();
+        Ok(StartedRun { session_id, lines })
+    }
+
+    async fn resume(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        last_index: u64,
+    ) -> Result<LineStream, ChatError> {
+        let hub = &self.inner.hub;
+        self.inner.conversations.get(actor, session_id).await?;
+        let mut reader = hub.read(session_id, last_index).await?;
+        // A run that has begun but not written its first line yet.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while reader.is_none()
+            && tokio::time::Instant::now() < deadline
+            && hub.running_session(session_id).await?.is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            reader = hub.read(session_id, last_index).await?;
+        }
+        Ok(match reader {
+            Some(reader) => reader
+                .take_while(|e| std::future::ready(e.is_ok()))
+                .filter_map(|e| std::future::ready(e.ok().map(|e| e.data)))
+                .boxed(),
+            None => {
+                let line = wire::line(&wire::StreamEnd::fallback(session_id));
+                futures_util::stream::iter([line]).boxed()
+            }
+        })
+    }
+
+    async fn interrupt(&self, actor: &Actor, session_id: &str) -> Result<bool, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        let hub = &self.inner.hub;
+        match hub.holder(session_id).await? {
+            Some(run_id) => {
+                hub.request_interrupt(session_id, &run_id).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn tasks_status(&self, actor: &Actor, session_id: &str) -> Result<Vec<Value>, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        let tasks = tooling::todos::load(self.inner.hub.kv().as_ref(), session_id).await?;
+        Ok(tasks
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| json!({"index": i + 1, "id": t["id"], "name": t["name"], "status": t["status"]}))
+            .collect())
+    }
+
+    async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError> {
+        let all = self.inner.hub.running().await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| actor.is_admin || s.user_id == actor.user_id)
+            .collect())
+    }
+
+    async fn inject_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+        guidance_id: Option<String>,
+        metadata: Value,
+    ) -> Result<String, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        if content.trim().is_empty() {
+            return Err(ChatError::Invalid {
+                field: "content",
+                reason: "is required".into(),
+            });
+        }
+        if self.inner.hub.holder(session_id).await?.is_none() {
+            return Err(ChatError::SessionNotRunning);
+        }
+        let id = guidance_id
+            .filter(|g| platform::ids::is_safe_id(g))
+            .unwrap_or_else(platform::ids::new_uuid);
+        let item = crate::Guidance {
+            guidance_id: id.clone(),
+            content: content.to_owned(),
+            metadata: if metadata.is_object() {
+                metadata
+            } else {
+                json!({})
+            },
+            created_at: wire::now(),
+        };
+        crate::guidance::push(self.inner.hub.kv().as_ref(), session_id, &item).await?;
+        Ok(id)
+    }
+
+    async fn guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<Vec<crate::Guidance>, ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        Ok(crate::guidance::list(self.inner.hub.kv().as_ref(), session_id).await?)
+    }
+
+    async fn update_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+        content: &str,
+    ) -> Result<(), ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        if content.trim().is_empty() {
+            return Err(ChatError::Invalid {
+                field: "content",
+                reason: "is required".into(),
+            });
+        }
+        let kv = self.inner.hub.kv();
+        if crate::guidance::update(kv.as_ref(), session_id, guidance_id, content).await? {
+            Ok(())
+        } else {
+            Err(ChatError::GuidanceNotFound)
+        }
+    }
+
+    async fn delete_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+    ) -> Result<(), ChatError> {
+        self.inner.conversations.get(actor, session_id).await?;
+        let kv = self.inner.hub.kv();
+        if crate::guidance::remove(kv.as_ref(), session_id, guidance_id).await? {
+            Ok(())
+        } else {
+            Err(ChatError::GuidanceNotFound)
+        }
+    }
+
+    async fn optimize_input(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<Value, ChatError> {
+        self.optimize_once(actor, request).await
+    }
+
+    async fn optimize_input_stream(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<LineStream, ChatError> {
+        self.optimize_streamed(actor, request).await
+    }
+
+    fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>> {
+        let runtime = self.clone();
+        let actor = actor.clone();
+        let every = self
+            .inner
+            .settings
+            .poll_interval
+            .max(Duration::from_millis(100));
+        futures_util::stream::unfold(
+            (runtime, actor, None::<Vec<ActiveSession>>),
+            move |(runtime, actor, last)| async move {
+                loop {
+                    if last.is_some() {
+                        tokio::time::sleep(every).await;
+                    }
+                    let Ok(now) = runtime.active_sessions(&actor).await else {
+                        if last.is_none() {
+                            return Some((Vec::new(), (runtime, actor, Some(Vec::new()))));
+                        }
+                        continue;
+                    };
+                    let ids = |l: &Vec<ActiveSession>| {
+                        l.iter().map(|s| s.session_id.clone()).collect::<Vec<_>>()
+                    };
+                    if last.as_ref().map(ids) != Some(ids(&now)) {
+                        return Some((now.clone(), (runtime, actor, Some(now))));
+                    }
+                }
+            },
+        )
+        .boxed()
+    }
+}

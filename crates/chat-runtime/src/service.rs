@@ -1,0 +1,141 @@
+//! The chat runtime service: what the routes call.
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use platform::Actor;
+use serde_json::{Map, Value};
+
+use crate::ChatError;
+pub use crate::hub::ActiveSession;
+
+/// Which route started a run: decides the usage row's source and what a client disconnect
+/// means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `/api/chat`: stops when the client goes.
+    Chat,
+    /// `/api/stream`: stops when the client goes.
+    Stream,
+    /// `/api/web-stream`: survives the client; a second one on the session interrupts it.
+    WebStream,
+}
+
+impl Source {
+    pub fn request_source(self) -> &'static str {
+        match self {
+            Source::Chat => "api/chat",
+            Source::Stream => "api/stream",
+            Source::WebStream => "api/web-stream",
+        }
+    }
+}
+
+/// A message from the client (`content` is a string or a list of parts).
+#[derive(Debug, Clone)]
+pub struct InputMessage {
+    pub message_id: Option<String>,
+    pub role: String,
+    pub content: Value,
+}
+
+/// A run as requested; `None` fields fall back to the agent, then to defaults.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub source: Source,
+    pub messages: Vec<InputMessage>,
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub provider_id: Option<String>,
+    pub max_loop_count: Option<u32>,
+    pub agent_mode: Option<String>,
+    pub system_prefix: Option<String>,
+    pub system_context: Map<String, Value>,
+    pub available_tools: Option<Vec<String>>,
+    /// The request's locale: `en` or `zh` (used when no `response_language` is given).
+    pub language: String,
+}
+
+/// Lines of NDJSON, each ending with `\n`.
+pub type LineStream = BoxStream<'static, Vec<u8>>;
+
+/// A started run: its session id and the lines as they are produced.
+pub struct StartedRun {
+    pub session_id: String,
+    pub lines: LineStream,
+}
+
+/// Chat runs: the agent loop, replay, interrupt and the running-session view. Only the
+/// session's owner (or an admin) may touch a run; everyone else gets `SessionNotFound`.
+#[async_trait]
+pub trait ChatRuntime: Send + Sync {
+    /// Validates and resolves the request, then starts the run in the background.
+    async fn start(&self, actor: &Actor, request: RunRequest) -> Result<StartedRun, ChatError>;
+
+    /// The session's lines after the first `last_index`, then live ones until the run ends.
+    /// After the log expired: one `stream_end` with `resume_fallback`.
+    async fn resume(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        last_index: u64,
+    ) -> Result<LineStream, ChatError>;
+
+    /// Asks the session's run to stop (any replica); `false` when none is running.
+    async fn interrupt(&self, actor: &Actor, session_id: &str) -> Result<bool, ChatError>;
+
+    /// The session's todo list.
+    async fn tasks_status(&self, actor: &Actor, session_id: &str) -> Result<Vec<Value>, ChatError>;
+
+    /// Running sessions: the caller's (admins: all).
+    async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError>;
+
+    /// Queues a message for the running session's next step; its guidance id.
+    async fn inject_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+        guidance_id: Option<String>,
+        metadata: Value,
+    ) -> Result<String, ChatError>;
+
+    /// The queued messages, oldest first.
+    async fn guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<Vec<crate::Guidance>, ChatError>;
+
+    async fn update_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+        content: &str,
+    ) -> Result<(), ChatError>;
+
+    async fn delete_guidance(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        guidance_id: &str,
+    ) -> Result<(), ChatError>;
+
+    /// The draft rewritten by the model: `{success, optimized_input, timestamp}`, or the
+    /// original with `status: "fallback"` when the model fails.
+    async fn optimize_input(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<Value, ChatError>;
+
+    /// The same as NDJSON: `start`, `delta`s, `done`.
+    async fn optimize_input_stream(
+        &self,
+        actor: &Actor,
+        request: crate::OptimizeRequest,
+    ) -> Result<LineStream, ChatError>;
+
+    /// The running sessions now, then again on every change.
+    fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>>;
+}

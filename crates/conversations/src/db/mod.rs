@@ -1,0 +1,8 @@
+//! The SeaORM implementation.
+
+mod entities;
+mod service;
+#[cfg(test)]
+mod tests;
+
+pub use service::SeaOrmConversations;

@@ -1,0 +1,143 @@
+//! Storage tests on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+
+use chrono::Utc;
+use migration::{Migrator, MigratorTrait};
+use platform::Actor;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::json;
+
+use super::SeaOrmConversations;
+use crate::{ConversationError, Conversations, NewConversation, StoredMessage, UsageRecord};
+
+async fn database(dir: &tempfile::TempDir) -> DatabaseConnection {
+    let url = match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(base) => {
+            let admin = platform::db::connect_url(&base).await.unwrap();
+            let name = format!("sage_test_{}", platform::ids::new_hex_id());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap();
+            let (server, _) = base.split('?').next().unwrap().rsplit_once('/').unwrap();
+            format!("{server}/{name}")
+        }
+        None => format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
+    };
+    let db = platform::db::connect_url(&url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    db
+}
+
+fn message(id: &str, role: &str, content: &str) -> StoredMessage {
+    StoredMessage {
+        message_id: id.into(),
+        role: role.into(),
+        message_type: "do_subtask_result".into(),
+        content: json!(content),
+        reasoning_content: None,
+        tool_calls: (role == "assistant").then(|| {
+            json!([{"id": "c1", "type": "function",
+            "function": {"name": "file_read", "arguments": "{}"}}])
+        }),
+        tool_call_id: None,
+        agent_name: Some("SimpleAgent".into()),
+        metadata: json!({}),
+        created_at: Utc::now(),
+    }
+}
+
+fn new(session: &str) -> NewConversation {
+    NewConversation {
+        session_id: session.into(),
+        agent_id: "agent_1".into(),
+        agent_name: "Helper".into(),
+        title: "Hello".into(),
+    }
+}
+
+#[tokio::test]
+async fn messages_and_usage_round_trip_and_stay_with_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SeaOrmConversations::new(database(&dir).await);
+    let alice = Actor::new("alice", false);
+    let bob = Actor::new("bob", false);
+    let admin = Actor::new("root", true);
+
+    let created = store.open(&alice, new("s1")).await.unwrap();
+    assert_eq!(
+        (created.user_id.as_str(), created.title.as_str()),
+        ("alice", "Hello")
+    );
+    // A second open keeps the first row (title and owner never change here).
+    let mut again = new("s1");
+    again.title = "Other".into();
+    assert_eq!(store.open(&alice, again).await.unwrap().title, "Hello");
+
+    store
+        .append(
+            &alice,
+            "s1",
+            vec![
+                message("m1", "user", "hi"),
+                message("m2", "assistant", "yo"),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .append(&alice, "s1", vec![message("m3", "tool", "{\"ok\": true}")])
+        .await
+        .unwrap();
+    let stored = store.messages(&alice, "s1").await.unwrap();
+    let ids: Vec<_> = stored.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2", "m3"]);
+    assert_eq!(stored[1].content, json!("yo"));
+    assert_eq!(stored[1].tool_calls.as_ref().unwrap()[0]["id"], "c1");
+
+    let usage = UsageRecord {
+        session_id: "s1".into(),
+        user_id: "ignored".into(),
+        agent_id: "agent_1".into(),
+        request_source: "api/web-stream".into(),
+        model: "m".into(),
+        input_tokens: 10,
+        output_tokens: 3,
+        total_tokens: 13,
+        cached_tokens: 0,
+        reasoning_tokens: 1,
+        step_count: 2,
+        step_model_names: vec!["m".into(), "m".into()],
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+    };
+    store.record_usage(&alice, usage.clone()).await.unwrap();
+    let rows = store.usage(&alice, "s1").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].user_id.as_str(), rows[0].total_tokens),
+        ("alice", 13)
+    );
+    assert_eq!(rows[0].step_model_names, vec!["m", "m"]);
+
+    // Bob sees nothing of it and cannot take the session id over.
+    for result in [
+        store.get(&bob, "s1").await.map(|_| ()),
+        store.messages(&bob, "s1").await.map(|_| ()),
+        store
+            .append(&bob, "s1", vec![message("x", "user", "x")])
+            .await,
+        store.open(&bob, new("s1")).await.map(|_| ()),
+        store.record_usage(&bob, usage).await,
+        store.get(&alice, "../s1").await.map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(ConversationError::NotFound)),
+            "{result:?}"
+        );
+    }
+    assert_eq!(store.messages(&alice, "s1").await.unwrap().len(), 3);
+    assert_eq!(store.get(&admin, "s1").await.unwrap().user_id, "alice");
+}

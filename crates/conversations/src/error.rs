@@ -1,0 +1,34 @@
+//! Conversation errors with their stable keys.
+
+use platform::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    /// Unknown, or another user's (never confirms that it exists).
+    #[error("no such conversation")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ConversationError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConversationError::NotFound => ErrorKind::NotFound,
+            ConversationError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConversationError::NotFound => "conversation.not_found",
+            ConversationError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ConversationError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ConversationError::Internal(anyhow::Error::new(e))
+    }
+}

@@ -1,0 +1,134 @@
+//! The registry: which tools exist, their schemas, and running one call within its limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::builtin;
+use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+
+/// Limits of every call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub time_limit: Duration,
+    /// Largest output, in bytes of its JSON text; longer output is cut and marked.
+    pub output_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            time_limit: Duration::from_secs(60),
+            output_cap: 64 * 1024,
+        }
+    }
+}
+
+/// The tools a deployment offers.
+#[derive(Clone)]
+pub struct Registry {
+    tools: BTreeMap<&'static str, Arc<dyn Tool>>,
+    limits: Limits,
+}
+
+impl Registry {
+    /// The built-in tools.
+    pub fn builtin(limits: Limits) -> Self {
+        let mut tools: BTreeMap<&'static str, Arc<dyn Tool>> = BTreeMap::new();
+        for tool in builtin::all() {
+            tools.insert(tool.name(), tool);
+        }
+        Self { tools, limits }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tools.keys().copied().collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.contains_key(name)
+    }
+
+    /// OpenAI `tools` entries for the named tools that exist, in the order given.
+    pub fn schemas(&self, names: &[String], language: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        names
+            .iter()
+            .filter_map(|n| self.tools.get(n.as_str()))
+            .filter(|t| {
+                let fresh = !seen.contains(&t.name());
+                seen.push(t.name());
+                fresh
+            })
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name(),
+                    "description": t.description(language),
+                    "parameters": t.parameters(),
+                }})
+            })
+            .collect()
+    }
+
+    /// Runs `name` with the raw argument text the model produced. Never fails: unknown
+    /// tools, bad arguments, errors, time-outs and cancellation become error outputs.
+    pub async fn run(&self, ctx: &ToolContext, name: &str, arguments: &str) -> ToolOutput {
+        let result = match self.tools.get(name) {
+            None => Err(ToolError::Unknown(name.to_owned())),
+            Some(_) if ctx.cancel.is_cancelled() => Err(ToolError::Cancelled),
+            Some(tool) => match parse_arguments(arguments) {
+                Err(e) => Err(e),
+                Ok(args) => {
+                    let limit = self.limits.time_limit;
+                    tokio::select! {
+                        biased;
+                        () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
+                        r = tokio::time::timeout(limit, tool.call(ctx, args)) => {
+                            r.unwrap_or(Err(ToolError::TimedOut(limit.as_secs())))
+                        }
+                    }
+                }
+            },
+        };
+        match result {
+            Ok(content) => ToolOutput {
+                content: cap(content, self.limits.output_cap),
+                is_error: false,
+            },
+            Err(e) => ToolOutput {
+                content: json!({"status": "error", "error": e.to_string()}),
+                is_error: true,
+            },
+        }
+    }
+}
+
+fn parse_arguments(text: &str) -> Result<Value, ToolError> {
+    if text.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ToolError::Invalid(
+            "the arguments must be a JSON object".into(),
+        )),
+        Err(e) => Err(ToolError::Invalid(format!(
+            "the arguments are not JSON: {e}"
+        ))),
+    }
+}
+
+/// Output over the cap becomes its JSON text cut at the cap, marked as truncated.
+fn cap(content: Value, limit: usize) -> Value {
+    let text = content.to_string();
+    if text.len() <= limit {
+        return content;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    json!({"status": "success", "truncated": true, "output_bytes": text.len(), "output": &text[..end]})
+}

@@ -1,0 +1,121 @@
+//! The tool contract: a name, a localised description, a JSON schema and an async call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use platform::store::KvStore;
+use serde_json::Value;
+
+/// A cancellation signal: set once, seen by every clone.
+#[derive(Clone)]
+pub struct Cancel(tokio::sync::watch::Receiver<bool>);
+
+impl Cancel {
+    /// A signal and the sender that raises it.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Cancel) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Cancel(rx))
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once cancelled (never, if the sender is dropped without cancelling).
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What a call may touch.
+#[derive(Clone)]
+pub struct ToolContext {
+    /// The agent's workspace root (exists); file tools never leave it.
+    pub workspace: PathBuf,
+    pub session_id: String,
+    pub user_id: String,
+    /// `en` or `zh`.
+    pub language: String,
+    /// Session state shared by replicas (the todo list).
+    pub kv: Arc<dyn KvStore>,
+    pub cancel: Cancel,
+}
+
+/// Why a call failed; the model sees the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid arguments: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the tool did not finish within {0} seconds")]
+    TimedOut(u64),
+    #[error("the call was cancelled")]
+    Cancelled,
+    #[error("no such tool: {0}")]
+    Unknown(String),
+}
+
+impl From<platform::confine::ConfineError> for ToolError {
+    fn from(e: platform::confine::ConfineError) -> Self {
+        use platform::confine::ConfineError as E;
+        match e {
+            E::Invalid(reason) => ToolError::Invalid(reason),
+            E::NotFound => ToolError::Failed("no such file or directory".into()),
+            E::Io(e) => ToolError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// A finished call: the JSON the model sees, and whether it failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub content: Value,
+    pub is_error: bool,
+}
+
+/// One tool.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The description in `language` (`en` or `zh`; anything else is `en`).
+    fn description(&self, language: &str) -> &'static str;
+    /// The JSON schema of the arguments (an object schema).
+    fn parameters(&self) -> Value;
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError>;
+}
+
+/// The session todo list (`todo_write`, `todo_read`, `tasks_status`).
+pub mod todos {
+    use platform::store::{KvStore, StoreError};
+    use serde_json::Value;
+
+    /// How long a session's list is kept after its last change.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+    pub fn key(session_id: &str) -> String {
+        format!("chat:todos:{session_id}")
+    }
+
+    /// The stored tasks (`[]` when none).
+    pub async fn load(kv: &dyn KvStore, session_id: &str) -> Result<Vec<Value>, StoreError> {
+        Ok(kv
+            .get(&key(session_id))
+            .await?
+            .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
+            .unwrap_or_default())
+    }
+
+    pub async fn save(
+        kv: &dyn KvStore,
+        session_id: &str,
+        tasks: &[Value],
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(tasks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        kv.set(&key(session_id), &bytes, Some(TTL)).await
+    }
+}
