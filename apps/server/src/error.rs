@@ -271,6 +271,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "你已有同名的智能体。",
     },
     ErrorSpec {
+        key: "agent.quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "You already have {limit} agents, the most allowed; delete one first.",
+        zh: "你的智能体数量已达上限（{limit} 个），请先删除一个。",
+    },
+    ErrorSpec {
+        key: "task.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such task.",
+        zh: "任务不存在。",
+    },
+    ErrorSpec {
         key: "agent.generation_invalid",
         kind: ErrorKind::Upstream,
         en: "The model's answer could not be used; try again or use another model.",
@@ -553,6 +565,9 @@ impl From<agents::AgentError> for AppError {
             E::Provider(p) => AppError::from(p),
             E::Internal(source) => AppError::internal(source),
             E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
+            E::QuotaExceeded { limit } => {
+                AppError::new("agent.quota_exceeded").param("limit", limit)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }

@@ -56,11 +56,10 @@ impl Services {
             llm.clone(),
             config.default_llm.clone(),
         ));
-        let agents = Arc::new(agents::SeaOrmAgents::new(
-            db.clone(),
-            providers.clone(),
-            llm,
-        ));
+        let agents = Arc::new(
+            agents::SeaOrmAgents::new(db.clone(), providers.clone(), llm)
+                .with_quota(config.max_agents_per_user),
+        );
         let workspaces = agents::WorkspaceService::new(
             agents.clone(),
             agents::Workspaces::new(config.data_dir.join("workspaces")),

@@ -105,6 +105,62 @@ const ALIASES: &[(&str, &str)] = &[
     ("llmProviderId", "llm_provider_id"),
 ];
 
+/// Longest `systemPrefix` and `systemContext`/`availableWorkflows` (serialised), in characters.
+pub const MAX_PROMPT_CHARS: usize = 65_536;
+/// Longest `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// Longest short text (modes, provider ids) and list entry.
+pub const MAX_SHORT_CHARS: usize = 256;
+/// Most entries of one list field.
+pub const MAX_LIST_ITEMS: usize = 200;
+
+/// Bounds every field so one configuration stays small whatever the body limit is.
+fn bound(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
+    let too_long =
+        |max: usize| AgentError::invalid(field, format!("must be at most {max} characters"));
+    match (kind, value) {
+        (Kind::Text | Kind::OptText, Value::String(text)) => {
+            let max = match field {
+                "systemPrefix" => MAX_PROMPT_CHARS,
+                "description" => MAX_DESCRIPTION_CHARS,
+                "name" => 128,
+                _ => MAX_SHORT_CHARS,
+            };
+            if text.chars().count() > max {
+                return Err(too_long(max));
+            }
+        }
+        (Kind::TextList, Value::Array(items)) => {
+            if items.len() > MAX_LIST_ITEMS {
+                return Err(AgentError::invalid(
+                    field,
+                    format!("must have at most {MAX_LIST_ITEMS} entries"),
+                ));
+            }
+            if items
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| t.chars().count() > MAX_SHORT_CHARS)
+            {
+                return Err(AgentError::invalid(
+                    field,
+                    format!("entries must be at most {MAX_SHORT_CHARS} characters"),
+                ));
+            }
+        }
+        (Kind::Object | Kind::WorkflowMap, Value::Object(_))
+            if value.to_string().chars().count() > MAX_PROMPT_CHARS =>
+        {
+            return Err(AgentError::invalid(
+                field,
+                format!("must be at most {MAX_PROMPT_CHARS} characters as JSON"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 const SPAWN_TOOLS: [&str; 2] = ["sys_spawn_agent", "sys_delegate_task"];
 const TEAM_TOOL: &str = "sys_team_delegate_task";
 
@@ -156,6 +212,7 @@ pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> 
     for (field, kind) in FIELDS {
         if let Some(value) = source.get(*field) {
             check(field, *kind, value)?;
+            bound(field, *kind, value)?;
             if !value.is_null() || field.ends_with("provider_id") {
                 out.insert((*field).to_owned(), value.clone());
             }
@@ -361,5 +418,30 @@ mod tests {
         assert_eq!(full["thinkingLevel"], "medium");
         assert_eq!(full["deepThinking"], false);
         assert!(full["availableSkills"].is_null());
+    }
+
+    #[test]
+    fn every_field_is_bounded() {
+        let base = json!({"name": "a", "maxLoopCount": 3});
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
+            ("systemPrefix", json!(long(MAX_PROMPT_CHARS + 1))),
+            ("description", json!(long(MAX_DESCRIPTION_CHARS + 1))),
+            ("agentMode", json!(long(MAX_SHORT_CHARS + 1))),
+            ("llm_provider_id", json!(long(MAX_SHORT_CHARS + 1))),
+            ("availableTools", json!(vec!["t"; MAX_LIST_ITEMS + 1])),
+            ("availableSkills", json!([long(MAX_SHORT_CHARS + 1)])),
+            ("systemContext", json!({"k": long(MAX_PROMPT_CHARS)})),
+            ("availableWorkflows", json!({"w": [long(MAX_PROMPT_CHARS)]})),
+        ];
+        for (field, value) in cases {
+            let mut input = map(base.clone());
+            input.insert(field.to_owned(), value);
+            assert_eq!(field_of(normalise(&input).unwrap_err()), field);
+        }
+        let mut at_limit = map(base);
+        at_limit.insert("systemPrefix".into(), json!(long(MAX_PROMPT_CHARS)));
+        at_limit.insert("availableTools".into(), json!(vec!["t"; MAX_LIST_ITEMS]));
+        assert!(normalise(&at_limit).is_ok());
     }
 }

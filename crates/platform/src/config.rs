@@ -172,6 +172,14 @@ pub struct Config {
     pub job_lease: Duration,
     /// How long finished background jobs are kept.
     pub job_retention: Duration,
+    /// Agents one user may own.
+    pub max_agents_per_user: u64,
+    /// How long opening one database connection may take.
+    pub db_connect_timeout: Duration,
+    /// How long a request waits for a pooled database connection before answering 503.
+    pub db_acquire_timeout: Duration,
+    /// Earlier secret keys, still accepted for opening sealed values (rotation).
+    pub secret_key_previous: Vec<String>,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -229,6 +237,10 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(3600),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(1800),
+            max_agents_per_user: 200,
+            db_connect_timeout: Duration::from_millis(1000),
+            db_acquire_timeout: Duration::from_millis(1500),
+            secret_key_previous: Vec::new(),
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -285,6 +297,10 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_ACCESS_TOKEN_TTL_SECS",
     "SAGE_JOB_LEASE_SECS",
     "SAGE_JOB_RETENTION_SECS",
+    "SAGE_MAX_AGENTS_PER_USER",
+    "SAGE_DB_CONNECT_TIMEOUT_MS",
+    "SAGE_DB_ACQUIRE_TIMEOUT_MS",
+    "SAGE_SECRET_KEY_PREVIOUS",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -557,6 +573,22 @@ impl Config {
                 "must be at least 32 characters",
             ));
         }
+        let secret_key_previous = src.list("SAGE_SECRET_KEY_PREVIOUS");
+        if secret_key_previous.iter().any(|k| k.len() < 32) {
+            return Err(ConfigError::new(
+                "SAGE_SECRET_KEY_PREVIOUS",
+                "every key must be at least 32 characters",
+            ));
+        }
+        let millis = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+            Ok(src
+                .parse::<u64>(name, "a whole number of milliseconds")?
+                .filter(|ms| *ms >= 1)
+                .map(Duration::from_millis)
+                .unwrap_or(default))
+        };
+        let db_connect_timeout = millis("SAGE_DB_CONNECT_TIMEOUT_MS", defaults.db_connect_timeout)?;
+        let db_acquire_timeout = millis("SAGE_DB_ACQUIRE_TIMEOUT_MS", defaults.db_acquire_timeout)?;
         let timezone = src.string("SAGE_TIMEZONE").unwrap_or(defaults.timezone);
         let login_page = src.string("SAGE_LOGIN_PAGE").unwrap_or(defaults.login_page);
         if !login_page.starts_with('/') || login_page.starts_with("//") {
@@ -648,6 +680,13 @@ impl Config {
                 .parse::<u64>("SAGE_JOB_RETENTION_SECS", "a whole number of seconds")?
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.job_retention),
+            max_agents_per_user: src
+                .parse::<u64>("SAGE_MAX_AGENTS_PER_USER", "a whole number of agents")?
+                .filter(|n| *n >= 1)
+                .unwrap_or(defaults.max_agents_per_user),
+            db_connect_timeout,
+            db_acquire_timeout,
+            secret_key_previous,
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,

@@ -1,13 +1,15 @@
 //! Agents: `/api/agent/*`. Configurations travel as `AgentConfigDTO` (camelCase); the agents
 //! crate validates them and decides who may see or change what.
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agents::Language;
+use platform::PageRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
@@ -79,16 +81,51 @@ pub(crate) struct AgentIdDto {
     agent_id: String,
 }
 
-/// Own and granted agents (admins: all), newest first.
-#[utoipa::path(get, path = "/api/agent/list", tag = "agent", responses((status = 200, body = Envelope<Vec<AgentConfigDto>>)))]
+/// The agent list's page size when the client names none: Sage's web UI asks without
+/// parameters and shows what the first page holds.
+const AGENT_PAGE_SIZE: u64 = platform::pagination::MAX_PAGE_SIZE;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct AgentPageQuery {
+    /// 1-based page (default 1; 0 means unset).
+    #[param(minimum = 0, maximum = 1_000_000)]
+    page: Option<u64>,
+    /// Agents per page (default and most 100; 0 means unset).
+    #[param(minimum = 0, maximum = 100)]
+    page_size: Option<u64>,
+}
+
+/// Own and granted agents (admins: all), newest first, one page at a time. `data` stays
+/// Sage's plain array; `X-Total-Count` gives the number of agents over all pages.
+#[utoipa::path(get, path = "/api/agent/list", tag = "agent", params(AgentPageQuery),
+    responses((status = 200, body = Envelope<Vec<AgentConfigDto>>,
+        headers(("X-Total-Count" = u64, description = "Agents visible to the caller over all pages"))),
+        (status = 422, description = "Page out of range")))]
 pub(crate) async fn list_agents(
     state: web::Data<AppState>,
     caller: Caller,
-) -> ApiResult<Vec<AgentConfigDto>> {
-    let agents = state.agents.list(&caller.actor()).await?;
-    Ok(ApiOk(
-        agents.iter().map(|a| AgentConfigDto(a.to_dto())).collect(),
-    ))
+    query: ApiQuery<AgentPageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let unset_zero = |v: Option<u64>| v.filter(|n| *n != 0);
+    let page = PageRequest::new(
+        unset_zero(query.0.page),
+        unset_zero(query.0.page_size).or(Some(AGENT_PAGE_SIZE)),
+    )
+    .map_err(|e| AppError::validation("query", e.field(), &e.to_string()))?;
+    let agents = state.agents.list(&caller.actor(), page).await?;
+    let mut response = ApiOk(
+        agents
+            .items
+            .iter()
+            .map(|a| AgentConfigDto(a.to_dto()))
+            .collect::<Vec<_>>(),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-total-count"),
+        actix_web::http::header::HeaderValue::from(agents.total),
+    );
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

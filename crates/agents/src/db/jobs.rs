@@ -124,13 +124,13 @@ impl SeaOrmJobs {
 
     async fn owned(&self, actor: &Actor, id: &str) -> Result<agent_jobs::Model, AgentError> {
         if !platform::ids::is_safe_id(id) {
-            return Err(AgentError::NotFound);
+            return Err(AgentError::TaskNotFound);
         }
         agent_jobs::Entity::find_by_id(id.to_owned())
             .filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()))
             .one(&self.db)
             .await?
-            .ok_or(AgentError::NotFound)
+            .ok_or(AgentError::TaskNotFound)
     }
 
     /// Claims one due job: pending, or running with an expired lease. The conditional update
@@ -473,7 +473,7 @@ impl AgentJobs for SeaOrmJobs {
         let updated = agent_jobs::Entity::find_by_id(row.id.clone())
             .one(&self.db)
             .await?
-            .ok_or(AgentError::NotFound)?;
+            .ok_or(AgentError::TaskNotFound)?;
         Ok(to_job(updated))
     }
 }
