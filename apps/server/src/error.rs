@@ -331,12 +331,21 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "上游服务出错：{reason}",
     },
     ErrorSpec {
+        key: "service.not_ready",
+        kind: ErrorKind::Unavailable,
+        en: "Not ready: {dependencies} unavailable.",
+        zh: "尚未就绪：{dependencies} 不可用。",
+    },
+    ErrorSpec {
         key: "service.unavailable",
         kind: ErrorKind::Unavailable,
         en: "A service the server depends on is unavailable; retry shortly (request id {request_id}).",
         zh: "服务器依赖的服务暂不可用，请稍后重试（请求 ID {request_id}）。",
     },
 ];
+
+/// `Retry-After` of a 503 caused by an unreachable database or Redis.
+pub const RETRY_AFTER_OUTAGE_SECS: u64 = 2;
 
 /// Looks a key up in the catalogue.
 pub fn spec(key: &str) -> Option<&'static ErrorSpec> {
@@ -385,16 +394,26 @@ impl AppError {
         self.param("retry_after", seconds)
     }
 
-    /// An unexpected failure: logged with its cause chain, answered as a bare 500.
+    /// An unexpected failure: logged with its cause chain, answered as a bare 500. A
+    /// database that cannot be reached anywhere in the chain is an outage instead (503).
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let source = source.into();
+        let outage = source.chain().any(|cause| {
+            cause
+                .downcast_ref::<sea_orm::DbErr>()
+                .is_some_and(platform::db::is_outage)
+        });
+        if outage {
+            return Self::unavailable(source);
+        }
         let mut e = Self::new("internal");
-        e.source = Some(source.into());
+        e.source = Some(source);
         e
     }
 
-    /// A dependency of ours failed (database, Redis): 503, cause logged.
+    /// A dependency of ours failed (database, Redis): 503 with `Retry-After`, cause logged.
     pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
-        let mut e = Self::new("service.unavailable");
+        let mut e = Self::new("service.unavailable").retry_after(RETRY_AFTER_OUTAGE_SECS);
         e.source = Some(source.into());
         e
     }
@@ -575,10 +594,7 @@ impl From<agents::AgentError> for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::unavailable(e),
-            other => Self::internal(other),
-        }
+        Self::internal(e)
     }
 }
 

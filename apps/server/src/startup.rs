@@ -29,6 +29,8 @@ pub struct Services {
     pub jobs: Arc<agents::SeaOrmJobs>,
     pub workspaces: agents::WorkspaceService,
     pub session_max_age_secs: i64,
+    /// What `/api/ready` checks.
+    pub readiness: platform::readiness::Readiness,
 }
 
 impl Services {
@@ -106,7 +108,13 @@ impl Services {
             )
             .map_err(|e| StartError::new(format!("cannot start identity: {e}")))?,
         );
+        let readiness = platform::readiness::Readiness::new(
+            db.clone(),
+            config.redis_url.as_ref().map(|_| stores.kv.clone()),
+            config.db_acquire_timeout,
+        );
         Ok(Self {
+            readiness,
             db,
             stores,
             identity,
@@ -139,6 +147,7 @@ impl Application {
             jobs,
             workspaces,
             session_max_age_secs,
+            readiness,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -173,6 +182,7 @@ impl Application {
             jobs: jobs.clone(),
             workspaces,
             session_max_age_secs,
+            readiness,
         });
         // The in-process worker; it stops when the server stops.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
