@@ -86,6 +86,7 @@ pub(crate) struct AgentIdDto {
 const AGENT_PAGE_SIZE: u64 = platform::pagination::MAX_PAGE_SIZE;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AgentPageQuery {
     /// 1-based page (default 1; 0 means unset).
     #[param(minimum = 0, maximum = 1_000_000)]
@@ -129,6 +130,7 @@ pub(crate) async fn list_agents(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TemplateQuery {
     /// `en` or `zh` (else the request's language headers).
     language: Option<String>,

@@ -32,6 +32,7 @@ pub(crate) fn configure_user_aliases(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StartQuery {
     /// Local path to return to after login.
     next: Option<String>,
@@ -40,6 +41,7 @@ pub(crate) struct StartQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,

@@ -33,6 +33,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Directory to list, relative to the workspace (default: its root).
     path: Option<String>,
@@ -114,6 +115,7 @@ pub(crate) async fn list_files(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FileQuery {
     /// File or directory, relative to the workspace.
     file_path: String,
@@ -271,6 +273,7 @@ pub(crate) async fn delete_file(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
     /// Admins only: act on this user's workspace.
     user_id: Option<String>,

@@ -12,6 +12,7 @@ mod errors;
 mod gate;
 mod helpers;
 mod jobs;
+mod leaks;
 mod observability;
 mod outages;
 mod providers;
