@@ -134,6 +134,25 @@ fn run(command: Command) -> Result<(), StartError> {
                     })?;
                 Ok(())
             }
+            Command::AdminReseal => {
+                let services = server::Services::connect(&config, true).await?;
+                let report = services
+                    .providers
+                    .reseal()
+                    .await
+                    .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?;
+                println!(
+                    "resealed {} of {} sealed values with the current key",
+                    report.changed, report.total
+                );
+                if report.unreadable > 0 {
+                    return Err(StartError::new(format!(
+                        "{} sealed values open with no configured key (SAGE_SECRET_KEY, SAGE_SECRET_KEY_PREVIOUS); they were left as they are",
+                        report.unreadable
+                    )));
+                }
+                Ok(())
+            }
             Command::Migrate => {
                 let db = platform::db::connect(&config).await?;
                 server::run_migrations(&db).await?;

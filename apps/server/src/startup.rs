@@ -44,8 +44,11 @@ impl Services {
             }
             None => Stores::in_memory(),
         };
-        let secret =
-            platform::secret::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        let secret = platform::secret::load_keys(
+            &config.data_dir,
+            config.secret_key.as_deref(),
+            &config.secret_key_previous,
+        )?;
         let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
             .map_err(|e| {
                 StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}"))
@@ -54,7 +57,7 @@ impl Services {
             .map_err(|e| StartError::new(format!("cannot build the LLM client: {e}")))?;
         let providers = Arc::new(providers::SeaOrmProviders::new(
             db.clone(),
-            platform::secret::Sealer::new(&secret),
+            platform::secret::Sealer::with_keys(&secret),
             llm.clone(),
             config.default_llm.clone(),
         ));

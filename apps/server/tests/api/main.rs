@@ -17,6 +17,7 @@ mod observability;
 mod outages;
 mod providers;
 mod registration;
+mod rotation;
 mod routing;
 mod services;
 mod smtp;
