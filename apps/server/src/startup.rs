@@ -75,6 +75,7 @@ impl Services {
             agents::JobSettings {
                 lease: config.job_lease,
                 retention: config.job_retention,
+                shutdown_grace: config.shutdown_timeout,
                 ..agents::JobSettings::default()
             },
         ));
@@ -135,6 +136,7 @@ pub struct Application {
     port: u16,
     server: Server,
     stop_workers: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -187,9 +189,15 @@ impl Application {
             session_max_age_secs,
             readiness,
         });
-        // The in-process worker; it stops when the server stops.
+        // The in-process worker stops claiming at SIGINT/SIGTERM (while HTTP drains), and is
+        // waited for, with its own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(jobs.work(workers_stopped));
+        let worker = tokio::spawn(jobs.work(workers_stopped));
+        let on_signal = stop_workers.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = on_signal.send(true);
+        });
 
         let server = HttpServer::new(move || {
             App::new()
@@ -221,6 +229,7 @@ impl Application {
             port,
             server,
             stop_workers,
+            worker,
         })
     }
 
@@ -229,12 +238,36 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (up to
-    /// `SAGE_SHUTDOWN_TIMEOUT_SECS`).
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests and running jobs finish
+    /// (each up to `SAGE_SHUTDOWN_TIMEOUT_SECS`); jobs still running are handed back.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop_workers.send(true);
+        let _ = self.worker.await;
         result
+    }
+}
+
+/// Resolves at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -98,6 +98,9 @@ pub struct JobSettings {
     pub concurrency: usize,
     /// How often an idle worker looks for due jobs.
     pub poll: Duration,
+    /// At shutdown, how long running jobs may take to finish before their leases are handed
+    /// back (pending again, claimable at once by another worker).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for JobSettings {
@@ -108,6 +111,7 @@ impl Default for JobSettings {
             retention: Duration::from_secs(30 * 60),
             concurrency: 4,
             poll: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -20,6 +20,7 @@ mod registration;
 mod rotation;
 mod routing;
 mod services;
+mod shutdown;
 mod smtp;
 mod system;
 mod upstream;
