@@ -114,8 +114,24 @@ pub const MAX_SHORT_CHARS: usize = 256;
 /// Most entries of one list field.
 pub const MAX_LIST_ITEMS: usize = 200;
 
+/// Whether any string inside `value` (keys included) holds a NUL, which PostgreSQL cannot store.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Bounds every field so one configuration stays small whatever the body limit is.
 fn bound(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
+    if has_nul(value) {
+        return Err(AgentError::invalid(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
     let too_long =
         |max: usize| AgentError::invalid(field, format!("must be at most {max} characters"));
     match (kind, value) {
@@ -226,6 +242,12 @@ pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> 
         .to_owned();
     if name.is_empty() {
         return Err(AgentError::invalid("name", "is required"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AgentError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
     }
     if name.chars().count() > 128 {
         return Err(AgentError::invalid(
@@ -439,6 +461,12 @@ mod tests {
             input.insert(field.to_owned(), value);
             assert_eq!(field_of(normalise(&input).unwrap_err()), field);
         }
+        let mut nul = map(base.clone());
+        nul.insert("systemContext".into(), json!({"k": ["a\u{0}b"]}));
+        assert_eq!(field_of(normalise(&nul).unwrap_err()), "systemContext");
+        let mut control = map(base.clone());
+        control.insert("name".into(), json!("tab\there"));
+        assert_eq!(field_of(normalise(&control).unwrap_err()), "name");
         let mut at_limit = map(base);
         at_limit.insert("systemPrefix".into(), json!(long(MAX_PROMPT_CHARS)));
         at_limit.insert("availableTools".into(), json!(vec!["t"; MAX_LIST_ITEMS]));

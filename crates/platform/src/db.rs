@@ -61,8 +61,20 @@ pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<DatabaseConne
         .acquire_timeout(timeouts.acquire)
         .sqlx_logging(false);
     if is_sqlite {
-        // One writer at a time is SQLite's model; a small pool avoids lock contention.
-        options.max_connections(8).min_connections(1);
+        // One writer at a time is SQLite's model; a small pool avoids lock contention. The
+        // pragmas hold for every pooled connection (a PRAGMA run once reaches only one):
+        // WAL with synchronous=NORMAL syncs at checkpoints rather than at every commit, so a
+        // busy disk does not queue writers into the busy timeout.
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|opts| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
     } else {
         options.max_connections(20).min_connections(1);
     }

@@ -70,11 +70,81 @@ fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
-/// `AgentConfigDTO` (camelCase; see the spec's field table).
+/// `AgentConfigDTO` as it travels (a validated JSON document; its published schema is
+/// [`AgentConfigFields`]).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(value_type = AgentConfigFields)]
+pub(crate) struct AgentConfigDto(Map<String, Value>);
+
+/// `AgentConfigDTO` (camelCase; the snake_case spellings of the spec are read too; unknown
+/// fields are dropped). The limits are the ones the server enforces (docs/agents.md).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Research helper", "systemPrefix": "You help with research.", "maxLoopCount": 10,
     "agentMode": "simple", "availableTools": ["web_search"], "deepThinking": false}))]
-pub(crate) struct AgentConfigDto(Map<String, Value>);
+#[allow(dead_code)] // Documentation only: the document's schema of `AgentConfigDto`.
+pub(crate) struct AgentConfigFields {
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    name: String,
+    #[schema(minimum = 1, maximum = 10000)]
+    max_loop_count: u32,
+    #[schema(max_length = 10000)]
+    description: Option<String>,
+    #[schema(max_length = 65536)]
+    system_prefix: Option<String>,
+    /// Free-form context (at most 65,536 characters as JSON).
+    system_context: Option<Map<String, Value>>,
+    /// Workflow name → steps (at most 65,536 characters as JSON).
+    available_workflows: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    #[schema(max_items = 200, inline)]
+    available_tools: Option<Vec<ShortText>>,
+    #[schema(max_items = 200, inline)]
+    available_sub_agent_ids: Option<Vec<ShortText>>,
+    /// `manual` or `auto_all`.
+    #[schema(value_type = Option<String>, pattern = "^(manual|auto_all)$")]
+    sub_agent_selection_mode: Option<String>,
+    #[schema(max_items = 200, inline)]
+    available_skills: Option<Vec<ShortText>>,
+    #[schema(max_items = 200, inline)]
+    available_knowledge_bases: Option<Vec<ShortText>>,
+    /// `session` or `user`.
+    #[schema(pattern = "^(session|user)$")]
+    memory_type: Option<String>,
+    deep_thinking: Option<bool>,
+    #[schema(max_length = 256)]
+    thinking_level: Option<String>,
+    #[serde(rename = "llm_provider_id")]
+    #[schema(max_length = 256)]
+    llm_provider_id: Option<String>,
+    #[serde(rename = "fast_llm_provider_id")]
+    #[schema(max_length = 256)]
+    fast_llm_provider_id: Option<String>,
+    enable_multimodal: Option<bool>,
+    multi_agent: Option<bool>,
+    /// `simple` (also spelled `default`), `fibre` or `team`.
+    #[schema(pattern = "^(simple|default|fibre|team)$")]
+    agent_mode: Option<String>,
+    #[serde(rename = "is_default")]
+    is_default: Option<bool>,
+    /// In answers: the agent's id.
+    #[schema(read_only)]
+    id: Option<String>,
+    /// In answers: the owner.
+    #[serde(rename = "user_id")]
+    #[schema(read_only)]
+    user_id: Option<String>,
+    #[serde(rename = "created_at")]
+    #[schema(read_only)]
+    created_at: Option<String>,
+    #[serde(rename = "updated_at")]
+    #[schema(read_only)]
+    updated_at: Option<String>,
+}
+
+/// A list entry of a configuration: at most 256 characters.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(max_length = 256)]
+pub(crate) struct ShortText(String);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AgentIdDto {

@@ -13,8 +13,9 @@ use crate::helpers::{TestApp, envelope};
 /// Id kinds the walk can create a resource for.
 const KINDS: &[&str] = &["agent_id", "task_id", "provider_id", "user_id"];
 
-/// Ids of features not built yet: always the same random value.
-const NOT_YET: &[&str] = &["session_id"];
+/// Ids of features not built yet, and references stored inside a document (an agent's
+/// provider): always the same random value, never varied.
+const NOT_YET: &[&str] = &["session_id", "llm_provider_id", "fast_llm_provider_id"];
 
 /// Paths whose ids are not per-user resources (the deployment's login providers).
 const NOT_RESOURCES: &[&str] = &["/api/auth/upstream/", "/api/user/oauth/"];
@@ -189,6 +190,9 @@ fn operations(doc: &Value) -> Vec<Operation> {
                     .filter_map(Value::as_str)
                     .collect();
                 for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+                    if prop["readOnly"] == true {
+                        continue;
+                    }
                     if is_id(name) {
                         ids.push((name.clone(), Place::Body));
                     } else if required.contains(&name.as_str()) {

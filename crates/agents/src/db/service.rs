@@ -249,7 +249,11 @@ impl Agents for SeaOrmAgents {
         active.is_default = Set(config.is_default());
         active.config = Set(stored(&config)?);
         active.updated_at = Set(Utc::now());
-        active.update(&self.db).await.map_err(name_taken)?;
+        active.update(&self.db).await.map_err(|e| match e {
+            // Deleted meanwhile (between the access check and the update).
+            sea_orm::DbErr::RecordNotUpdated => AgentError::NotFound,
+            other => name_taken(other),
+        })?;
         Ok(id.to_owned())
     }
 
