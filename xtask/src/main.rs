@@ -7,6 +7,8 @@
 //!   `docs/benchmarks.md`.
 //! * `bench login`: logins per second and health latency during a login storm.
 //! * `bench llm-client`: chunks per second through the LLM client, and its added latency.
+//! * `fuzz`: schemathesis against the running server on both backends, as a user and an
+//!   admin (zero 5xx, zero response-schema violations).
 //! * `docs`: regenerate `docs/errors.md` and `docs/openapi.json` from the code.
 //!
 //! The tidy checks (dependency rule, module docs, banned test attributes, lint inheritance)
@@ -15,6 +17,7 @@
 mod bench;
 mod bench_llm;
 mod bench_login;
+mod fuzz;
 mod tidy;
 
 use std::path::PathBuf;
@@ -28,9 +31,10 @@ fn main() -> ExitCode {
         ["bench", "startup"] => bench::startup(),
         ["bench", "login"] => bench_login::login(),
         ["bench", "llm-client"] => bench_llm::llm_client(),
+        ["fuzz"] => fuzz::fuzz(),
         ["docs"] => docs(),
         _ => Err(
-            "usage: cargo xtask (test | bench startup | bench login | bench llm-client | docs)"
+            "usage: cargo xtask (test | fuzz | bench startup | bench login | bench llm-client | docs)"
                 .to_owned(),
         ),
     };
@@ -69,10 +73,10 @@ pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
-const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub(crate) const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-fn answers(addr: &str) -> bool {
+pub(crate) fn answers(addr: &str) -> bool {
     addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
         std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
     })

@@ -28,6 +28,7 @@ const PROXY_USER_HEADER: &str = "x-sage-internal-userid";
 /// Paths answering without login; `{}` matches one segment, a trailing `/**` any rest.
 pub const ALLOW_LIST: &[&str] = &[
     "/api/health",
+    "/api/ready",
     "/api/system/info",
     "/api/system/version/check",
     "/api/system/version/latest",
@@ -56,6 +57,10 @@ pub const ALLOW_LIST: &[&str] = &[
     "/api/observability/jaeger",
     "/api/observability/jaeger/**",
 ];
+
+/// Probes answer without looking at credentials at all: liveness must not depend on the
+/// session store, and a probe sends none anyway.
+const PROBES: &[&str] = &["/api/health", "/api/ready"];
 
 /// Whether `path` is on the allow-list.
 pub fn is_allow_listed(path: &str) -> bool {
@@ -242,7 +247,7 @@ pub(crate) async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let path = req.path().to_owned();
-    if !is_gated(&path) || req.method() == Method::OPTIONS {
+    if !is_gated(&path) || req.method() == Method::OPTIONS || PROBES.contains(&path.as_str()) {
         return next
             .call(req)
             .await

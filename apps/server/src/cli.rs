@@ -11,6 +11,8 @@ pub enum Command {
     },
     /// Set a user's password (read from standard input) and end their sessions.
     AdminResetPassword { username: String },
+    /// Re-encrypt every sealed value with the current secret key.
+    AdminReseal,
     /// Migrate, then serve HTTP (the default).
     Serve,
     /// Apply migrations and exit.
@@ -30,6 +32,7 @@ pub const USAGE: &str = "usage: sage-server [serve | migrate | openapi | admin â
   openapi   print the OpenAPI 3.1 document and exit
   admin create-user --username U --password-stdin [--email E] [--role user|admin]
   admin reset-password --username U --password-stdin
+  admin reseal  re-encrypt every sealed value with SAGE_SECRET_KEY (after a rotation)
 Configuration comes from SAGE_* environment variables and the TOML file named by SAGE_CONFIG.";
 
 /// Parses the arguments after the program name.
@@ -46,6 +49,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         ["worker"] => Ok(Command::Worker),
         ["openapi"] => Ok(Command::OpenApi),
         ["help" | "--help" | "-h"] => Ok(Command::Help),
+        ["admin", "reseal"] => Ok(Command::AdminReseal),
         ["admin", "create-user", rest @ ..] => {
             let flags = flags(rest)?;
             let admin = match flags.role.as_deref() {
@@ -130,6 +134,7 @@ mod tests {
         assert_eq!(parse_words(&["migrate"]), Ok(Command::Migrate));
         assert_eq!(parse_words(&["openapi"]), Ok(Command::OpenApi));
         assert_eq!(parse_words(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse_words(&["admin", "reseal"]), Ok(Command::AdminReseal));
         assert!(
             parse_words(&["serve", "--bogus"])
                 .unwrap_err()

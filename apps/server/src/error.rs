@@ -289,6 +289,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "你已有同名的智能体。",
     },
     ErrorSpec {
+        key: "agent.quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "You already have {limit} agents, the most allowed; delete one first.",
+        zh: "你的智能体数量已达上限（{limit} 个），请先删除一个。",
+    },
+    ErrorSpec {
+        key: "task.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such task.",
+        zh: "任务不存在。",
+    },
+    ErrorSpec {
         key: "agent.generation_invalid",
         kind: ErrorKind::Upstream,
         en: "The model's answer could not be used; try again or use another model.",
@@ -397,12 +409,21 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "上游服务出错：{reason}",
     },
     ErrorSpec {
+        key: "service.not_ready",
+        kind: ErrorKind::Unavailable,
+        en: "Not ready: {dependencies} unavailable.",
+        zh: "尚未就绪：{dependencies} 不可用。",
+    },
+    ErrorSpec {
         key: "service.unavailable",
         kind: ErrorKind::Unavailable,
         en: "A service the server depends on is unavailable; retry shortly (request id {request_id}).",
         zh: "服务器依赖的服务暂不可用，请稍后重试（请求 ID {request_id}）。",
     },
 ];
+
+/// `Retry-After` of a 503 caused by an unreachable database or Redis.
+pub const RETRY_AFTER_OUTAGE_SECS: u64 = 2;
 
 /// Looks a key up in the catalogue.
 pub fn spec(key: &str) -> Option<&'static ErrorSpec> {
@@ -451,16 +472,26 @@ impl AppError {
         self.param("retry_after", seconds)
     }
 
-    /// An unexpected failure: logged with its cause chain, answered as a bare 500.
+    /// An unexpected failure: logged with its cause chain, answered as a bare 500. A
+    /// database that cannot be reached anywhere in the chain is an outage instead (503).
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let source = source.into();
+        let outage = source.chain().any(|cause| {
+            cause
+                .downcast_ref::<sea_orm::DbErr>()
+                .is_some_and(platform::db::is_outage)
+        });
+        if outage {
+            return Self::unavailable(source);
+        }
         let mut e = Self::new("internal");
-        e.source = Some(source.into());
+        e.source = Some(source);
         e
     }
 
-    /// A dependency of ours failed (database, Redis): 503, cause logged.
+    /// A dependency of ours failed (database, Redis): 503 with `Retry-After`, cause logged.
     pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
-        let mut e = Self::new("service.unavailable");
+        let mut e = Self::new("service.unavailable").retry_after(RETRY_AFTER_OUTAGE_SECS);
         e.source = Some(source.into());
         e
     }
@@ -633,6 +664,9 @@ impl From<agents::AgentError> for AppError {
             E::Llm(llm) => AppError::new("agent.generation_failed").param("reason", llm),
             E::InputTooLarge(big) => AppError::from(big),
             E::TooManyJobs { limit } => AppError::new("agent.too_many_jobs").param("limit", limit),
+            E::QuotaExceeded { limit } => {
+                AppError::new("agent.quota_exceeded").param("limit", limit)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }
@@ -677,10 +711,7 @@ impl From<platform::spend::InputTooLarge> for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::unavailable(e),
-            other => Self::internal(other),
-        }
+        Self::internal(e)
     }
 }
 

@@ -19,4 +19,4 @@ mod routes;
 mod startup;
 mod state;
 
-pub use startup::{Application, Services, run_migrations};
+pub use startup::{Application, Services, run_migrations, shutdown_signal};

@@ -36,29 +36,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// The first line of standard input, without its line ending.
 fn read_password() -> Result<String, StartError> {
     let mut line = String::new();
@@ -116,7 +93,7 @@ fn run(command: Command) -> Result<(), StartError> {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let worker = tokio::spawn(services.jobs.clone().work(stopped));
                 tracing::info!("Sage Server worker running");
-                wait_for_signal().await;
+                server::shutdown_signal().await;
                 let _ = stop.send(true);
                 let _ = worker.await;
                 tracing::info!("worker stopped");
@@ -132,6 +109,25 @@ fn run(command: Command) -> Result<(), StartError> {
                     .map_err(|e| {
                         StartError::new(format!("cannot reset the password of {username}: {e}"))
                     })?;
+                Ok(())
+            }
+            Command::AdminReseal => {
+                let services = server::Services::connect(&config, true).await?;
+                let report = services
+                    .providers
+                    .reseal()
+                    .await
+                    .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?;
+                println!(
+                    "resealed {} of {} sealed values with the current key",
+                    report.changed, report.total
+                );
+                if report.unreadable > 0 {
+                    return Err(StartError::new(format!(
+                        "{} sealed values open with no configured key (SAGE_SECRET_KEY, SAGE_SECRET_KEY_PREVIOUS); they were left as they are",
+                        report.unreadable
+                    )));
+                }
                 Ok(())
             }
             Command::Migrate => {

@@ -53,7 +53,7 @@ impl utoipa::Modify for Security {
         license(name = "Apache-2.0")
     ),
     paths(
-        system::active, system::health, system::system_info, system::update_settings,
+        system::active, system::health, system::ready, system::system_info, system::update_settings,
         upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::update_profile, users::list_users, users::add_user, users::delete_user,

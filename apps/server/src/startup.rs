@@ -34,6 +34,8 @@ pub struct Services {
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     pub chat: Arc<chat_runtime::Runtime>,
     pub session_max_age_secs: i64,
+    /// What `/api/ready` checks.
+    pub readiness: platform::readiness::Readiness,
 }
 
 impl Services {
@@ -47,8 +49,11 @@ impl Services {
             }
             None => Stores::in_memory(),
         };
-        let secret =
-            platform::secret::load_or_create(&config.data_dir, config.secret_key.as_deref())?;
+        let secret = platform::secret::load_keys(
+            &config.data_dir,
+            config.secret_key.as_deref(),
+            &config.secret_key_previous,
+        )?;
         let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
             .map_err(|e| {
                 StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}"))
@@ -57,13 +62,14 @@ impl Services {
             .map_err(|e| StartError::new(format!("cannot build the LLM client: {e}")))?;
         let providers = Arc::new(providers::SeaOrmProviders::new(
             db.clone(),
-            platform::secret::Sealer::new(&secret),
+            platform::secret::Sealer::with_keys(&secret),
             llm.clone(),
             config.default_llm.clone(),
         ));
         let agents = Arc::new(
             agents::SeaOrmAgents::new(db.clone(), providers.clone(), llm.clone())
-                .with_max_prompt_chars(config.max_prompt_chars),
+                .with_max_prompt_chars(config.max_prompt_chars)
+                .with_quota(config.max_agents_per_user),
         );
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
@@ -92,6 +98,7 @@ impl Services {
                 concurrency: config.job_concurrency,
                 max_unfinished_per_user: config.max_pending_jobs_per_user,
                 max_input_chars: config.max_prompt_chars,
+                shutdown_grace: config.shutdown_timeout,
                 ..agents::JobSettings::default()
             },
         ));
@@ -140,7 +147,13 @@ impl Services {
             providers.clone(),
             Arc::new(workspaces.clone()),
         ];
+        let readiness = platform::readiness::Readiness::new(
+            db.clone(),
+            config.redis_url.as_ref().map(|_| stores.kv.clone()),
+            config.db_acquire_timeout,
+        );
         Ok(Self {
+            readiness,
             db,
             stores,
             identity,
@@ -161,6 +174,7 @@ pub struct Application {
     port: u16,
     server: Server,
     stop_workers: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -182,6 +196,7 @@ impl Application {
             user_cleanup,
             chat,
             session_max_age_secs,
+            readiness,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
@@ -223,10 +238,17 @@ impl Application {
             user_cleanup,
             chat,
             session_max_age_secs,
+            readiness,
         });
-        // The in-process worker; it stops when the server stops.
+        // The in-process worker stops claiming at SIGINT/SIGTERM (while HTTP drains), and is
+        // waited for, with its own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(jobs.work(workers_stopped));
+        let worker = tokio::spawn(jobs.work(workers_stopped));
+        let on_signal = stop_workers.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = on_signal.send(true);
+        });
 
         let server = HttpServer::new(move || {
             App::new()
@@ -259,6 +281,7 @@ impl Application {
             port,
             server,
             stop_workers,
+            worker,
         })
     }
 
@@ -267,12 +290,36 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (up to
-    /// `SAGE_SHUTDOWN_TIMEOUT_SECS`).
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests and running jobs finish
+    /// (each up to `SAGE_SHUTDOWN_TIMEOUT_SECS`); jobs still running are handed back.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop_workers.send(true);
+        let _ = self.worker.await;
         result
+    }
+}
+
+/// Resolves at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -22,4 +22,6 @@ pub(crate) struct AppState {
     pub chat: Arc<dyn chat_runtime::ChatRuntime>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
+    /// The dependencies `/api/ready` checks.
+    pub readiness: platform::readiness::Readiness,
 }

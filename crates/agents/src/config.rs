@@ -105,6 +105,78 @@ const ALIASES: &[(&str, &str)] = &[
     ("llmProviderId", "llm_provider_id"),
 ];
 
+/// Longest `systemPrefix` and `systemContext`/`availableWorkflows` (serialised), in characters.
+pub const MAX_PROMPT_CHARS: usize = 65_536;
+/// Longest `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// Longest short text (modes, provider ids) and list entry.
+pub const MAX_SHORT_CHARS: usize = 256;
+/// Most entries of one list field.
+pub const MAX_LIST_ITEMS: usize = 200;
+
+/// Whether any string inside `value` (keys included) holds a NUL, which PostgreSQL cannot store.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Bounds every field so one configuration stays small whatever the body limit is.
+fn bound(field: &str, kind: Kind, value: &Value) -> Result<(), AgentError> {
+    if has_nul(value) {
+        return Err(AgentError::invalid(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    let too_long =
+        |max: usize| AgentError::invalid(field, format!("must be at most {max} characters"));
+    match (kind, value) {
+        (Kind::Text | Kind::OptText, Value::String(text)) => {
+            let max = match field {
+                "systemPrefix" => MAX_PROMPT_CHARS,
+                "description" => MAX_DESCRIPTION_CHARS,
+                "name" => 128,
+                _ => MAX_SHORT_CHARS,
+            };
+            if text.chars().count() > max {
+                return Err(too_long(max));
+            }
+        }
+        (Kind::TextList, Value::Array(items)) => {
+            if items.len() > MAX_LIST_ITEMS {
+                return Err(AgentError::invalid(
+                    field,
+                    format!("must have at most {MAX_LIST_ITEMS} entries"),
+                ));
+            }
+            if items
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| t.chars().count() > MAX_SHORT_CHARS)
+            {
+                return Err(AgentError::invalid(
+                    field,
+                    format!("entries must be at most {MAX_SHORT_CHARS} characters"),
+                ));
+            }
+        }
+        (Kind::Object | Kind::WorkflowMap, Value::Object(_))
+            if value.to_string().chars().count() > MAX_PROMPT_CHARS =>
+        {
+            return Err(AgentError::invalid(
+                field,
+                format!("must be at most {MAX_PROMPT_CHARS} characters as JSON"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 const SPAWN_TOOLS: [&str; 2] = ["sys_spawn_agent", "sys_delegate_task"];
 const TEAM_TOOL: &str = "sys_team_delegate_task";
 
@@ -157,6 +229,7 @@ pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> 
     for (field, kind) in FIELDS {
         if let Some(value) = source.get(*field) {
             check(field, *kind, value)?;
+            bound(field, *kind, value)?;
             if !value.is_null() || field.ends_with("provider_id") {
                 out.insert((*field).to_owned(), value.clone());
             }
@@ -170,6 +243,12 @@ pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> 
         .to_owned();
     if name.is_empty() {
         return Err(AgentError::invalid("name", "is required"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AgentError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
     }
     if name.chars().count() > 128 {
         return Err(AgentError::invalid(
@@ -362,5 +441,36 @@ mod tests {
         assert_eq!(full["thinkingLevel"], "medium");
         assert_eq!(full["deepThinking"], false);
         assert!(full["availableSkills"].is_null());
+    }
+
+    #[test]
+    fn every_field_is_bounded() {
+        let base = json!({"name": "a", "maxLoopCount": 3});
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
+            ("systemPrefix", json!(long(MAX_PROMPT_CHARS + 1))),
+            ("description", json!(long(MAX_DESCRIPTION_CHARS + 1))),
+            ("agentMode", json!(long(MAX_SHORT_CHARS + 1))),
+            ("llm_provider_id", json!(long(MAX_SHORT_CHARS + 1))),
+            ("availableTools", json!(vec!["t"; MAX_LIST_ITEMS + 1])),
+            ("availableSkills", json!([long(MAX_SHORT_CHARS + 1)])),
+            ("systemContext", json!({"k": long(MAX_PROMPT_CHARS)})),
+            ("availableWorkflows", json!({"w": [long(MAX_PROMPT_CHARS)]})),
+        ];
+        for (field, value) in cases {
+            let mut input = map(base.clone());
+            input.insert(field.to_owned(), value);
+            assert_eq!(field_of(normalise(&input).unwrap_err()), field);
+        }
+        let mut nul = map(base.clone());
+        nul.insert("systemContext".into(), json!({"k": ["a\u{0}b"]}));
+        assert_eq!(field_of(normalise(&nul).unwrap_err()), "systemContext");
+        let mut control = map(base.clone());
+        control.insert("name".into(), json!("tab\there"));
+        assert_eq!(field_of(normalise(&control).unwrap_err()), "name");
+        let mut at_limit = map(base);
+        at_limit.insert("systemPrefix".into(), json!(long(MAX_PROMPT_CHARS)));
+        at_limit.insert("availableTools".into(), json!(vec!["t"; MAX_LIST_ITEMS]));
+        assert!(normalise(&at_limit).is_ok());
     }
 }

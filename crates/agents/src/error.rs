@@ -12,6 +12,12 @@ pub enum AgentError {
     Forbidden,
     #[error("an agent with this name already exists")]
     NameTaken,
+    /// The owner already has as many agents as the deployment allows.
+    #[error("at most {limit} agents per user")]
+    QuotaExceeded { limit: u64 },
+    /// Unknown job, or another user's (never confirms that it exists).
+    #[error("no such task")]
+    TaskNotFound,
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
     /// The model's answer could not be used (not a JSON object of the expected shape).
@@ -44,7 +50,8 @@ impl AgentError {
         match self {
             AgentError::NotFound => ErrorKind::NotFound,
             AgentError::Forbidden => ErrorKind::Forbidden,
-            AgentError::NameTaken => ErrorKind::Conflict,
+            AgentError::NameTaken | AgentError::QuotaExceeded { .. } => ErrorKind::Conflict,
+            AgentError::TaskNotFound => ErrorKind::NotFound,
             AgentError::Invalid { .. } => ErrorKind::Invalid,
             AgentError::GenerationInvalid | AgentError::Llm(_) => ErrorKind::Upstream,
             AgentError::InputTooLarge(_) => ErrorKind::PayloadTooLarge,
@@ -62,6 +69,8 @@ impl AgentError {
             AgentError::NotFound => "agent.not_found",
             AgentError::Forbidden => "agent.forbidden",
             AgentError::NameTaken => "agent.name_taken",
+            AgentError::QuotaExceeded { .. } => "agent.quota_exceeded",
+            AgentError::TaskNotFound => "task.not_found",
             AgentError::Invalid { .. } => "request.validation",
             AgentError::GenerationInvalid => "agent.generation_invalid",
             AgentError::Llm(_) => "agent.generation_failed",

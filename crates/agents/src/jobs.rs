@@ -102,6 +102,9 @@ pub struct JobSettings {
     pub max_unfinished_per_user: u32,
     /// Largest text, in characters, a job may send to the model (`SAGE_MAX_PROMPT_CHARS`).
     pub max_input_chars: usize,
+    /// At shutdown, how long running jobs may take to finish before their leases are handed
+    /// back (pending again, claimable at once by another worker).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for JobSettings {
@@ -114,6 +117,7 @@ impl Default for JobSettings {
             poll: Duration::from_secs(1),
             max_unfinished_per_user: 20,
             max_input_chars: 64_000,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

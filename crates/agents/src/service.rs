@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::Actor;
+use platform::{Actor, Page, PageRequest};
 use serde_json::{Map, Value};
 
 use crate::{AgentConfig, AgentError};
@@ -40,10 +40,11 @@ impl Agent {
 /// gets `NotFound`.
 #[async_trait]
 pub trait Agents: Send + Sync {
-    /// Own and granted agents, newest first (admins: all).
-    async fn list(&self, actor: &Actor) -> Result<Vec<Agent>, AgentError>;
+    /// One page of own and granted agents, newest first (admins: all), and their total.
+    async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError>;
 
-    /// Creates an agent owned by the caller; returns its id. Names are unique per owner.
+    /// Creates an agent owned by the caller; returns its id. Names are unique per owner, and
+    /// an owner has at most the deployment's quota of agents.
     async fn create(&self, actor: &Actor, config: Map<String, Value>)
     -> Result<String, AgentError>;
 

@@ -134,28 +134,36 @@ impl WorkspaceService {
         Ok(id)
     }
 
-    /// Deletes a user's whole workspace for an agent: the user themself or an admin. Ids are
-    /// validated before a path is built.
+    /// Deletes a user's whole workspace for an agent. A non-admin always acts on their own
+    /// workspace of an agent they may use (`user_id` is ignored, an agent they cannot see is
+    /// `NotFound`); an admin may name any user, and an agent that no longer exists, to clean
+    /// up. Returns the logical path, the user and whether anything was there.
     pub async fn delete_workspace(
         &self,
         actor: &Actor,
         agent_id: &str,
-        user_id: &str,
-    ) -> Result<(String, bool), AgentError> {
-        if !platform::ids::is_safe_id(agent_id) {
-            return Err(AgentError::invalid("agent_id", "is not an agent id"));
-        }
-        if !platform::ids::is_safe_id(user_id) {
-            return Err(AgentError::invalid("user_id", "is not a user id"));
-        }
-        if !actor.is_admin && actor.user_id != user_id {
-            return Err(AgentError::Forbidden);
-        }
-        let root = self.store.root_of(user_id, agent_id)?;
-        let logical = format!("workspaces/{user_id}/{agent_id}");
+        user_id: Option<&str>,
+    ) -> Result<(String, String, bool), AgentError> {
+        let user = if actor.is_admin {
+            if !platform::ids::is_safe_id(agent_id) {
+                return Err(AgentError::invalid("agent_id", "is not an agent id"));
+            }
+            match user_id.map(str::trim).filter(|u| !u.is_empty()) {
+                Some(other) if !platform::ids::is_safe_id(other) => {
+                    return Err(AgentError::invalid("user_id", "is not a user id"));
+                }
+                Some(other) => other.to_owned(),
+                None => actor.user_id.clone(),
+            }
+        } else {
+            self.agents.get(actor, agent_id).await?;
+            actor.user_id.clone()
+        };
+        let root = self.store.root_of(&user, agent_id)?;
+        let logical = format!("workspaces/{user}/{agent_id}");
         let store = self.store.clone();
         let deleted = blocking(move || store.remove_all(&root)).await?;
-        Ok((logical, deleted))
+        Ok((logical, user, deleted))
     }
 }
 

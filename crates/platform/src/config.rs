@@ -186,6 +186,14 @@ pub struct Config {
     pub model_calls_per_minute: u32,
     /// Model calls a user may make at once before the per-minute rate applies.
     pub model_calls_burst: u32,
+    /// Agents one user may own.
+    pub max_agents_per_user: u64,
+    /// How long opening one database connection may take.
+    pub db_connect_timeout: Duration,
+    /// How long a request waits for a pooled database connection before answering 503.
+    pub db_acquire_timeout: Duration,
+    /// Earlier secret keys, still accepted for opening sealed values (rotation).
+    pub secret_key_previous: Vec<String>,
     pub s3: Option<S3Config>,
     pub otlp_endpoint: Option<String>,
     pub jaeger_public_url: Option<String>,
@@ -253,6 +261,10 @@ impl Default for Config {
             max_prompt_chars: 64_000,
             model_calls_per_minute: 30,
             model_calls_burst: 30,
+            max_agents_per_user: 200,
+            db_connect_timeout: Duration::from_millis(1000),
+            db_acquire_timeout: Duration::from_millis(1500),
+            secret_key_previous: Vec::new(),
             s3: None,
             otlp_endpoint: None,
             jaeger_public_url: None,
@@ -317,6 +329,10 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_MAX_PROMPT_CHARS",
     "SAGE_MODEL_CALLS_PER_MINUTE",
     "SAGE_MODEL_CALLS_BURST",
+    "SAGE_MAX_AGENTS_PER_USER",
+    "SAGE_DB_CONNECT_TIMEOUT_MS",
+    "SAGE_DB_ACQUIRE_TIMEOUT_MS",
+    "SAGE_SECRET_KEY_PREVIOUS",
     "SAGE_S3_ENDPOINT",
     "SAGE_S3_BUCKET",
     "SAGE_S3_REGION",
@@ -590,6 +606,22 @@ impl Config {
                 "must be at least 32 characters",
             ));
         }
+        let secret_key_previous = src.list("SAGE_SECRET_KEY_PREVIOUS");
+        if secret_key_previous.iter().any(|k| k.len() < 32) {
+            return Err(ConfigError::new(
+                "SAGE_SECRET_KEY_PREVIOUS",
+                "every key must be at least 32 characters",
+            ));
+        }
+        let millis = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
+            Ok(src
+                .parse::<u64>(name, "a whole number of milliseconds")?
+                .filter(|ms| *ms >= 1)
+                .map(Duration::from_millis)
+                .unwrap_or(default))
+        };
+        let db_connect_timeout = millis("SAGE_DB_CONNECT_TIMEOUT_MS", defaults.db_connect_timeout)?;
+        let db_acquire_timeout = millis("SAGE_DB_ACQUIRE_TIMEOUT_MS", defaults.db_acquire_timeout)?;
         let timezone = src.string("SAGE_TIMEZONE").unwrap_or(defaults.timezone);
         let login_page = src.string("SAGE_LOGIN_PAGE").unwrap_or(defaults.login_page);
         if !login_page.starts_with('/') || login_page.starts_with("//") {
@@ -713,6 +745,13 @@ impl Config {
                 .parse::<u32>("SAGE_MODEL_CALLS_BURST", "a whole number of calls")?
                 .filter(|n| *n > 0)
                 .unwrap_or(defaults.model_calls_burst),
+            max_agents_per_user: src
+                .parse::<u64>("SAGE_MAX_AGENTS_PER_USER", "a whole number of agents")?
+                .filter(|n| *n >= 1)
+                .unwrap_or(defaults.max_agents_per_user),
+            db_connect_timeout,
+            db_acquire_timeout,
+            secret_key_previous,
             s3,
             otlp_endpoint: src.url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
             jaeger_public_url: src.url("SAGE_JAEGER_PUBLIC_URL", &["http", "https"])?,

@@ -9,14 +9,46 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use crate::StartError;
 use crate::config::Config;
 
+/// How long connecting and waiting for a pooled connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Opening one connection.
+    pub connect: Duration,
+    /// Waiting for a pooled connection; past it a request fails with an outage error
+    /// ([`is_outage`]) instead of hanging.
+    pub acquire: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let defaults = Config::default();
+        Self {
+            connect: defaults.db_connect_timeout,
+            acquire: defaults.db_acquire_timeout,
+        }
+    }
+}
+
 /// Opens the configured database, creating the SQLite file (and its directory) on first start.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, StartError> {
     let url = config.effective_database_url();
-    connect_url(&url).await
+    connect_with(
+        &url,
+        Timeouts {
+            connect: config.db_connect_timeout,
+            acquire: config.db_acquire_timeout,
+        },
+    )
+    .await
+}
+
+/// Opens a database by URL with the default timeouts.
+pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
+    connect_with(url, Timeouts::default()).await
 }
 
 /// Opens a database by URL; errors are one line and never echo a password.
-pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
+pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<DatabaseConnection, StartError> {
     let is_sqlite = url.starts_with("sqlite:");
     if is_sqlite {
         ensure_sqlite_dir(url)?;
@@ -25,12 +57,24 @@ pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(timeouts.connect)
+        .acquire_timeout(timeouts.acquire)
         .sqlx_logging(false);
     if is_sqlite {
-        // One writer at a time is SQLite's model; a small pool avoids lock contention.
-        options.max_connections(8).min_connections(1);
+        // One writer at a time is SQLite's model; a small pool avoids lock contention. The
+        // pragmas hold for every pooled connection (a PRAGMA run once reaches only one):
+        // WAL with synchronous=NORMAL syncs at checkpoints rather than at every commit, so a
+        // busy disk does not queue writers into the busy timeout.
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|opts| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
     } else {
         options.max_connections(20).min_connections(1);
     }
@@ -53,6 +97,44 @@ pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
         }
     }
     Ok(db)
+}
+
+/// Whether a database error means the database cannot be reached right now (no connection
+/// within the acquire timeout, a broken or refused connection, a server shutting down or
+/// starting up), as opposed to a bug or bad data. Such failures answer 503, not 500.
+pub fn is_outage(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(inner))
+        | DbErr::Exec(RuntimeErr::SqlxError(inner))
+        | DbErr::Query(RuntimeErr::SqlxError(inner)) => sqlx_outage(inner),
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
+fn sqlx_outage(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        // Class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
+        // cannot connect now), 53300 (too many connections).
+        Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the database answers a trivial query within `timeout`.
+pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> bool {
+    matches!(tokio::time::timeout(timeout, db.ping()).await, Ok(Ok(())))
 }
 
 /// A quick TCP check of a server database, so an unreachable one fails at once with the
@@ -191,6 +273,22 @@ mod tests {
         let wal = dir.path().join("nested/sage.db-wal");
         assert!(wal.exists(), "the database runs in WAL mode");
         assert_eq!(mode(&wal), 0o600);
+    }
+
+    #[test]
+    fn only_reachability_failures_count_as_outages() {
+        use sea_orm::{DbErr, RuntimeErr};
+        let timeout = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        assert!(is_outage(&timeout));
+        let io = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        )));
+        assert!(is_outage(&io));
+        assert!(!is_outage(&DbErr::RecordNotFound("x".into())));
+        let not_found = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::RowNotFound,
+        )));
+        assert!(!is_outage(&not_found));
     }
 
     #[tokio::test]

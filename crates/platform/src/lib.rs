@@ -16,6 +16,7 @@ pub mod error;
 pub mod ids;
 pub mod outbound;
 pub mod pagination;
+pub mod readiness;
 pub mod redis_conn;
 pub mod secret;
 pub mod spend;

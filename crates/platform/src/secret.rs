@@ -26,6 +26,39 @@ impl SecretKey {
 
 const FILE_NAME: &str = "secret.key";
 
+/// The current key and the earlier ones still accepted for opening sealed values.
+#[derive(Debug, Clone)]
+pub struct SecretKeys {
+    pub current: SecretKey,
+    pub previous: Vec<SecretKey>,
+}
+
+/// The current key (as [`load_or_create`]) and the previous ones: those configured in
+/// `SAGE_SECRET_KEY_PREVIOUS`, and, when a key is configured, the one generated earlier into
+/// `<data dir>/secret.key` (so moving from the generated key to a configured one loses nothing).
+pub fn load_keys(
+    data_dir: &Path,
+    configured: Option<&str>,
+    previous: &[String],
+) -> Result<SecretKeys, StartError> {
+    let current = load_or_create(data_dir, configured)?;
+    let mut keys: Vec<SecretKey> = previous
+        .iter()
+        .map(|k| SecretKey(k.as_bytes().to_vec()))
+        .collect();
+    if configured.is_some()
+        && data_dir.join(FILE_NAME).exists()
+        && let Ok(generated) = load_or_create(data_dir, None)
+    {
+        keys.push(generated);
+    }
+    keys.retain(|k| k.as_bytes() != current.as_bytes());
+    Ok(SecretKeys {
+        current,
+        previous: keys,
+    })
+}
+
 /// The configured key, or the one stored under `data_dir`, or a new one written there.
 pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<SecretKey, StartError> {
     if let Some(key) = configured {
@@ -118,9 +151,12 @@ mod tests {
 
 /// Seals secrets at rest (provider API keys, MCP keys, client secrets) with XChaCha20-Poly1305
 /// under a key derived from the server secret. Sealed text: `v1:<base64(nonce ‖ ciphertext)>`.
+/// Values sealed under a previous key (rotation) still open; [`Sealer::reseal`] moves them to
+/// the current key.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: chacha20poly1305::XChaCha20Poly1305,
+    previous: Vec<chacha20poly1305::XChaCha20Poly1305>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -129,21 +165,63 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// What a reseal pass did: values moved to the current key, values looked at, and values no
+/// known key opens (left as they are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    pub changed: u64,
+    pub total: u64,
+    pub unreadable: u64,
+}
+
+impl ResealReport {
+    pub fn add(&mut self, other: ResealReport) {
+        self.changed += other.changed;
+        self.total += other.total;
+        self.unreadable += other.unreadable;
+    }
+}
+
 /// A sealed value could not be opened (another secret key, or corruption).
 #[derive(Debug, thiserror::Error)]
 #[error("a stored secret cannot be decrypted (was SAGE_SECRET_KEY changed?)")]
 pub struct UnsealError;
 
+fn cipher_of(key: &SecretKey) -> chacha20poly1305::XChaCha20Poly1305 {
+    use chacha20poly1305::KeyInit;
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"sage-server/seal/v1");
+    hasher.update(key.as_bytes());
+    let derived = hasher.finalize();
+    chacha20poly1305::XChaCha20Poly1305::new(&derived)
+}
+
 impl Sealer {
     pub fn new(key: &SecretKey) -> Self {
-        use chacha20poly1305::KeyInit;
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(b"sage-server/seal/v1");
-        hasher.update(key.as_bytes());
-        let derived = hasher.finalize();
-        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&derived);
-        Self { cipher }
+        Self {
+            cipher: cipher_of(key),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Seals with the current key; opens with it or any of the previous ones.
+    pub fn with_keys(keys: &SecretKeys) -> Self {
+        Self {
+            cipher: cipher_of(&keys.current),
+            previous: keys.previous.iter().map(cipher_of).collect(),
+        }
+    }
+
+    /// `None` when `sealed` is already under the current key; otherwise the same secret
+    /// sealed under the current key. Fails when no known key opens it.
+    pub fn reseal(&self, sealed: &str) -> Result<Option<String>, UnsealError> {
+        let (nonce, ciphertext) = parts(sealed)?;
+        if decrypt(&self.cipher, &nonce, &ciphertext).is_ok() {
+            return Ok(None);
+        }
+        let plain = self.open(sealed)?;
+        Ok(Some(self.seal(&plain)))
     }
 
     pub fn seal(&self, plain: &str) -> String {
@@ -164,23 +242,38 @@ impl Sealer {
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, UnsealError> {
-        use base64::Engine;
-        use chacha20poly1305::aead::Aead;
-        let body = sealed.strip_prefix("v1:").ok_or(UnsealError)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| UnsealError)?;
-        if bytes.len() < 24 {
-            return Err(UnsealError);
-        }
-        let (nonce, ciphertext) = bytes.split_at(24);
-        let nonce: [u8; 24] = nonce.try_into().map_err(|_| UnsealError)?;
-        let plain = self
-            .cipher
-            .decrypt(&nonce.into(), ciphertext)
-            .map_err(|_| UnsealError)?;
-        String::from_utf8(plain).map_err(|_| UnsealError)
+        let (nonce, ciphertext) = parts(sealed)?;
+        std::iter::once(&self.cipher)
+            .chain(&self.previous)
+            .find_map(|cipher| decrypt(cipher, &nonce, &ciphertext).ok())
+            .ok_or(UnsealError)
     }
+}
+
+fn parts(sealed: &str) -> Result<([u8; 24], Vec<u8>), UnsealError> {
+    use base64::Engine;
+    let body = sealed.strip_prefix("v1:").ok_or(UnsealError)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| UnsealError)?;
+    if bytes.len() < 24 {
+        return Err(UnsealError);
+    }
+    let (nonce, ciphertext) = bytes.split_at(24);
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| UnsealError)?;
+    Ok((nonce, ciphertext.to_vec()))
+}
+
+fn decrypt(
+    cipher: &chacha20poly1305::XChaCha20Poly1305,
+    nonce: &[u8; 24],
+    ciphertext: &[u8],
+) -> Result<String, UnsealError> {
+    use chacha20poly1305::aead::Aead;
+    let plain = cipher
+        .decrypt(nonce.into(), ciphertext)
+        .map_err(|_| UnsealError)?;
+    String::from_utf8(plain).map_err(|_| UnsealError)
 }
 
 #[cfg(test)]
@@ -198,5 +291,40 @@ mod sealer_tests {
         assert!(b.open(&sealed).is_err());
         assert!(a.open("v1:AAAA").is_err());
         assert!(a.open("plain").is_err());
+    }
+
+    #[test]
+    fn previous_keys_open_and_reseal_moves_values_to_the_current_key() {
+        let (k1, k2) = (SecretKey(vec![1; 32]), SecretKey(vec![2; 32]));
+        let old = Sealer::new(&k1).seal("sk-rotated");
+        let rotated = Sealer::with_keys(&SecretKeys {
+            current: k2.clone(),
+            previous: vec![k1],
+        });
+        assert_eq!(rotated.open(&old).unwrap(), "sk-rotated");
+        let fresh = rotated.seal("sk-new");
+        assert_eq!(
+            Sealer::new(&k2).open(&fresh).unwrap(),
+            "sk-new",
+            "new values use the current key"
+        );
+        assert_eq!(rotated.reseal(&fresh).unwrap(), None, "already current");
+        let moved = rotated.reseal(&old).unwrap().unwrap();
+        assert_eq!(Sealer::new(&k2).open(&moved).unwrap(), "sk-rotated");
+        assert!(Sealer::new(&SecretKey(vec![3; 32])).reseal(&old).is_err());
+    }
+
+    #[test]
+    fn a_generated_key_becomes_a_previous_key_once_one_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = load_or_create(dir.path(), None).unwrap();
+        let configured = "c".repeat(32);
+        let older = "o".repeat(32);
+        let keys = load_keys(dir.path(), Some(&configured), std::slice::from_ref(&older)).unwrap();
+        assert_eq!(keys.current.as_bytes(), configured.as_bytes());
+        let previous: Vec<&[u8]> = keys.previous.iter().map(SecretKey::as_bytes).collect();
+        assert_eq!(previous, vec![older.as_bytes(), generated.as_bytes()]);
+        let unconfigured = load_keys(dir.path(), None, &[]).unwrap();
+        assert!(unconfigured.previous.is_empty());
     }
 }

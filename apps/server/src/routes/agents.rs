@@ -1,13 +1,15 @@
 //! Agents: `/api/agent/*`. Configurations travel as `AgentConfigDTO` (camelCase); the agents
 //! crate validates them and decides who may see or change what.
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agents::Language;
+use platform::PageRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, ModelCaller};
+use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::response::{ApiOk, ApiResult, Envelope};
 use crate::state::AppState;
@@ -68,30 +70,137 @@ fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
-/// `AgentConfigDTO` (camelCase; see the spec's field table).
+/// `AgentConfigDTO` as it travels (a validated JSON document; its published schema is
+/// [`AgentConfigFields`]).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(value_type = AgentConfigFields)]
+pub(crate) struct AgentConfigDto(Map<String, Value>);
+
+/// `AgentConfigDTO` (camelCase; the snake_case spellings of the spec are read too; unknown
+/// fields are dropped). The limits are the ones the server enforces (docs/agents.md).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Research helper", "systemPrefix": "You help with research.", "maxLoopCount": 10,
     "agentMode": "simple", "availableTools": ["web_search"], "deepThinking": false}))]
-pub(crate) struct AgentConfigDto(Map<String, Value>);
+#[allow(dead_code)] // Documentation only: the document's schema of `AgentConfigDto`.
+pub(crate) struct AgentConfigFields {
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    name: String,
+    #[schema(minimum = 1, maximum = 10000)]
+    max_loop_count: u32,
+    #[schema(max_length = 10000)]
+    description: Option<String>,
+    #[schema(max_length = 65536)]
+    system_prefix: Option<String>,
+    /// Free-form context (at most 65,536 characters as JSON).
+    system_context: Option<Map<String, Value>>,
+    /// Workflow name → steps (at most 65,536 characters as JSON).
+    available_workflows: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    #[schema(max_items = 200, inline)]
+    available_tools: Option<Vec<ShortText>>,
+    #[schema(max_items = 200, inline)]
+    available_sub_agent_ids: Option<Vec<ShortText>>,
+    /// `manual` or `auto_all`.
+    #[schema(value_type = Option<String>, pattern = "^(manual|auto_all)$")]
+    sub_agent_selection_mode: Option<String>,
+    #[schema(max_items = 200, inline)]
+    available_skills: Option<Vec<ShortText>>,
+    #[schema(max_items = 200, inline)]
+    available_knowledge_bases: Option<Vec<ShortText>>,
+    /// `session` or `user`.
+    #[schema(pattern = "^(session|user)$")]
+    memory_type: Option<String>,
+    deep_thinking: Option<bool>,
+    #[schema(max_length = 256)]
+    thinking_level: Option<String>,
+    #[serde(rename = "llm_provider_id")]
+    #[schema(max_length = 256)]
+    llm_provider_id: Option<String>,
+    #[serde(rename = "fast_llm_provider_id")]
+    #[schema(max_length = 256)]
+    fast_llm_provider_id: Option<String>,
+    enable_multimodal: Option<bool>,
+    multi_agent: Option<bool>,
+    /// `simple` (also spelled `default`), `fibre` or `team`.
+    #[schema(pattern = "^(simple|default|fibre|team)$")]
+    agent_mode: Option<String>,
+    #[serde(rename = "is_default")]
+    is_default: Option<bool>,
+    /// In answers: the agent's id.
+    #[schema(read_only)]
+    id: Option<String>,
+    /// In answers: the owner.
+    #[serde(rename = "user_id")]
+    #[schema(read_only)]
+    user_id: Option<String>,
+    #[serde(rename = "created_at")]
+    #[schema(read_only)]
+    created_at: Option<String>,
+    #[serde(rename = "updated_at")]
+    #[schema(read_only)]
+    updated_at: Option<String>,
+}
+
+/// A list entry of a configuration: at most 256 characters.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(max_length = 256)]
+pub(crate) struct ShortText(String);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AgentIdDto {
     agent_id: String,
 }
 
-/// Own and granted agents (admins: all), newest first.
-#[utoipa::path(get, path = "/api/agent/list", tag = "agent", responses((status = 200, body = Envelope<Vec<AgentConfigDto>>)))]
+/// The agent list's page size when the client names none: Sage's web UI asks without
+/// parameters and shows what the first page holds.
+const AGENT_PAGE_SIZE: u64 = platform::pagination::MAX_PAGE_SIZE;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AgentPageQuery {
+    /// 1-based page (default 1; 0 means unset).
+    #[param(minimum = 0, maximum = 1_000_000)]
+    page: Option<u64>,
+    /// Agents per page (default and most 100; 0 means unset).
+    #[param(minimum = 0, maximum = 100)]
+    page_size: Option<u64>,
+}
+
+/// Own and granted agents (admins: all), newest first, one page at a time. `data` stays
+/// Sage's plain array; `X-Total-Count` gives the number of agents over all pages.
+#[utoipa::path(get, path = "/api/agent/list", tag = "agent", params(AgentPageQuery),
+    responses((status = 200, body = Envelope<Vec<AgentConfigDto>>,
+        headers(("X-Total-Count" = u64, description = "Agents visible to the caller over all pages"))),
+        (status = 422, description = "Page out of range")))]
 pub(crate) async fn list_agents(
     state: web::Data<AppState>,
     caller: Caller,
-) -> ApiResult<Vec<AgentConfigDto>> {
-    let agents = state.agents.list(&caller.actor()).await?;
-    Ok(ApiOk(
-        agents.iter().map(|a| AgentConfigDto(a.to_dto())).collect(),
-    ))
+    query: ApiQuery<AgentPageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let unset_zero = |v: Option<u64>| v.filter(|n| *n != 0);
+    let page = PageRequest::new(
+        unset_zero(query.0.page),
+        unset_zero(query.0.page_size).or(Some(AGENT_PAGE_SIZE)),
+    )
+    .map_err(|e| AppError::validation("query", e.field(), &e.to_string()))?;
+    let agents = state.agents.list(&caller.actor(), page).await?;
+    let mut response = ApiOk(
+        agents
+            .items
+            .iter()
+            .map(|a| AgentConfigDto(a.to_dto()))
+            .collect::<Vec<_>>(),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-total-count"),
+        actix_web::http::header::HeaderValue::from(agents.total),
+    );
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TemplateQuery {
     /// `en` or `zh` (else the request's language headers).
     language: Option<String>,

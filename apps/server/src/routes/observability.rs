@@ -35,6 +35,7 @@ fn require_admin(caller: &MaybeCaller) -> Result<&identity::Principal, AppError>
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct NextQuery {
     /// Local path to continue to (default: the proxy's `X-Original-URI`, else `/jaeger/`).
     next: Option<String>,

@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::error::AppError;
 use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult};
 use crate::state::AppState;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").route(web::get().to(health)))
+        .service(web::resource("/ready").route(web::get().to(ready)))
         .service(web::resource("/system/info").route(web::get().to(system_info)))
         .service(web::resource("/system/update_settings").route(web::post().to(update_settings)));
 }
@@ -38,7 +40,8 @@ pub(crate) struct Health {
     service: &'static str,
 }
 
-/// Health check.
+/// Liveness: the process serves requests. Needs neither the database nor Redis, so an
+/// outage of either never restarts healthy replicas (Kubernetes `livenessProbe`).
 #[utoipa::path(
     get,
     path = "/api/health",
@@ -50,6 +53,37 @@ pub(crate) async fn health() -> ApiResult<Health> {
         status: "healthy",
         timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         service: "SagePlatform",
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// Always `ready` in a 200 answer.
+    status: &'static str,
+    /// Each dependency: `up` (`database`, and `redis` when configured).
+    checks: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+/// Readiness: the database (and Redis when configured) answer. 503 `service.not_ready`
+/// names the dependencies that do not (Kubernetes `readinessProbe`).
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    tag = "system",
+    responses((status = 200, description = "Ready", body = crate::response::Envelope<Ready>),
+        (status = 503, description = "A dependency is down; the message names it"))
+)]
+pub(crate) async fn ready(state: web::Data<AppState>) -> ApiResult<Ready> {
+    let checks = state.readiness.check().await;
+    let down: Vec<&str> = checks.iter().filter(|c| !c.up).map(|c| c.name).collect();
+    if !down.is_empty() {
+        return Err(AppError::new("service.not_ready")
+            .param("dependencies", down.join(", "))
+            .retry_after(crate::error::RETRY_AFTER_OUTAGE_SECS));
+    }
+    Ok(ApiOk(Ready {
+        status: "ready",
+        checks: checks.iter().map(|c| (c.name, "up")).collect(),
     }))
 }
 

@@ -36,6 +36,7 @@ pub(crate) fn configure_user_aliases(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StartQuery {
     /// Local path to return to after login (at most 2048 characters).
     next: Option<String>,
@@ -45,12 +46,14 @@ pub(crate) struct StartQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LinkQuery {
     /// Local path to return to after linking (at most 2048 characters).
     next: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,

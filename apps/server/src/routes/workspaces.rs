@@ -33,6 +33,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Directory to list, relative to the workspace (default: its root).
     path: Option<String>,
@@ -114,6 +115,7 @@ pub(crate) async fn list_files(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FileQuery {
     /// File or directory, relative to the workspace.
     file_path: String,
@@ -283,6 +285,7 @@ pub(crate) async fn delete_file(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
     /// Admins only: act on this user's workspace.
     user_id: Option<String>,
@@ -338,7 +341,8 @@ pub(crate) async fn upload_file(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct WorkspaceDeleteBody {
     agent_id: String,
-    user_id: String,
+    /// Admins only: whose workspace; ignored for everyone else (their own is deleted).
+    user_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -349,23 +353,23 @@ pub(crate) struct WorkspaceDeletedDto {
     deleted: bool,
 }
 
-/// Delete a user's whole workspace for an agent (the user themself or an admin).
+/// Delete the caller's whole workspace for an agent (admins: any user's, named by `user_id`).
 #[utoipa::path(post, path = "/api/agent/workspace/delete", tag = "agent", request_body = WorkspaceDeleteBody,
-    responses((status = 200, body = Envelope<WorkspaceDeletedDto>), (status = 403, description = "Another user's workspace"),
-              (status = 422, description = "Invalid id")))]
+    responses((status = 200, body = Envelope<WorkspaceDeletedDto>), (status = 404, description = "Unknown or not visible agent"),
+              (status = 422, description = "Invalid id (admins)")))]
 pub(crate) async fn delete_workspace(
     state: web::Data<AppState>,
     caller: Caller,
     body: ApiJson<WorkspaceDeleteBody>,
 ) -> ApiResult<WorkspaceDeletedDto> {
     let b = body.0;
-    let (workspace_path, deleted) = state
+    let (workspace_path, user_id, deleted) = state
         .workspaces
-        .delete_workspace(&caller.actor(), &b.agent_id, &b.user_id)
+        .delete_workspace(&caller.actor(), &b.agent_id, b.user_id.as_deref())
         .await?;
     Ok(ApiOk(WorkspaceDeletedDto {
         agent_id: b.agent_id,
-        user_id: b.user_id,
+        user_id,
         workspace_path,
         deleted,
     }))

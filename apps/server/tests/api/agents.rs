@@ -436,3 +436,119 @@ async fn ability_cards_need_access_to_the_agent() {
         .await;
     assert_eq!(foreign.status(), 404);
 }
+
+#[tokio::test]
+async fn the_list_is_paginated_keeping_a_plain_array() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    for i in 0..5 {
+        create_ok(&app, &alice, &format!("Agent {i}")).await;
+    }
+    let first = alice.get(app.url("/api/agent/list")).send().await.unwrap();
+    assert_eq!(first.headers()["x-total-count"], "5");
+    let first = envelope(first).await;
+    let all = first["data"].as_array().unwrap();
+    assert_eq!(all.len(), 5, "no parameters: the first page holds them all");
+    assert_eq!(all[0]["name"], "Agent 4", "newest first");
+
+    let names = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let r = alice
+            .get(app.url(&format!("/api/agent/list?page={page}&page_size=2")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-total-count"], "5");
+        let body = envelope(r).await;
+        assert!(body["data"].is_array());
+        seen.extend(names(&body));
+    }
+    let expected: Vec<String> = (0..5).rev().map(|i| format!("Agent {i}")).collect();
+    assert_eq!(seen, expected, "pages cover every agent once, in order");
+    let past = envelope(
+        alice
+            .get(app.url("/api/agent/list?page=9&page_size=2"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(past["data"], json!([]));
+    // Sage's UI sends empty numbers as 0: unset.
+    let zero = envelope(
+        alice
+            .get(app.url("/api/agent/list?page=0&page_size=0"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(zero["data"].as_array().unwrap().len(), 5);
+    for bad in ["page_size=101", "page=x", "page=1000001"] {
+        let r = alice
+            .get(app.url(&format!("/api/agent/list?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn each_user_owns_at_most_the_configured_number_of_agents() {
+    let app = TestApp::spawn_with(|c| c.max_agents_per_user = 2).await;
+    let (alice, _) = app.user("alice").await;
+    let (bob, _) = app.user("bob").await;
+    let first = create_ok(&app, &alice, "One").await;
+    create_ok(&app, &alice, "Two").await;
+    let third = create(&app, &alice, config("Three")).await;
+    assert_eq!(third.status(), 409);
+    let third = envelope(third).await;
+    assert_eq!(third["error_code"], "agent.quota_exceeded");
+    assert!(third["message"].as_str().unwrap().contains('2'), "{third}");
+    assert_eq!(
+        create(&app, &bob, config("Three")).await.status(),
+        200,
+        "the quota is per user"
+    );
+    let deleted = alice
+        .delete(app.url(&format!("/api/agent/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(create(&app, &alice, config("Three")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn every_configuration_field_is_bounded() {
+    let app = TestApp::spawn().await;
+    let (alice, _) = app.user("alice").await;
+    let long = |n: usize| "x".repeat(n);
+    let cases = [
+        ("systemPrefix", json!(long(65_537))),
+        ("description", json!(long(10_001))),
+        ("thinkingLevel", json!(long(257))),
+        ("availableTools", json!(vec!["t"; 201])),
+        ("availableKnowledgeBases", json!([long(257)])),
+        ("systemContext", json!({"blob": long(70_000)})),
+    ];
+    for (field, value) in cases {
+        let mut body = config("Big");
+        body[field] = value;
+        let r = create(&app, &alice, body).await;
+        assert_eq!(r.status(), 422, "{field}");
+        assert_eq!(envelope(r).await["error_detail"][0]["field"], field);
+    }
+    let mut at_limit = config("Big");
+    at_limit["systemPrefix"] = json!(long(65_536));
+    assert_eq!(create(&app, &alice, at_limit).await.status(), 200);
+}

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sage-server");
 
-fn sage(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn sage(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -254,7 +254,7 @@ async fn the_admin_cli_creates_users_and_resets_passwords() {
     assert_eq!(session["data"]["user"]["role"], "admin");
 }
 
-async fn wait_ready(port: u16) {
+pub(crate) async fn wait_ready(port: u16) {
     platform::tls::ensure_crypto_provider();
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -275,7 +275,7 @@ async fn wait_ready(port: u16) {
     }
 }
 
-async fn admin_client(port: u16) -> reqwest::Client {
+pub(crate) async fn admin_client(port: u16) -> reqwest::Client {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()

@@ -41,7 +41,7 @@ fn env_url(name: &str) -> Option<String> {
 }
 
 /// A fresh, uniquely named database on the server of `TEST_DATABASE_URL`.
-async fn fresh_postgres(base_url: &str) -> String {
+pub async fn fresh_postgres(base_url: &str) -> String {
     let admin = platform::db::connect_url(base_url)
         .await
         .expect("TEST_DATABASE_URL must answer");

@@ -69,15 +69,22 @@ async fn a_submitted_job_runs_to_completion_and_only_its_owner_sees_it() {
     assert_eq!(done["result"]["systemPrefix"], "You plan trips.");
 
     let (bob, _) = app.user("bob").await;
-    assert_eq!(bob.get(&url).send().await.unwrap().status(), 404);
-    assert_eq!(
-        bob.post(format!("{url}/cancel"))
+    let foreign = bob.get(&url).send().await.unwrap();
+    assert_eq!(foreign.status(), 404);
+    let foreign = envelope(foreign).await;
+    assert_eq!(foreign["error_code"], "task.not_found");
+    let unknown = envelope(
+        bob.get(app.url("/api/agent/tasks/task_doesnotexist"))
             .send()
             .await
-            .unwrap()
-            .status(),
-        404
-    );
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unknown["error_code"], "task.not_found");
+    assert_eq!(unknown["message"], foreign["message"]);
+    let cancel = bob.post(format!("{url}/cancel")).send().await.unwrap();
+    assert_eq!(cancel.status(), 404);
+    assert_eq!(envelope(cancel).await["error_code"], "task.not_found");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ pub(crate) fn sample_path(path: &str) -> String {
 const STRICT: &[&str] = &[
     "/active",
     "/api/health",
+    "/api/ready",
     "/api/system/info",
     "/api/system/update_settings",
     "/api/auth/register/send-code",

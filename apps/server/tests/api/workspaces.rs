@@ -275,10 +275,11 @@ async fn workspaces_are_per_user_and_admins_need_an_explicit_parameter() {
 async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
     let app = TestApp::spawn().await;
     let (alice, alice_id) = app.user("alice").await;
-    let (bob, _) = app.user("bob").await;
+    let (bob, bob_id) = app.user("bob").await;
     let id = agent(&app, &alice, "Temp").await;
     upload(&app, &alice, &id, "", "a.txt", b"a").await;
 
+    // Bob cannot see Alice's agent: exactly the answer for an agent that does not exist.
     let foreign = app
         .post_json(
             &bob,
@@ -286,7 +287,20 @@ async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
             json!({"agent_id": id, "user_id": alice_id}),
         )
         .await;
-    assert_eq!(foreign.status(), 403);
+    assert_eq!(foreign.status(), 404);
+    let foreign = envelope(foreign).await;
+    let missing = app
+        .post_json(
+            &bob,
+            "/api/agent/workspace/delete",
+            json!({"agent_id": "agent_doesnotexist", "user_id": alice_id}),
+        )
+        .await;
+    assert_eq!(missing.status(), 404);
+    let missing = envelope(missing).await;
+    assert_eq!(foreign["error_code"], "agent.not_found");
+    assert_eq!(foreign["error_code"], missing["error_code"]);
+    assert_eq!(foreign["message"], missing["message"]);
     let traversal = app
         .post_json(
             &alice,
@@ -294,19 +308,43 @@ async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
             json!({"agent_id": "../../etc", "user_id": alice_id}),
         )
         .await;
-    assert_eq!(traversal.status(), 422);
-    assert_eq!(
-        envelope(traversal).await["error_detail"][0]["field"],
-        "agent_id"
-    );
-    let bad_user = app
+    assert_eq!(traversal.status(), 404);
+
+    // Shared with Bob, his `user_id` naming Alice is ignored: his own workspace goes.
+    let shared = app
         .post_json(
             &alice,
-            "/api/agent/workspace/delete",
-            json!({"agent_id": id, "user_id": "../x"}),
+            &format!("/api/agent/{id}/auth"),
+            json!({"user_ids": [bob_id]}),
         )
         .await;
-    assert_eq!(bad_user.status(), 422);
+    assert_eq!(shared.status(), 200);
+    upload(&app, &bob, &id, "", "b.txt", b"b").await;
+    let own = envelope(
+        app.post_json(
+            &bob,
+            "/api/agent/workspace/delete",
+            json!({"agent_id": id, "user_id": alice_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(own["data"]["user_id"], bob_id.as_str());
+    assert_eq!(own["data"]["deleted"], true);
+    assert!(
+        list(&app, &bob, &id, "").await["data"]["files"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        list(&app, &alice, &id, "").await["data"]["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "Alice's workspace is untouched"
+    );
 
     let done = envelope(
         app.post_json(
@@ -318,12 +356,6 @@ async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
     )
     .await;
     assert_eq!(done["data"]["deleted"], true);
-    assert!(
-        list(&app, &alice, &id, "").await["data"]["files"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
     let admin = app.admin().await;
     let again = envelope(
         app.post_json(
@@ -335,6 +367,21 @@ async fn whole_workspaces_are_deleted_only_by_their_user_or_an_admin() {
     )
     .await;
     assert_eq!(again["data"]["deleted"], false);
+    assert_eq!(again["data"]["user_id"], alice_id.as_str());
+    for (agent_id, user_id, field) in [
+        ("../../etc", alice_id.as_str(), "agent_id"),
+        (id.as_str(), "../x", "user_id"),
+    ] {
+        let bad = app
+            .post_json(
+                &admin,
+                "/api/agent/workspace/delete",
+                json!({"agent_id": agent_id, "user_id": user_id}),
+            )
+            .await;
+        assert_eq!(bad.status(), 422, "{field}");
+        assert_eq!(envelope(bad).await["error_detail"][0]["field"], field);
+    }
 }
 
 /// Files under the server's upload directory (finished or not).

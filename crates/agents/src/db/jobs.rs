@@ -125,13 +125,13 @@ impl SeaOrmJobs {
 
     async fn owned(&self, actor: &Actor, id: &str) -> Result<agent_jobs::Model, AgentError> {
         if !platform::ids::is_safe_id(id) {
-            return Err(AgentError::NotFound);
+            return Err(AgentError::TaskNotFound);
         }
         let mut query = agent_jobs::Entity::find_by_id(id.to_owned());
         if !actor.is_admin {
             query = query.filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()));
         }
-        query.one(&self.db).await?.ok_or(AgentError::NotFound)
+        query.one(&self.db).await?.ok_or(AgentError::TaskNotFound)
     }
 
     /// Claims one due job: pending, or running with an expired lease. The conditional update
@@ -348,13 +348,16 @@ impl SeaOrmJobs {
         Ok(())
     }
 
-    /// Runs due jobs until `shutdown` turns true; in-flight jobs are given up (their leases
-    /// expire and another worker resumes them).
+    /// Runs due jobs until `shutdown` turns true. Then it claims nothing more, lets running
+    /// jobs finish within `shutdown_grace`, and hands back the lease of any still running.
     pub async fn work(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
         let mut last_purge = std::time::Instant::now();
         loop {
+            while tasks.try_join_next().is_some() {}
             if *shutdown.borrow() {
+                self.drain(tasks).await;
                 return;
             }
             loop {
@@ -364,7 +367,7 @@ impl SeaOrmJobs {
                 match self.claim().await {
                     Ok(Some(job)) => {
                         let me = self.clone();
-                        tokio::spawn(async move {
+                        tasks.spawn(async move {
                             me.run(job).await;
                             drop(permit);
                         });
@@ -390,6 +393,52 @@ impl SeaOrmJobs {
                 _ = shutdown.changed() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Shutdown: waits up to `shutdown_grace` for running jobs, then stops the rest and makes
+    /// them pending again with their attempt not counted, so another worker claims them at once
+    /// instead of waiting for the lease to expire.
+    async fn drain(&self, mut tasks: tokio::task::JoinSet<()>) {
+        let all_done = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.settings.shutdown_grace, all_done)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        if let Ok(mut map) = self.running.lock() {
+            map.clear();
+        }
+        let released = agent_jobs::Entity::update_many()
+            .col_expr(agent_jobs::Column::Status, Expr::value("pending"))
+            .col_expr(
+                agent_jobs::Column::LockedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                agent_jobs::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .col_expr(
+                agent_jobs::Column::Attempts,
+                sea_orm::sea_query::ExprTrait::sub(Expr::col(agent_jobs::Column::Attempts), 1),
+            )
+            .col_expr(agent_jobs::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(agent_jobs::Column::Status.eq("running"))
+            .filter(agent_jobs::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await;
+        match released {
+            Ok(r) => tracing::info!(
+                jobs = r.rows_affected,
+                "handed back unfinished jobs at shutdown"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand back unfinished jobs; their leases will expire")
             }
         }
     }
@@ -484,7 +533,7 @@ impl AgentJobs for SeaOrmJobs {
         let updated = agent_jobs::Entity::find_by_id(row.id.clone())
             .one(&self.db)
             .await?
-            .ok_or(AgentError::NotFound)?;
+            .ok_or(AgentError::TaskNotFound)?;
         Ok(to_job(updated))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use platform::Actor;
+use platform::{Actor, Page, PageRequest};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
@@ -24,7 +24,11 @@ pub struct SeaOrmAgents {
     providers: Arc<dyn Providers>,
     llm: LlmClient,
     max_prompt_chars: usize,
+    max_per_user: u64,
 }
+
+/// Agents one user may own unless configured otherwise (`SAGE_MAX_AGENTS_PER_USER`).
+pub const DEFAULT_MAX_AGENTS_PER_USER: u64 = 200;
 
 /// What the caller may do with an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,7 @@ impl SeaOrmAgents {
             providers,
             llm,
             max_prompt_chars: crate::JobSettings::default().max_input_chars,
+            max_per_user: DEFAULT_MAX_AGENTS_PER_USER,
         }
     }
 
@@ -70,6 +75,12 @@ impl SeaOrmAgents {
     /// (`SAGE_MAX_PROMPT_CHARS`); longer ones are refused before any model call.
     pub fn with_max_prompt_chars(mut self, max: usize) -> Self {
         self.max_prompt_chars = max;
+        self
+    }
+
+    /// Sets how many agents one user may own (at least 1).
+    pub fn with_quota(mut self, max_per_user: u64) -> Self {
+        self.max_per_user = max_per_user.max(1);
         self
     }
 
@@ -152,28 +163,32 @@ fn stored(config: &AgentConfig) -> Result<String, AgentError> {
 
 #[async_trait]
 impl Agents for SeaOrmAgents {
-    async fn list(&self, actor: &Actor) -> Result<Vec<Agent>, AgentError> {
+    async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError> {
         let mut query = agents::Entity::find();
         if !actor.is_admin {
-            let granted: Vec<String> = agent_grants::Entity::find()
-                .filter(agent_grants::Column::UserId.eq(actor.user_id.clone()))
-                .select_only()
+            let granted = sea_orm::sea_query::Query::select()
                 .column(agent_grants::Column::AgentId)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
+                .from(agent_grants::Entity)
+                .and_where(agent_grants::Column::UserId.eq(actor.user_id.clone()))
+                .to_owned();
             query = query.filter(
                 Condition::any()
                     .add(agents::Column::UserId.eq(actor.user_id.clone()))
-                    .add(agents::Column::Id.is_in(granted)),
+                    .add(agents::Column::Id.in_subquery(granted)),
             );
         }
-        let rows = query
-            .order_by_desc(agents::Column::CreatedAt)
-            .order_by_desc(agents::Column::Id)
-            .limit(1000)
-            .all(&self.db)
-            .await?;
+        let total = query.clone().count(&self.db).await?;
+        let rows = if page.offset() >= total {
+            Vec::new()
+        } else {
+            query
+                .order_by_desc(agents::Column::CreatedAt)
+                .order_by_desc(agents::Column::Id)
+                .offset(page.offset())
+                .limit(page.page_size())
+                .all(&self.db)
+                .await?
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             // One corrupt row is logged and skipped rather than failing the whole list.
@@ -182,7 +197,7 @@ impl Agents for SeaOrmAgents {
                 Err(e) => tracing::error!(error = %e, "skipping an unreadable agent"),
             }
         }
-        Ok(out)
+        Ok(Page { items: out, total })
     }
 
     async fn create(
@@ -191,6 +206,15 @@ impl Agents for SeaOrmAgents {
         config: Map<String, Value>,
     ) -> Result<String, AgentError> {
         let config = normalise(&config)?;
+        let owned = agents::Entity::find()
+            .filter(agents::Column::UserId.eq(actor.user_id.clone()))
+            .count(&self.db)
+            .await?;
+        if owned >= self.max_per_user {
+            return Err(AgentError::QuotaExceeded {
+                limit: self.max_per_user,
+            });
+        }
         let name_key = config.name().to_lowercase();
         if self.name_in_use(&actor.user_id, &name_key, None).await? {
             return Err(AgentError::NameTaken);
@@ -239,7 +263,11 @@ impl Agents for SeaOrmAgents {
         active.is_default = Set(config.is_default());
         active.config = Set(stored(&config)?);
         active.updated_at = Set(Utc::now());
-        active.update(&self.db).await.map_err(name_taken)?;
+        active.update(&self.db).await.map_err(|e| match e {
+            // Deleted meanwhile (between the access check and the update).
+            sea_orm::DbErr::RecordNotUpdated => AgentError::NotFound,
+            other => name_taken(other),
+        })?;
         Ok(id.to_owned())
     }
 

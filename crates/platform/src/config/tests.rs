@@ -223,3 +223,37 @@ fn the_body_read_timeout_is_a_positive_number_of_seconds() {
             .contains("SAGE_BODY_READ_TIMEOUT_SECS")
     );
 }
+
+#[test]
+fn operational_limits_have_defaults_and_are_read() {
+    let defaults = Config::from_sources(env(&[])).unwrap();
+    assert_eq!(defaults.max_agents_per_user, 200);
+    assert_eq!(defaults.db_connect_timeout, Duration::from_millis(1000));
+    assert_eq!(defaults.db_acquire_timeout, Duration::from_millis(1500));
+    assert!(defaults.secret_key_previous.is_empty());
+    let old1 = "o".repeat(32);
+    let old2 = "p".repeat(40);
+    let config = Config::from_sources(env(&[
+        ("SAGE_MAX_AGENTS_PER_USER", "5"),
+        ("SAGE_DB_CONNECT_TIMEOUT_MS", "250"),
+        ("SAGE_DB_ACQUIRE_TIMEOUT_MS", "400"),
+        ("SAGE_SECRET_KEY_PREVIOUS", &format!("{old1}, {old2}")),
+    ]))
+    .unwrap();
+    assert_eq!(config.max_agents_per_user, 5);
+    assert_eq!(config.db_connect_timeout, Duration::from_millis(250));
+    assert_eq!(config.db_acquire_timeout, Duration::from_millis(400));
+    assert_eq!(config.secret_key_previous, vec![old1, old2]);
+    assert_eq!(
+        error_of(&[("SAGE_DB_ACQUIRE_TIMEOUT_MS", "soon")]).setting,
+        "SAGE_DB_ACQUIRE_TIMEOUT_MS"
+    );
+    assert_eq!(
+        error_of(&[("SAGE_SECRET_KEY_PREVIOUS", "short")]).setting,
+        "SAGE_SECRET_KEY_PREVIOUS"
+    );
+    assert_eq!(
+        error_of(&[("SAGE_MAX_AGENTS_PER_USER", "-1")]).setting,
+        "SAGE_MAX_AGENTS_PER_USER"
+    );
+}

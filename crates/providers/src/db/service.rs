@@ -146,6 +146,41 @@ impl SeaOrmProviders {
         }
     }
 
+    /// Re-encrypts every stored API key still sealed under a previous secret key with the
+    /// current one (`sage-server admin reseal`). A row is only rewritten if its sealed value is
+    /// still the one read, so a concurrent update is never overwritten.
+    pub async fn reseal(&self) -> Result<platform::secret::ResealReport, ProviderError> {
+        use sea_orm::sea_query::Expr;
+        let rows: Vec<(String, String)> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Id)
+            .column(entity::Column::ApiKeySealed)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut report = platform::secret::ResealReport::default();
+        for (id, sealed) in rows {
+            report.total += 1;
+            match self.sealer.reseal(&sealed) {
+                Ok(None) => {}
+                Ok(Some(resealed)) => {
+                    let updated = entity::Entity::update_many()
+                        .col_expr(entity::Column::ApiKeySealed, Expr::value(resealed))
+                        .filter(entity::Column::Id.eq(id))
+                        .filter(entity::Column::ApiKeySealed.eq(sealed))
+                        .exec(&self.db)
+                        .await?;
+                    report.changed += updated.rows_affected;
+                }
+                Err(_) => {
+                    tracing::warn!(provider = %id, "a stored provider key opens with no configured secret key");
+                    report.unreadable += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
     fn view(&self, m: &entity::Model) -> ProviderView {
         let key = self.sealer.open(&m.api_key_sealed).unwrap_or_default();
         ProviderView {
