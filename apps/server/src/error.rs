@@ -689,6 +689,7 @@ impl From<chat_runtime::ChatError> for AppError {
         use chat_runtime::ChatError as E;
         match e {
             E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::InputTooLarge(big) => AppError::from(big),
             E::Agent(a) => AppError::from(a),
             E::Provider(p) => AppError::from(p),
             E::Store(source) => AppError::unavailable(source),

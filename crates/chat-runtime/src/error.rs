@@ -22,6 +22,9 @@ pub enum ChatError {
     GuidanceNotFound,
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// More text than one request may send to a model (`SAGE_MAX_PROMPT_CHARS`).
+    #[error(transparent)]
+    InputTooLarge(#[from] platform::spend::InputTooLarge),
     #[error(transparent)]
     Agent(#[from] agents::AgentError),
     #[error(transparent)]
@@ -40,6 +43,7 @@ impl ChatError {
             ChatError::MaxLoopRequired => ErrorKind::BadRequest,
             ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
             ChatError::GuidanceNotFound => ErrorKind::NotFound,
+            ChatError::InputTooLarge(_) => ErrorKind::PayloadTooLarge,
             ChatError::Agent(e) => e.kind(),
             ChatError::Provider(e) => e.kind(),
             ChatError::Store(e) => e.kind(),
@@ -56,6 +60,7 @@ impl ChatError {
             ChatError::SessionNotRunning => "chat.session_not_running",
             ChatError::GuidanceNotFound => "chat.guidance_not_found",
             ChatError::Invalid { .. } => "request.validation",
+            ChatError::InputTooLarge(_) => "model.input_too_large",
             ChatError::Agent(e) => e.key(),
             ChatError::Provider(e) => e.key(),
             ChatError::Store(_) => "service.unavailable",

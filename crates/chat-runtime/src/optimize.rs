@@ -70,6 +70,13 @@ impl Runtime {
                 reason: "is required".into(),
             });
         }
+        let chars = request.current_input.chars().count()
+            + request
+                .history
+                .iter()
+                .map(|(_, c)| c.chars().count())
+                .sum::<usize>();
+        platform::spend::check_input("current_input", chars, self.max_input_chars())?;
         let agent = match request.agent_id.as_deref() {
             Some(id) => Some(self.agents().get(actor, id).await?),
             None => None,

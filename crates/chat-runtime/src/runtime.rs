@@ -30,6 +30,10 @@ pub struct RuntimeSettings {
     pub takeover_wait: Duration,
     /// Tool calls of one step run at most this many at a time.
     pub tool_concurrency: usize,
+    /// Largest text, in characters, one request sends to the model (`SAGE_MAX_PROMPT_CHARS`):
+    /// the new messages and any system prompt override of a run, the draft and history of an
+    /// input optimisation.
+    pub max_input_chars: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -39,6 +43,7 @@ impl Default for RuntimeSettings {
             poll_interval: Duration::from_millis(200),
             takeover_wait: Duration::from_secs(10),
             tool_concurrency: 4,
+            max_input_chars: 64_000,
         }
     }
 }
@@ -139,9 +144,25 @@ impl Runtime {
         self.inner.llm.clone()
     }
 
-    /// Where the spend limiter (per-user model-call token bucket, input caps) is checked,
-    /// once per run before anything is locked or written. No limiter is configured yet.
-    fn admit(&self, _actor: &Actor, _request: &RunRequest) -> Result<(), ChatError> {
+    /// `SAGE_MAX_PROMPT_CHARS`: the most characters one request sends to the model.
+    pub(crate) fn max_input_chars(&self) -> usize {
+        self.inner.settings.max_input_chars
+    }
+
+    /// The input cap, checked once per run before anything is locked or written. (The
+    /// per-user bucket of model calls is taken by the route, one token per run, as for every
+    /// model-calling route.)
+    fn admit(&self, _actor: &Actor, request: &RunRequest) -> Result<(), ChatError> {
+        let chars: usize = request
+            .messages
+            .iter()
+            .map(|m| prompt::text_of(&m.content).chars().count())
+            .sum::<usize>()
+            + request
+                .system_prefix
+                .as_deref()
+                .map_or(0, |p| p.chars().count());
+        platform::spend::check_input("messages", chars, self.max_input_chars())?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ModelCaller};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::middleware::{Locale, RequestContext};
 use crate::response::{ApiOk, ApiResult, Envelope};
@@ -186,7 +186,7 @@ fn ndjson(lines: LineStream) -> HttpResponse {
               (status = 404, description = "Unknown agent or session"), (status = 422, description = "No messages")))]
 pub(crate) async fn chat(
     state: web::Data<AppState>,
-    caller: Caller,
+    ModelCaller(caller): ModelCaller,
     body: ApiJson<ChatBody>,
 ) -> Result<HttpResponse, crate::error::AppError> {
     let body = body.0;
@@ -214,7 +214,7 @@ pub(crate) async fn chat(
               (status = 400, description = "No max_loop_count"), (status = 404, description = "Unknown agent or session")))]
 pub(crate) async fn stream(
     state: web::Data<AppState>,
-    caller: Caller,
+    ModelCaller(caller): ModelCaller,
     body: ApiJson<StreamBody>,
 ) -> Result<HttpResponse, crate::error::AppError> {
     let (user_id, request) = stream_request(Source::Stream, body.0);
@@ -229,7 +229,7 @@ pub(crate) async fn stream(
               (status = 400, description = "No max_loop_count"), (status = 404, description = "Unknown agent or session")))]
 pub(crate) async fn web_stream(
     state: web::Data<AppState>,
-    caller: Caller,
+    ModelCaller(caller): ModelCaller,
     body: ApiJson<StreamBody>,
 ) -> Result<HttpResponse, crate::error::AppError> {
     let (user_id, request) = stream_request(Source::WebStream, body.0);
@@ -398,7 +398,7 @@ fn optimize_request(body: OptimizeBody) -> chat_runtime::OptimizeRequest {
     responses((status = 200, body = Envelope<Object>), (status = 422, description = "Empty current_input")))]
 pub(crate) async fn optimize_input(
     state: web::Data<AppState>,
-    caller: Caller,
+    ModelCaller(caller): ModelCaller,
     body: ApiJson<OptimizeBody>,
 ) -> ApiResult<Value> {
     let answer = state
@@ -414,7 +414,7 @@ pub(crate) async fn optimize_input(
               (status = 422, description = "Empty current_input")))]
 pub(crate) async fn optimize_input_stream(
     state: web::Data<AppState>,
-    caller: Caller,
+    ModelCaller(caller): ModelCaller,
     body: ApiJson<OptimizeBody>,
 ) -> Result<HttpResponse, crate::error::AppError> {
     let lines = state

@@ -411,3 +411,63 @@ async fn deleting_a_user_cancels_their_jobs_and_deletes_their_agents_and_provide
     assert_eq!(count(&app, &left("agents")).await, 0);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM agent_grants").await, 0);
 }
+
+#[tokio::test]
+async fn chat_runs_take_from_the_same_bucket_and_are_capped_before_any_model_call() {
+    let app = TestApp::spawn_with(|c| {
+        c.model_calls_per_minute = 1;
+        c.model_calls_burst = 3;
+        c.max_prompt_chars = 1000;
+    })
+    .await;
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let (alice, _) = user_with_provider(&app, &llm, "alice").await;
+    let agent = envelope(
+        app.post_json(
+            &alice,
+            "/api/agent/create",
+            json!({"name": "Chat", "maxLoopCount": 3}),
+        )
+        .await,
+    )
+    .await["data"]["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = |text: String| {
+        json!({"messages": [{"role": "user", "content": text}], "agent_id": agent,
+               "max_loop_count": 3})
+    };
+    let before = llm.chat_requests().len();
+    for (path, field) in [
+        ("/api/web-stream", "messages"),
+        ("/api/stream", "messages"),
+        ("/api/chat/optimize-input", "current_input"),
+    ] {
+        let body = if field == "messages" {
+            run("x".repeat(1200))
+        } else {
+            json!({"current_input": "x".repeat(1200), "agent_id": agent})
+        };
+        let refused = app.post_json(&alice, path, body).await;
+        assert_eq!(refused.status(), 413, "{path}");
+        let refused = envelope(refused).await;
+        assert_eq!(refused["error_code"], "model.input_too_large", "{path}");
+        assert_eq!(refused["error_detail"][0]["field"], field, "{path}");
+    }
+    assert_eq!(
+        llm.chat_requests().len(),
+        before,
+        "nothing reached the model"
+    );
+
+    // The refused runs took their tokens (the bucket is taken before the body is read, as on
+    // every model-calling route): the burst of 3 is spent, so the next run is refused.
+    let limited = app
+        .post_json(&alice, "/api/web-stream", run("Hello".into()))
+        .await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(envelope(limited).await["error_code"], "model.rate_limited");
+    assert_eq!(llm.chat_requests().len(), before);
+}
