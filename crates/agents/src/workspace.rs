@@ -2,20 +2,17 @@
 //! behind [`Workspaces`] so object storage can implement it later.
 //!
 //! Every path from a request is confined to its workspace: NUL bytes, absolute paths, `..` and
-//! over-long names are refused lexically, then every operation goes through
+//! over-long names are refused lexically ([`platform::confined::relative_parts`]), then every operation goes through
 //! [`platform::confined`], which walks from the workspace root's descriptor with no-follow
 //! semantics: a symlink in a path is refused, never followed, and listings never enter one.
 //! Ids are validated before a directory name is built from them.
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use platform::confined::{Confined, ConfinedError, Kind};
+use platform::confined::{Confined, ConfinedError, InvalidPath, Kind, relative_parts};
 
 use crate::AgentError;
-
-const MAX_PATH_BYTES: usize = 4096;
-const MAX_NAME_BYTES: usize = 255;
 
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,38 +60,10 @@ fn invalid(reason: &str) -> AgentError {
     AgentError::PathInvalid(reason.to_owned())
 }
 
-/// Checks a relative path lexically and returns its normal components.
-pub fn relative_parts(raw: &str) -> Result<Vec<String>, AgentError> {
-    if raw.contains('\0') {
-        return Err(invalid("the path contains a NUL byte"));
+impl From<InvalidPath> for AgentError {
+    fn from(e: InvalidPath) -> Self {
+        AgentError::PathInvalid(e.0)
     }
-    if raw.len() > MAX_PATH_BYTES {
-        return Err(invalid("the path is too long"));
-    }
-    let normalised = raw.replace('\\', "/");
-    if normalised.starts_with('/') || (normalised.len() >= 2 && normalised.as_bytes()[1] == b':') {
-        return Err(invalid("absolute paths are not allowed"));
-    }
-    let mut parts = Vec::new();
-    for component in Path::new(&normalised).components() {
-        match component {
-            Component::Normal(name) => {
-                let name = name
-                    .to_str()
-                    .ok_or_else(|| invalid("the path is not UTF-8"))?;
-                if name.len() > MAX_NAME_BYTES {
-                    return Err(invalid("a name in the path is too long"));
-                }
-                parts.push(name.to_owned());
-            }
-            Component::CurDir => {}
-            Component::ParentDir => return Err(invalid("`..` is not allowed")),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(invalid("absolute paths are not allowed"));
-            }
-        }
-    }
-    Ok(parts)
 }
 
 fn io(e: std::io::Error) -> AgentError {

@@ -3,12 +3,13 @@
 //! (dangling, looping, or pointing out) is refused instead of followed, and swapping a
 //! directory for a symlink between a check and a use cannot redirect the operation.
 //! Directories are created 0700 and files 0600. Paths are given as checked names
-//! (`&[String]`, no `/`, `.` or `..`), see `agents::workspace::relative_parts`.
+//! (`&[String]`, no `/`, `.` or `..`): [`relative_parts`] turns a path from a request into
+//! them (the one lexical check, shared by the workspace routes and the tools).
 
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -32,6 +33,55 @@ pub enum ConfinedError {
     BadName,
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+const MAX_PATH_BYTES: usize = 4096;
+const MAX_NAME_BYTES: usize = 255;
+
+/// A path from a request that is malformed or would leave the tree; the reason is one
+/// sentence for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid path: {0}")]
+pub struct InvalidPath(pub String);
+
+fn invalid(reason: &str) -> InvalidPath {
+    InvalidPath(reason.to_owned())
+}
+
+/// Checks a relative path lexically (NUL bytes, length, absolute paths, `..`, non-UTF-8,
+/// over-long names are refused; a backslash counts as `/`, `.` and empty components are dropped) and
+/// returns its names, ready for the [`Confined`] operations. The empty path is the root.
+pub fn relative_parts(raw: &str) -> Result<Vec<String>, InvalidPath> {
+    if raw.contains('\0') {
+        return Err(invalid("the path contains a NUL byte"));
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(invalid("the path is too long"));
+    }
+    let normalised = raw.replace('\\', "/");
+    if normalised.starts_with('/') || (normalised.len() >= 2 && normalised.as_bytes()[1] == b':') {
+        return Err(invalid("absolute paths are not allowed"));
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(&normalised).components() {
+        match component {
+            Component::Normal(name) => {
+                let name = name
+                    .to_str()
+                    .ok_or_else(|| invalid("the path is not UTF-8"))?;
+                if name.len() > MAX_NAME_BYTES {
+                    return Err(invalid("a name in the path is too long"));
+                }
+                parts.push(name.to_owned());
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err(invalid("`..` is not allowed")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(invalid("absolute paths are not allowed"));
+            }
+        }
+    }
+    Ok(parts)
 }
 
 fn from_errno(e: Errno) -> ConfinedError {
@@ -196,6 +246,40 @@ impl Confined {
             Kind::Dir => Err(ConfinedError::IsADirectory),
             _ => Err(ConfinedError::NotFound),
         }
+    }
+
+    /// Opens the regular file at `parts` for writing (created 0600 when missing; truncated
+    /// unless `append`), see [`Confined::write_in`].
+    pub fn open_write(&self, parts: &[String], append: bool) -> Result<File, ConfinedError> {
+        let (name, dirs) = parts.split_last().ok_or(ConfinedError::IsADirectory)?;
+        Self::write_in(&self.dir(dirs)?, name, append)
+    }
+
+    /// Opens the regular file `name` inside `dir` for writing, creating it (0600) when
+    /// missing; truncated unless `append`, else every write goes to its end. A symlink of that
+    /// name (even a dangling one) is refused, never written through; a directory or anything
+    /// else that is not a regular file is refused before any data is written.
+    pub fn write_in(dir: &OwnedFd, name: &str, append: bool) -> Result<File, ConfinedError> {
+        check_name(name)?;
+        // NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the open.
+        let mut flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        if append {
+            flags |= OFlags::APPEND;
+        }
+        let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(FILE_MODE))
+            .map_err(from_errno)?;
+        let meta = meta_of(&rustix::fs::fstat(&fd).map_err(from_errno)?);
+        match meta.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(ConfinedError::IsADirectory),
+            _ => return Err(ConfinedError::BadName),
+        }
+        if !append {
+            // Truncate only once it is known to be a regular file.
+            rustix::fs::ftruncate(&fd, 0).map_err(from_errno)?;
+        }
+        Ok(File::from(fd))
     }
 
     /// Moves the file at `source` (outside the tree, e.g. a finished upload) to `name` in the
@@ -391,6 +475,47 @@ mod tests {
         // Removing a symlink removes the link only.
         tree.remove(&p(&["dirlink"])).unwrap();
         assert!(dir.path().join("secret").exists());
+    }
+
+    #[test]
+    fn writing_never_goes_through_a_symlink_and_paths_are_checked_lexically() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let tree = Confined::create(&root).unwrap();
+        symlink(dir.path().join("missing"), root.join("dangling")).unwrap();
+        for append in [false, true] {
+            assert!(matches!(
+                tree.open_write(&p(&["dangling"]), append),
+                Err(ConfinedError::Symlink)
+            ));
+        }
+        assert!(!dir.path().join("missing").exists());
+        use std::io::Write;
+        tree.open_write(&p(&["f"]), false)
+            .unwrap()
+            .write_all(b"one")
+            .unwrap();
+        tree.open_write(&p(&["f"]), true)
+            .unwrap()
+            .write_all(b"two")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("f")).unwrap(), "onetwo");
+        tree.open_write(&p(&["f"]), false)
+            .unwrap()
+            .write_all(b"3")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("f")).unwrap(), "3");
+        tree.create_dirs(&p(&["d"])).unwrap();
+        assert!(matches!(
+            tree.open_write(&p(&["d"]), false),
+            Err(ConfinedError::IsADirectory)
+        ));
+        assert_eq!(relative_parts("./a\\b/").unwrap(), p(&["a", "b"]));
+        assert!(relative_parts("").unwrap().is_empty());
+        for bad in ["../x", "a/../../x", "/etc", "C:/x", "a\0b"] {
+            assert!(relative_parts(bad).is_err(), "{bad}");
+        }
+        assert!(relative_parts(&"n".repeat(256)).is_err());
     }
 
     #[test]

@@ -9,7 +9,6 @@
 pub mod actor;
 pub mod clock;
 pub mod config;
-pub mod confine;
 pub mod confined;
 pub mod db;
 pub mod error;

@@ -1,11 +1,13 @@
 //! Built-in tools that need only the run's workspace: files (confined with
-//! `platform::confine`) and the session todo list.
+//! `platform::confined`: every path walks from the workspace root's descriptor, and a
+//! symbolic link anywhere is refused, never followed) and the session todo list.
 
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform::confine;
+use platform::confined::{Confined, ConfinedError, Kind, relative_parts};
 use serde_json::{Value, json};
 
 use crate::tool::{Tool, ToolContext, ToolError, todos};
@@ -47,10 +49,49 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ToolError::Failed(e.to_string()))?
 }
 
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default()
+/// How deep `glob` and `grep` walk below their start.
+const MAX_WALK_DEPTH: u32 = 64;
+
+/// The workspace tree (it must exist).
+fn open_tree(root: &Path) -> Result<Confined, ToolError> {
+    Ok(Confined::open(root)?)
+}
+
+/// Joins a start directory's `/`-path and a path below it.
+fn join(base: &str, below: &str) -> String {
+    if base.is_empty() {
+        below.to_owned()
+    } else {
+        format!("{base}/{below}")
+    }
+}
+
+/// The regular file at `parts`, opened for reading, and its size.
+fn open_regular(
+    tree: &Confined,
+    parts: &[String],
+    path: &str,
+) -> Result<(std::fs::File, u64), ToolError> {
+    let file = match tree.open_file(parts) {
+        Ok(f) => f,
+        Err(ConfinedError::IsADirectory) => {
+            return Err(ToolError::Failed(format!("`{path}` is not a file")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let size = file
+        .metadata()
+        .map_err(|e| ToolError::Failed(e.to_string()))?
+        .len();
+    Ok((file, size))
+}
+
+fn read_all(file: std::fs::File) -> Result<Vec<u8>, ToolError> {
+    let mut bytes = Vec::new();
+    file.take(MAX_READ_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    Ok(bytes)
 }
 
 struct FileRead;
@@ -80,17 +121,15 @@ impl Tool for FileRead {
         let (start, end) = (opt_u64(&args, "start_line"), opt_u64(&args, "end_line"));
         let root = ctx.workspace.clone();
         blocking(move || {
-            let target = confine::resolve(&root, &path)?;
-            let meta = std::fs::metadata(&target).map_err(confine::io)?;
-            if !meta.is_file() {
-                return Err(ToolError::Failed(format!("`{path}` is not a file")));
-            }
-            if meta.len() > MAX_READ_BYTES {
+            let parts = relative_parts(&path)?;
+            let tree = open_tree(&root)?;
+            let (file, size) = open_regular(&tree, &parts, &path)?;
+            if size > MAX_READ_BYTES {
                 return Err(ToolError::Failed(format!(
                     "`{path}` is larger than {MAX_READ_BYTES} bytes; read it in line ranges"
                 )));
             }
-            let bytes = std::fs::read(&target).map_err(confine::io)?;
+            let bytes = read_all(file)?;
             let text = String::from_utf8_lossy(&bytes);
             let lines: Vec<&str> = text.lines().collect();
             let total = lines.len();
@@ -105,10 +144,8 @@ impl Tool for FileRead {
                     lines.get(from..to.max(from)).unwrap_or_default().join("\n")
                 }
             };
-            Ok(
-                json!({"status": "success", "file_path": relative(&root, &target),
-                      "content": content, "total_lines": total}),
-            )
+            Ok(json!({"status": "success", "file_path": parts.join("/"),
+                      "content": content, "total_lines": total}))
         })
         .await
     }
@@ -153,31 +190,23 @@ impl Tool for FileWrite {
         };
         let root = ctx.workspace.clone();
         blocking(move || {
-            let mut parts = confine::relative_parts(&path)?;
-            let Some(name) = parts.pop() else {
+            let parts = relative_parts(&path)?;
+            let Some((name, dirs)) = parts.split_last() else {
                 return Err(ToolError::Invalid("`file_path` must name a file".into()));
             };
-            confine::create_dirs(&root, &parts)?;
-            parts.push(name);
-            let target: PathBuf = confine::resolve(&root, &parts.join("/"))?;
-            if target.is_dir() {
-                return Err(ToolError::Failed(format!("`{path}` is a directory")));
-            }
-            if append {
-                use std::io::Write;
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&target)
-                    .map_err(confine::io)?;
-                file.write_all(content.as_bytes()).map_err(confine::io)?;
-            } else {
-                std::fs::write(&target, content.as_bytes()).map_err(confine::io)?;
-            }
-            Ok(
-                json!({"status": "success", "file_path": relative(&root, &target),
-                      "bytes_written": content.len()}),
-            )
+            let tree = Confined::create(&root)?;
+            let dir = tree.create_dirs(dirs)?;
+            let mut file = match Confined::write_in(&dir, name, append) {
+                Ok(f) => f,
+                Err(ConfinedError::IsADirectory) => {
+                    return Err(ToolError::Failed(format!("`{path}` is a directory")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            file.write_all(content.as_bytes())
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            Ok(json!({"status": "success", "file_path": parts.join("/"),
+                      "bytes_written": content.len()}))
         })
         .await
     }
@@ -211,44 +240,31 @@ impl Tool for ListDir {
         let depth = opt_u64(&args, "max_depth").unwrap_or(1).clamp(1, 10);
         let root = ctx.workspace.clone();
         blocking(move || {
-            let start = confine::resolve(&root, &path)?;
-            if !start.is_dir() {
-                return Err(ToolError::Failed(format!("`{path}` is not a directory")));
-            }
-            let real_root = root.canonicalize().map_err(confine::io)?;
+            let parts = relative_parts(&path)?;
+            let tree = open_tree(&root)?;
+            let base = parts.join("/");
             let mut entries = Vec::new();
-            let mut stack = vec![(start, 1u64)];
             let mut truncated = false;
-            while let Some((dir, level)) = stack.pop() {
-                let mut children: Vec<_> = std::fs::read_dir(&dir)
-                    .map_err(confine::io)?
-                    .flatten()
-                    .collect();
-                children.sort_by_key(|c| c.file_name());
-                for child in children {
-                    // Symlinks count only when they stay inside the workspace.
-                    let Ok(real) = child.path().canonicalize() else {
-                        continue;
-                    };
-                    if !real.starts_with(&real_root) {
-                        continue;
-                    }
-                    if entries.len() >= MAX_LIST_ENTRIES {
-                        truncated = true;
-                        break;
-                    }
-                    let is_dir = real.is_dir();
-                    let size = if is_dir {
-                        0
-                    } else {
-                        std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0)
-                    };
-                    entries.push(json!({"path": relative(&real_root, &real),
-                                        "is_directory": is_dir, "size": size}));
-                    if is_dir && level < depth {
-                        stack.push((real, level + 1));
-                    }
+            let walked = tree.walk(&parts, u32::try_from(depth).unwrap_or(10), &mut |entry, _| {
+                // Symlinks are refused, never followed: they are not listed.
+                if !matches!(entry.meta.kind, Kind::File | Kind::Dir) {
+                    return Ok(true);
                 }
+                if entries.len() >= MAX_LIST_ENTRIES {
+                    truncated = true;
+                    return Ok(false);
+                }
+                let is_dir = entry.meta.kind == Kind::Dir;
+                entries.push(json!({"path": join(&base, &entry.path), "is_directory": is_dir,
+                                    "size": if is_dir { 0 } else { entry.meta.size }}));
+                Ok(true)
+            });
+            match walked {
+                Ok(_) => {}
+                Err(ConfinedError::NotADirectory) => {
+                    return Err(ToolError::Failed(format!("`{path}` is not a directory")));
+                }
+                Err(e) => return Err(e.into()),
             }
             entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
             Ok(json!({"status": "success", "path": path, "entries": entries, "truncated": truncated}))
@@ -371,39 +387,27 @@ impl Tool for TodoWrite {
     }
 }
 
-/// A walked entry: relative path, real path, whether it is a directory.
-type Entry = (String, PathBuf, bool);
+/// A walked entry: its path below the start, whether it is a directory.
+type Entry = (String, bool);
 
-/// Every entry under `start` (depth first, sorted), symlinks only when they stay inside.
-fn walk(root: &Path, start: &Path, limit: usize) -> Result<(Vec<Entry>, bool), ToolError> {
-    let real_root = root.canonicalize().map_err(confine::io)?;
+/// Every file and directory below `parts` (sorted by path, at most `limit`), symlinks
+/// skipped, never entered; whether the limit or the depth cut the walk short.
+fn walk(tree: &Confined, parts: &[String], limit: usize) -> Result<(Vec<Entry>, bool), ToolError> {
     let mut out = Vec::new();
-    let mut stack = vec![start.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut children: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(confine::io)?
-            .flatten()
-            .collect();
-        children.sort_by_key(|c| std::cmp::Reverse(c.file_name()));
-        for child in children {
-            let Ok(real) = child.path().canonicalize() else {
-                continue;
-            };
-            if !real.starts_with(&real_root) {
-                continue;
-            }
-            if out.len() >= limit {
-                return Ok((out, true));
-            }
-            let is_dir = real.is_dir();
-            out.push((relative(&real_root, &real), real.clone(), is_dir));
-            if is_dir {
-                stack.push(real);
-            }
+    let mut full = false;
+    let deep = tree.walk(parts, MAX_WALK_DEPTH, &mut |entry, _| {
+        if !matches!(entry.meta.kind, Kind::File | Kind::Dir) {
+            return Ok(true);
         }
-    }
+        if out.len() >= limit {
+            full = true;
+            return Ok(false);
+        }
+        out.push((entry.path.clone(), entry.meta.kind == Kind::Dir));
+        Ok(true)
+    })?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((out, false))
+    Ok((out, full || deep))
 }
 
 /// `*` (within a name), `?`, and `**` (any number of directories) against a `/` path.
@@ -464,14 +468,15 @@ impl Tool for FileUpdate {
         }
         let root = ctx.workspace.clone();
         blocking(move || {
-            let target = confine::resolve(&root, &path)?;
-            let meta = std::fs::metadata(&target).map_err(confine::io)?;
-            if !meta.is_file() || meta.len() > MAX_READ_BYTES {
+            let parts = relative_parts(&path)?;
+            let tree = open_tree(&root)?;
+            let (file, size) = open_regular(&tree, &parts, &path)?;
+            if size > MAX_READ_BYTES {
                 return Err(ToolError::Failed(format!(
                     "`{path}` is not a text file this tool edits"
                 )));
             }
-            let text = std::fs::read_to_string(&target)
+            let text = String::from_utf8(read_all(file)?)
                 .map_err(|_| ToolError::Failed(format!("`{path}` is not UTF-8 text")))?;
             let count = text.matches(&old).count();
             if count == 0 {
@@ -487,11 +492,11 @@ impl Tool for FileUpdate {
             } else {
                 text.replacen(&old, &new, 1)
             };
-            std::fs::write(&target, updated).map_err(confine::io)?;
-            Ok(
-                json!({"status": "success", "file_path": relative(&root, &target),
-                      "replacements": if all { count } else { 1 }}),
-            )
+            tree.open_write(&parts, false)?
+                .write_all(updated.as_bytes())
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            Ok(json!({"status": "success", "file_path": parts.join("/"),
+                      "replacements": if all { count } else { 1 }}))
         })
         .await
     }
@@ -525,17 +530,15 @@ impl Tool for Glob {
             .to_owned();
         let root = ctx.workspace.clone();
         blocking(move || {
-            let start = confine::resolve(&root, &path)?;
-            let base = relative(&root.canonicalize().map_err(confine::io)?, &start.canonicalize().map_err(confine::io)?);
-            let (entries, truncated) = walk(&root, &start, 20 * MAX_LIST_ENTRIES)?;
+            let parts = relative_parts(&path)?;
+            let tree = open_tree(&root)?;
+            let base = parts.join("/");
+            let (entries, truncated) = walk(&tree, &parts, 20 * MAX_LIST_ENTRIES)?;
             let files: Vec<Value> = entries
                 .into_iter()
-                .filter(|(rel, _, is_dir)| {
-                    let inner = rel.strip_prefix(&base).unwrap_or(rel).trim_start_matches('/');
-                    !is_dir && glob_match(&pattern, inner)
-                })
+                .filter(|(inner, is_dir)| !is_dir && glob_match(&pattern, inner))
                 .take(MAX_LIST_ENTRIES)
-                .map(|(rel, _, _)| json!(rel))
+                .map(|(inner, _)| json!(join(&base, &inner)))
                 .collect();
             Ok(json!({"status": "success", "pattern": pattern, "files": files, "truncated": truncated}))
         })
@@ -586,23 +589,28 @@ impl Tool for Grep {
         let root = ctx.workspace.clone();
         let cancel = ctx.cancel.clone();
         blocking(move || {
-            let start = confine::resolve(&root, &path)?;
-            let (entries, _) = walk(&root, &start, 20 * MAX_LIST_ENTRIES)?;
+            let parts = relative_parts(&path)?;
+            let tree = open_tree(&root)?;
+            let base = parts.join("/");
+            let (entries, _) = walk(&tree, &parts, 20 * MAX_LIST_ENTRIES)?;
             let needle = if fold { pattern.to_lowercase() } else { pattern.clone() };
             let mut matches = Vec::new();
             let mut truncated = false;
-            'files: for (rel, real, is_dir) in entries {
+            'files: for (inner, is_dir) in entries {
+                let rel = join(&base, &inner);
                 if is_dir || filter.as_deref().is_some_and(|g| !glob_match(g, &rel)) {
                     continue;
                 }
                 if cancel.is_cancelled() {
                     return Err(ToolError::Cancelled);
                 }
-                let Ok(meta) = std::fs::metadata(&real) else { continue };
-                if meta.len() > MAX_READ_BYTES {
+                let file_parts: Vec<String> = rel.split('/').map(str::to_owned).collect();
+                let Ok((file, size)) = open_regular(&tree, &file_parts, &rel) else { continue };
+                if size > MAX_READ_BYTES {
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(&real) else { continue };
+                let Ok(text) = read_all(file).map(String::from_utf8) else { continue };
+                let Ok(text) = text else { continue };
                 for (n, line) in text.lines().enumerate() {
                     let hay = if fold { line.to_lowercase() } else { line.to_owned() };
                     if hay.contains(&needle) {
@@ -714,6 +722,18 @@ mod tests {
                 )
                 .await;
             assert!(out.is_error && !dir.path().join("new.txt").exists());
+            // A symlink pointing inside the workspace is refused too, and the error says so.
+            std::fs::write(ctx.workspace.join("real.txt"), "inside").unwrap();
+            std::os::unix::fs::symlink("real.txt", ctx.workspace.join("alias.txt")).unwrap();
+            let out = reg
+                .run(&ctx, "file_read", r#"{"file_path": "alias.txt"}"#)
+                .await;
+            assert!(out.is_error, "{out:?}");
+            assert!(out.content.to_string().contains("symbolic link"), "{out:?}");
+            let out = reg
+                .run(&ctx, "file_read", r#"{"file_path": "real.txt"}"#)
+                .await;
+            assert_eq!(out.content["content"], "inside");
         }
         tx.send(true).unwrap();
         let out = reg.run(&ctx, "todo_read", "{}").await;
@@ -778,6 +798,88 @@ mod tests {
             .run(&ctx, "grep", r#"{"pattern": "x", "path": ".."}"#)
             .await;
         assert!(outside.is_error);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_dangling_symlink_cannot_carry_file_write_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, ctx) = context(&dir);
+        let outside = dir.path().join("outside.txt");
+        let outside_dir = dir.path().join("outside-dir");
+        std::os::unix::fs::symlink(&outside, ctx.workspace.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(&outside_dir, ctx.workspace.join("linkdir")).unwrap();
+        let reg = Registry::builtin(Limits::default());
+        for (path, mode) in [
+            ("link.txt", "overwrite"),
+            ("link.txt", "append"),
+            ("linkdir/new.txt", "overwrite"),
+            ("linkdir/sub/new.txt", "append"),
+        ] {
+            let args =
+                serde_json::json!({"file_path": path, "content": "x", "mode": mode}).to_string();
+            let out = reg.run(&ctx, "file_write", &args).await;
+            assert!(out.is_error, "{path} {mode}: {out:?}");
+            assert!(out.content.to_string().contains("symbolic link"), "{out:?}");
+        }
+        let out = reg
+            .run(
+                &ctx,
+                "file_update",
+                r#"{"file_path": "link.txt", "old_string": "a", "new_string": "b"}"#,
+            )
+            .await;
+        assert!(out.is_error, "{out:?}");
+        assert!(!outside.exists());
+        assert!(!outside_dir.exists());
+        // The links are still just links.
+        assert!(
+            std::fs::symlink_metadata(ctx.workspace.join("link.txt"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlink_loops_do_not_break_list_dir_glob_or_grep() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, ctx) = context(&dir);
+        let reg = Registry::builtin(Limits::default());
+        let args = serde_json::json!({"file_path": "d/a.txt", "content": "needle"}).to_string();
+        assert!(!reg.run(&ctx, "file_write", &args).await.is_error);
+        // A link to itself, a pair pointing at each other, and a directory link to its parent.
+        std::os::unix::fs::symlink("self", ctx.workspace.join("self")).unwrap();
+        std::os::unix::fs::symlink("pong", ctx.workspace.join("ping")).unwrap();
+        std::os::unix::fs::symlink("ping", ctx.workspace.join("pong")).unwrap();
+        std::os::unix::fs::symlink("..", ctx.workspace.join("d/up")).unwrap();
+        let l = reg.run(&ctx, "list_dir", r#"{"max_depth": 10}"#).await;
+        assert!(!l.is_error, "{l:?}");
+        let paths: Vec<_> = l.content["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(paths, ["d", "d/a.txt"]);
+        let found = reg.run(&ctx, "glob", r#"{"pattern": "**/*"}"#).await;
+        assert!(!found.is_error, "{found:?}");
+        assert_eq!(found.content["files"], serde_json::json!(["d/a.txt"]));
+        let hits = reg.run(&ctx, "grep", r#"{"pattern": "needle"}"#).await;
+        assert!(!hits.is_error, "{hits:?}");
+        assert_eq!(
+            hits.content["matches"],
+            serde_json::json!([{"file": "d/a.txt", "line_number": 1, "line": "needle"}])
+        );
+        for (tool, args) in [
+            ("list_dir", r#"{"path": "d/up"}"#),
+            ("glob", r#"{"pattern": "*", "path": "self"}"#),
+            ("grep", r#"{"pattern": "x", "path": "ping"}"#),
+        ] {
+            let out = reg.run(&ctx, tool, args).await;
+            assert!(out.is_error, "{tool} {args}: {out:?}");
+        }
     }
 
     #[tokio::test]

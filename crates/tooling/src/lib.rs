@@ -7,8 +7,8 @@
 //! Built so far: the [`Tool`] trait, the [`Registry`] (which runs a call with a cancellation
 //! signal, a time limit and an output cap, and turns every failure into an error output the
 //! model sees), and the built-ins that need only the run's workspace (`file_read`,
-//! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with `platform::confine`
-//! exactly as the workspace routes are. Skills and MCP arrive with their issues.
+//! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with
+//! `platform::confined` exactly as the workspace routes are. Skills and MCP arrive with their issues.
 
 mod builtin;
 mod registry;

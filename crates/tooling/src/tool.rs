@@ -60,13 +60,24 @@ pub enum ToolError {
     Unknown(String),
 }
 
-impl From<platform::confine::ConfineError> for ToolError {
-    fn from(e: platform::confine::ConfineError) -> Self {
-        use platform::confine::ConfineError as E;
+impl From<platform::confined::InvalidPath> for ToolError {
+    fn from(e: platform::confined::InvalidPath) -> Self {
+        ToolError::Invalid(e.0)
+    }
+}
+
+impl From<platform::confined::ConfinedError> for ToolError {
+    fn from(e: platform::confined::ConfinedError) -> Self {
+        use platform::confined::ConfinedError as E;
         match e {
-            E::Invalid(reason) => ToolError::Invalid(reason),
-            E::NotFound => ToolError::Failed("no such file or directory".into()),
+            E::Symlink => ToolError::Failed(
+                "the path goes through a symbolic link: symbolic links in the workspace are \
+                 refused, never followed, even when they point inside it"
+                    .into(),
+            ),
+            E::BadName => ToolError::Failed("the path is not a regular file or directory".into()),
             E::Io(e) => ToolError::Failed(e.to_string()),
+            other => ToolError::Failed(other.to_string()),
         }
     }
 }
