@@ -1,5 +1,5 @@
 //! Login throttling, checked before any password hashing: attempts per client IP per minute,
-//! and failures per account and IP within a window. Both answer 429 with Retry-After.
+//! and failures per account and IP within a window (IPv6 clients count per /64). Both answer 429 with Retry-After.
 //!
 //! A failure is counted (reserved) *before* the password is checked and forgotten again only
 //! when the check succeeds, so parallel wrong guesses cannot all reach the hash. Account keys
@@ -23,8 +23,20 @@ pub(crate) struct Throttle {
     settings: IdentitySettings,
 }
 
-fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+/// The throttle key of a client address, for every per-address limit: IPv6 addresses count
+/// per /64 (one subscriber's prefix), IPv4-mapped ones as their IPv4 address.
+pub(crate) fn address_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(String::new, |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 fn retry(ttl: Option<Duration>) -> u64 {
@@ -42,7 +54,11 @@ impl Throttle {
     }
 
     fn failures_key(scope: &str, account: &str, ip: Option<IpAddr>) -> String {
-        format!("{scope}-failures:{}:{}", account_key(account), ip_text(ip))
+        format!(
+            "{scope}-failures:{}:{}",
+            account_key(account),
+            address_key(ip)
+        )
     }
 
     /// Counts this login attempt and reserves a failure for it; refuses it when a limit is
@@ -55,7 +71,7 @@ impl Throttle {
         let per_ip = self
             .kv
             .incr(
-                &format!("login-ip:{}", ip_text(ip)),
+                &format!("login-ip:{}", address_key(ip)),
                 1,
                 Duration::from_secs(60),
             )
@@ -103,5 +119,25 @@ impl Throttle {
             .delete(&Self::failures_key(scope, account, ip))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(Some(a)), address_key(Some(b)));
+        assert_ne!(address_key(Some(a)), address_key(Some(other)));
+        assert_eq!(
+            address_key(Some("::ffff:10.0.0.1".parse().unwrap())),
+            "10.0.0.1"
+        );
+        assert_eq!(address_key(Some("10.0.0.1".parse().unwrap())), "10.0.0.1");
+        assert_eq!(address_key(None), "unknown");
     }
 }

@@ -418,12 +418,7 @@ impl Identity for SeaOrmIdentity {
         let per_ip = self
             .kv
             .incr(
-                &format!(
-                    "regcode-ip:{}",
-                    client
-                        .ip
-                        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-                ),
+                &format!("regcode-ip:{}", crate::throttle::address_key(client.ip)),
                 1,
                 std::time::Duration::from_secs(3600),
             )
