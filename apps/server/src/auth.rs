@@ -370,10 +370,7 @@ pub(crate) fn session_cookie(
     config: &Config,
     max_age_secs: i64,
 ) -> Cookie<'static> {
-    let secure = config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let secure = config.secure_cookies();
     Cookie::build(SESSION_COOKIE, session_id.to_owned())
         .path("/")
         .http_only(true)

@@ -202,6 +202,14 @@ impl Application {
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
 
+        if config.plain_http_cookies_off_loopback() {
+            tracing::warn!(
+                host = %config.host,
+                "serving session cookies without Secure on a non-loopback address: they cross \
+                 the network in clear text unless TLS ends in front of this server; set \
+                 SAGE_PUBLIC_URL to the https address (or SAGE_COOKIE_SECURE=true)"
+            );
+        }
         let listener = TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
             StartError::new(format!(
                 "cannot listen on {}:{}: {e}",

@@ -137,6 +137,9 @@ pub struct Config {
     /// Prefix of every Redis key this deployment writes.
     pub redis_prefix: String,
     pub public_url: Option<String>,
+    /// `Secure` on the session and flow cookies: `None` (the default) means "when
+    /// `public_url` is https".
+    pub cookie_secure: Option<bool>,
     pub secret_key: Option<String>,
     pub admin_username: String,
     pub admin_password: Option<String>,
@@ -228,6 +231,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "sage:".into(),
             public_url: None,
+            cookie_secure: None,
             secret_key: None,
             admin_username: "admin".into(),
             admin_password: None,
@@ -292,6 +296,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "REDIS_URL",
     "SAGE_REDIS_PREFIX",
     "SAGE_PUBLIC_URL",
+    "SAGE_COOKIE_SECURE",
     "SAGE_SECRET_KEY",
     "SAGE_ADMIN_USERNAME",
     "SAGE_ADMIN_PASSWORD",
@@ -652,6 +657,7 @@ impl Config {
                 .string("SAGE_REDIS_PREFIX")
                 .unwrap_or(defaults.redis_prefix),
             public_url: src.url("SAGE_PUBLIC_URL", &["http", "https"])?,
+            cookie_secure: src.bool("SAGE_COOKIE_SECURE")?,
             secret_key,
             admin_username: src
                 .string("SAGE_ADMIN_USERNAME")
@@ -802,6 +808,25 @@ impl Config {
                 self.data_dir.join("sage.db").display()
             ),
         }
+    }
+
+    /// Whether cookies carry `Secure`: the explicit setting, else "the public URL is https".
+    pub fn secure_cookies(&self) -> bool {
+        self.cookie_secure.unwrap_or_else(|| {
+            self.public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+        })
+    }
+
+    /// A listener that browsers may reach from other machines while session cookies lack
+    /// `Secure`: they would travel in clear text over plain http. The server warns at start.
+    pub fn plain_http_cookies_off_loopback(&self) -> bool {
+        let loopback = match self.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.host.eq_ignore_ascii_case("localhost"),
+        };
+        !loopback && !self.secure_cookies()
     }
 
     /// The external base URL: configured, or derived from the listen address.

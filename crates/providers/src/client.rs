@@ -211,19 +211,46 @@ fn status_error(status: u16, body: &str) -> LlmError {
     err(kind, format!("HTTP {status}: {message}"))
 }
 
+/// A transport failure as the caller sees it: a short classified text, never the operating
+/// system's own message (it names local paths, resolver details and error numbers); the full
+/// chain goes to the log.
 fn transport_error(e: &reqwest::Error) -> LlmError {
     if e.is_timeout() {
         return err(LlmErrorKind::Timeout, "no answer in time");
     }
-    let mut text = e.to_string();
+    let mut chain = vec![e.to_string()];
+    let mut io_kind = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text = s.to_string();
+        chain.push(s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
         source = s.source();
     }
-    if text.contains("no address this deployment allows") {
-        return err(LlmErrorKind::Forbidden, text);
+    if let Some(refusal) = chain
+        .iter()
+        .find(|t| t.contains("no address this deployment allows"))
+    {
+        return err(LlmErrorKind::Forbidden, refusal.clone());
     }
+    tracing::debug!(error = %chain.join(": "), "provider transport failure");
+    let joined = chain.join(" ").to_ascii_lowercase();
+    let text = match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => "the provider refused the connection",
+        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => {
+            "the provider closed the connection"
+        }
+        Some(std::io::ErrorKind::TimedOut) => "no answer in time",
+        _ if joined.contains("dns") || joined.contains("lookup") || joined.contains("resolve") => {
+            "the provider's host name does not resolve"
+        }
+        _ if joined.contains("certificate") || joined.contains("tls") => {
+            "the TLS handshake with the provider failed"
+        }
+        _ if e.is_decode() || e.is_body() => "the provider's answer broke off",
+        _ => "the provider cannot be reached",
+    };
     err(LlmErrorKind::Unreachable, text)
 }
 

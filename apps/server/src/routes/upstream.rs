@@ -68,11 +68,7 @@ fn client(req: &HttpRequest, state: &AppState) -> ClientInfo {
 }
 
 fn secure_cookies(state: &AppState) -> bool {
-    state
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
+    state.config.secure_cookies()
 }
 
 /// 302 to the provider, with the cookie holding the flow's browser secret.

@@ -36,6 +36,27 @@ async fn bearer_status(app: &TestApp, token: &str) -> u16 {
 }
 
 #[tokio::test]
+async fn the_session_cookie_is_secure_when_the_operator_says_so() {
+    let plain = TestApp::spawn().await;
+    let cookie = session_cookie(
+        &plain
+            .login(&plain.new_client(), "admin", ADMIN_PASSWORD)
+            .await,
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
+    let behind_tls = TestApp::spawn_with(|c| c.cookie_secure = Some(true)).await;
+    let response = behind_tls
+        .login(&behind_tls.new_client(), "admin", ADMIN_PASSWORD)
+        .await;
+    assert_eq!(response.status(), 200);
+    let cookie = session_cookie(&response);
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
 async fn login_sets_a_hardened_session_cookie_and_returns_tokens() {
     let app = TestApp::spawn().await;
     let client = app.new_client();

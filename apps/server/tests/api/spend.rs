@@ -223,6 +223,31 @@ async fn model_calls_are_limited_per_user_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_job_cap_holds_under_concurrent_submits() {
+    let app = TestApp::spawn_with(|c| c.max_pending_jobs_per_user = 3).await;
+    let llm = LlmDouble::start(None, &[]).await.unwrap();
+    let (alice, _) = user_with_provider(&app, &llm, "alice").await;
+    for _ in 0..12 {
+        llm.push(slow(DRAFT, Duration::from_secs(60)));
+    }
+    let submits = (0..12).map(|i| {
+        app.post_json(
+            &alice,
+            "/api/agent/auto-generate/submit",
+            json!({"agent_description": format!("burst {i}")}),
+        )
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(submits)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((accepted, refused), (3, 9), "{statuses:?}");
+}
+
+#[tokio::test]
 async fn unfinished_jobs_are_capped_per_user() {
     let app = TestApp::spawn_with(|c| c.max_pending_jobs_per_user = 2).await;
     let llm = LlmDouble::start(None, &[]).await.unwrap();

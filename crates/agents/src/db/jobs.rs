@@ -8,8 +8,8 @@ use chrono::Utc;
 use platform::Actor;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -462,14 +462,18 @@ impl AgentJobs for SeaOrmJobs {
             }
         };
         crate::generate::job_messages(&kind, self.settings.max_input_chars)?;
-        let unfinished = agent_jobs::Entity::find()
-            .filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()))
-            .filter(agent_jobs::Column::Status.is_in(["pending", "running"]))
-            .count(&self.db)
-            .await?;
+        // The cap holds under concurrent submits: the row is inserted first and the count
+        // taken in the same transaction, so on SQLite (one writer at a time) each submit sees
+        // every earlier one; on PostgreSQL a per-user advisory lock orders them the same way.
         let limit = self.settings.max_unfinished_per_user;
-        if unfinished >= u64::from(limit) {
-            return Err(AgentError::TooManyJobs { limit });
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("agent_jobs:{}", actor.user_id).into()],
+            ))
+            .await?;
         }
         let now = Utc::now();
         let row = agent_jobs::ActiveModel {
@@ -489,8 +493,18 @@ impl AgentJobs for SeaOrmJobs {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        let unfinished = agent_jobs::Entity::find()
+            .filter(agent_jobs::Column::UserId.eq(actor.user_id.clone()))
+            .filter(agent_jobs::Column::Status.is_in(["pending", "running"]))
+            .count(&txn)
+            .await?;
+        if unfinished > u64::from(limit) {
+            txn.rollback().await?;
+            return Err(AgentError::TooManyJobs { limit });
+        }
+        txn.commit().await?;
         self.wake.notify_one();
         Ok(to_job(row))
     }

@@ -10,9 +10,9 @@ use platform::{AuthMode, Config, Page, PageRequest};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -671,22 +671,10 @@ impl Identity for SeaOrmIdentity {
         // admin rows are locked first, so two admins deleting each other at once cannot both
         // see the other still there (SQLite runs one writer at a time).
         let txn = self.db.begin().await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            users::Entity::find()
-                .filter(users::Column::Role.eq(Role::Admin.as_str()))
-                .lock_exclusive()
-                .all(&txn)
-                .await?;
-        }
+        lock_admins(&txn).await?;
         let deleted = users::Entity::delete_many()
             .filter(users::Column::Id.eq(user.id.clone()))
-            .filter(
-                Condition::any()
-                    .add(users::Column::Role.ne(Role::Admin.as_str()))
-                    .add(Expr::cust(
-                        "(SELECT COUNT(*) FROM users WHERE role = 'admin') > 1",
-                    )),
-            )
+            .filter(not_the_last_admin())
             .exec(&txn)
             .await?;
         txn.commit().await?;
@@ -833,4 +821,28 @@ impl Identity for SeaOrmIdentity {
             .ok_or(IdentityError::UserNotFound)?;
         self.set_password(user, password).await
     }
+}
+
+/// On PostgreSQL, locks the admin rows for the rest of the transaction, so two statements
+/// that each remove an admin (a delete, a demotion) cannot both see the other admin still
+/// there. SQLite runs one writer at a time and needs no lock.
+pub(crate) async fn lock_admins(txn: &DatabaseTransaction) -> Result<(), IdentityError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        users::Entity::find()
+            .filter(users::Column::Role.eq(Role::Admin.as_str()))
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The condition of a statement that would remove an admin: the row is not an admin, or
+/// another admin remains.
+pub(crate) fn not_the_last_admin() -> Condition {
+    Condition::any()
+        .add(users::Column::Role.ne(Role::Admin.as_str()))
+        .add(Expr::cust(
+            "(SELECT COUNT(*) FROM users WHERE role = 'admin') > 1",
+        ))
 }

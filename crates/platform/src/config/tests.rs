@@ -257,3 +257,38 @@ fn operational_limits_have_defaults_and_are_read() {
         "SAGE_MAX_AGENTS_PER_USER"
     );
 }
+
+#[test]
+fn cookies_are_secure_on_https_or_when_asked() {
+    let plain = Config::from_sources(env(&[])).unwrap();
+    assert!(!plain.secure_cookies());
+    assert!(
+        !plain.plain_http_cookies_off_loopback(),
+        "loopback needs no warning"
+    );
+    let exposed = Config::from_sources(env(&[("SAGE_HOST", "0.0.0.0")])).unwrap();
+    assert!(exposed.plain_http_cookies_off_loopback());
+    let https = Config::from_sources(env(&[
+        ("SAGE_HOST", "0.0.0.0"),
+        ("SAGE_PUBLIC_URL", "https://sage.example"),
+    ]))
+    .unwrap();
+    assert!(https.secure_cookies());
+    assert!(!https.plain_http_cookies_off_loopback());
+    let forced = Config::from_sources(env(&[
+        ("SAGE_HOST", "0.0.0.0"),
+        ("SAGE_COOKIE_SECURE", "true"),
+    ]))
+    .unwrap();
+    assert!(forced.secure_cookies());
+    let off = Config::from_sources(env(&[
+        ("SAGE_PUBLIC_URL", "https://sage.example"),
+        ("SAGE_COOKIE_SECURE", "false"),
+    ]))
+    .unwrap();
+    assert!(!off.secure_cookies(), "an explicit false wins");
+    assert_eq!(
+        error_of(&[("SAGE_COOKIE_SECURE", "maybe")]).setting,
+        "SAGE_COOKIE_SECURE"
+    );
+}

@@ -7,11 +7,13 @@
 
 use chrono::Utc;
 use platform::AuthMode;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+};
 use sha2::{Digest, Sha256};
 
-use super::{SeaOrmIdentity, to_user};
+use super::{SeaOrmIdentity, lock_admins, not_the_last_admin, to_user};
 use crate::db::entities::{user_identities, users};
 use crate::model::{ClientInfo, Principal, Role};
 use crate::service::UpstreamLogin;
@@ -365,13 +367,6 @@ impl SeaOrmIdentity {
             .await
     }
 
-    async fn admin_count(&self) -> Result<u64, IdentityError> {
-        Ok(users::Entity::find()
-            .filter(users::Column::Role.eq(Role::Admin.as_str()))
-            .count(&self.db)
-            .await?)
-    }
-
     /// The role at each login: admin when the provider says so (subject, verified e-mail,
     /// `role_claim`, `default_role`). With a `role_claim`, the provider decides for the
     /// accounts it manages (no password): anyone else is a plain user. Without one, admins
@@ -390,10 +385,7 @@ impl SeaOrmIdentity {
         let is_admin = user.role == Role::Admin.as_str();
         let target = if says_admin {
             Role::Admin
-        } else if provider.role_claim.is_some()
-            && user.password_hash.is_none()
-            && (!is_admin || self.admin_count().await? > 1)
-        {
+        } else if provider.role_claim.is_some() && user.password_hash.is_none() {
             Role::User
         } else if is_admin {
             Role::Admin
@@ -403,13 +395,27 @@ impl SeaOrmIdentity {
         if target.as_str() == user.role {
             return Ok(user);
         }
-        let id = user.id.clone();
-        let mut active: users::ActiveModel = user.into();
-        active.role = Set(target.as_str().to_owned());
-        active.updated_at = Set(Utc::now());
-        let updated = active.update(&self.db).await?;
-        self.sessions.destroy_all(&id).await?;
-        Ok(updated)
+        // One conditional statement (with the admin rows locked on PostgreSQL): a demotion
+        // never leaves the deployment without an admin, even when two happen at once.
+        let txn = self.db.begin().await?;
+        lock_admins(&txn).await?;
+        let mut update = users::Entity::update_many()
+            .col_expr(users::Column::Role, Expr::value(target.as_str()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(users::Column::Id.eq(user.id.clone()));
+        if target == Role::User {
+            update = update.filter(not_the_last_admin());
+        }
+        let changed = update.exec(&txn).await?.rows_affected;
+        txn.commit().await?;
+        if changed == 0 {
+            // The last admin stays one.
+            return Ok(user);
+        }
+        self.sessions.destroy_all(&user.id).await?;
+        self.find_by_id(&user.id)
+            .await?
+            .ok_or(IdentityError::UserNotFound)
     }
 }
 
