@@ -313,3 +313,33 @@ async fn the_store_holds_only_digests_of_session_ids_and_tokens() {
         "the session is stored under the SHA-256 of its id"
     );
 }
+
+#[tokio::test]
+async fn a_cookie_session_mints_a_bounded_number_of_token_pairs() {
+    let app = TestApp::spawn().await;
+    let (cookie_client, _, refresh) = logged_in(&app, "mira").await;
+    for _ in 0..60 {
+        let minted = cookie_client
+            .post(app.url("/api/auth/refresh"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(minted.status(), 200);
+    }
+    let over = cookie_client
+        .post(app.url("/api/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+    // A refresh token rotates (it mints no extra pair), so it still works.
+    let rotated = app
+        .post_json(
+            &app.new_client(),
+            "/api/auth/refresh",
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+}

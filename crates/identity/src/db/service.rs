@@ -37,6 +37,10 @@ const ALLOW_REGISTRATION: &str = "allow_registration";
 /// The throttle scope of password changes (wrong current passwords count like failed logins).
 const PASSWORD_CHANGE: &str = "password-change";
 
+/// Token pairs one cookie session may mint per hour through `POST /api/auth/refresh`
+/// without a refresh token.
+const COOKIE_MINTS_PER_HOUR: i64 = 60;
+
 /// The identity service over SeaORM and the key-value store.
 pub struct SeaOrmIdentity {
     db: DatabaseConnection,
@@ -392,9 +396,27 @@ impl Identity for SeaOrmIdentity {
                     return Err(IdentityError::InvalidRefreshToken);
                 }
             },
-            None => cookie_session
-                .and_then(Sessions::key_of_id)
-                .ok_or(IdentityError::InvalidRefreshToken)?,
+            None => {
+                let key = cookie_session
+                    .and_then(Sessions::key_of_id)
+                    .ok_or(IdentityError::InvalidRefreshToken)?;
+                // A cookie mints a new pair without consuming one, so the pairs one session
+                // may mint this way are capped per hour (a refresh token rotates instead).
+                let minted = self
+                    .kv
+                    .incr(
+                        &format!("cookie-mint:{key}"),
+                        1,
+                        std::time::Duration::from_secs(3600),
+                    )
+                    .await?;
+                if minted.value > COOKIE_MINTS_PER_HOUR {
+                    return Err(IdentityError::TooManyAttempts {
+                        retry_after: minted.ttl.map_or(3600, |t| t.as_secs().max(1)),
+                    });
+                }
+                key
+            }
         };
         let record = self
             .sessions
