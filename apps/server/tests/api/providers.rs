@@ -305,6 +305,48 @@ async fn one_default_per_user_and_the_default_cannot_be_deleted() {
 }
 
 #[tokio::test]
+async fn the_masked_key_sent_back_by_the_edit_form_keeps_the_stored_key() {
+    let app = TestApp::spawn().await;
+    let llm = double().await;
+    let (alice, _) = app.user("alice").await;
+    let id = envelope(create(&app, &alice, provider(&llm)).await).await["data"]["provider_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = list(&app, &alice).await[0]["api_keys"].clone();
+    assert_ne!(shown, json!([KEY]), "the list masks the key");
+    let mut form = list(&app, &alice).await[0].clone();
+    form["name"] = json!("edited");
+    let saved = alice
+        .put(app.url(&format!("/api/llm-provider/update/{id}")))
+        .json(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        saved.status(),
+        200,
+        "the stored key still answers the probe"
+    );
+    assert_eq!(
+        list(&app, &alice).await[0]["api_keys"],
+        shown,
+        "key unchanged"
+    );
+    let other_host = alice
+        .put(app.url(&format!("/api/llm-provider/update/{id}")))
+        .json(&json!({"api_keys": shown, "base_url": "http://127.0.0.2:9/v1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_host.status(),
+        422,
+        "a mask is no key for another host"
+    );
+}
+
+#[tokio::test]
 async fn updates_probe_first_and_null_clears_optional_numbers() {
     let app = TestApp::spawn().await;
     let llm = double().await;

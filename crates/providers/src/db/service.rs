@@ -289,8 +289,22 @@ impl SeaOrmProviders {
 
     /// Stored values with a patch applied (the stored key unless a new one is given).
     fn merged(&self, row: &entity::Model, patch: ProviderPatch) -> Result<Values, ProviderError> {
-        let api_keys = match patch.api_keys {
-            Some(keys) if keys.iter().any(|k| !k.trim().is_empty()) => keys,
+        let stored = || {
+            self.sealer
+                .open(&row.api_key_sealed)
+                .map_err(|_| ProviderError::KeyUnreadable)
+        };
+        // The edit form sends back the masked key it was shown: that means "unchanged".
+        let sent = match patch.api_keys {
+            Some(keys) if keys.iter().any(|k| !k.trim().is_empty()) => Some(keys),
+            _ => None,
+        };
+        let sent = match sent {
+            Some(keys) if keys.len() == 1 && keys[0].trim() == mask(&stored()?) => None,
+            other => other,
+        };
+        let api_keys = match sent {
+            Some(keys) => keys,
             // The stored key only ever goes to the host it was entered for.
             _ if patch
                 .base_url
@@ -302,11 +316,7 @@ impl SeaOrmProviders {
                     "the base URL points at another host: enter the API key again",
                 ));
             }
-            _ => vec![
-                self.sealer
-                    .open(&row.api_key_sealed)
-                    .map_err(|_| ProviderError::KeyUnreadable)?,
-            ],
+            None => vec![stored()?],
         };
         validate(ProviderInput {
             name: Some(patch.name.unwrap_or_else(|| row.name.clone())),
