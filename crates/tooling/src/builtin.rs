@@ -934,4 +934,28 @@ mod tests {
             1
         );
     }
+
+    #[tokio::test]
+    async fn grep_over_many_files_reports_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, mut ctx) = context(&dir);
+        for i in 0..(GREP_PROGRESS_EVERY + 1) {
+            std::fs::write(ctx.workspace.join(format!("f{i}.txt")), "hay\n").unwrap();
+        }
+        let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+        ctx.progress = crate::Progress::new(notes_tx, "call_g");
+        let reg = Registry::builtin(Limits::default());
+        let out = reg.run(&ctx, "grep", r#"{"pattern": "needle"}"#).await;
+        assert!(!out.is_error, "{out:?}");
+        let note = notes.try_recv().unwrap();
+        assert_eq!(
+            (note.tool_call_id.as_str(), note.stream, note.closed),
+            ("call_g", "info", false)
+        );
+        assert_eq!(note.text, format!("searched {GREP_PROGRESS_EVERY} files"));
+        assert!(
+            notes.try_recv().is_err(),
+            "one note per {GREP_PROGRESS_EVERY} files"
+        );
+    }
 }

@@ -706,3 +706,47 @@ async fn nested_keys_come_in_the_order_sage_sends_them() {
         "{usage}"
     );
 }
+
+#[tokio::test]
+async fn fibre_and_team_agents_run_the_same_loop_without_delegation_tools() {
+    let chat = setup(&[]).await;
+    for (mode, name) in [("fibre", "FibreAgent"), ("team", "TeamAgent")] {
+        // The agents crate adds the mode's delegation tools to the saved list; none exist yet.
+        let agent = crate::chat::agent(&chat.app, &chat.alice, &["todo_write"], mode).await;
+        let saved = envelope(
+            chat.alice
+                .get(chat.app.url(&format!("/api/agent/{agent}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let tools = saved["data"]["availableTools"].to_string();
+        assert!(tools.contains("delegate_task"), "{mode}: {tools}");
+        chat.llm.push(call(
+            "call_m",
+            "todo_write",
+            json!({"tasks": [{"id": "t1", "content": "Split", "status": "pending"}]}),
+        ));
+        chat.llm.push(Reply::text(&["Done alone."]));
+        let mut b = body(&agent, &format!("session_{mode}"), "Share the work");
+        b["agent_mode"] = json!(mode);
+        let (_, text) = post(&chat, &chat.alice, "/api/web-stream", b).await;
+        let lines = parse(&text);
+        assert_eq!(answer(&lines), "Done alone.");
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.get("agent_name").is_some())
+                .all(|l| l["agent_name"] == name),
+            "{text}"
+        );
+        let offered: Vec<String> = chat.llm.chat_requests().pop().unwrap()["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(offered, ["todo_write"], "{mode}");
+    }
+}
