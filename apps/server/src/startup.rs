@@ -82,6 +82,7 @@ impl Services {
             agents::Workspaces::new(config.data_dir.join("workspaces")),
             chat_runtime::RuntimeSettings {
                 log_ttl: config.stream_log_ttl,
+                disconnect_grace: config.stream_disconnect_grace,
                 max_input_chars: config.max_prompt_chars,
                 ..chat_runtime::RuntimeSettings::default()
             },

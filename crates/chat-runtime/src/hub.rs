@@ -54,6 +54,9 @@ fn lock_key(session_id: &str) -> String {
 fn record_key(session_id: &str) -> String {
     format!("chat:run:{session_id}")
 }
+fn resumed_key(session_id: &str) -> String {
+    format!("chat:resumed:{session_id}")
+}
 fn interrupt_key(session_id: &str) -> String {
     format!("chat:interrupt:{session_id}")
 }
@@ -116,6 +119,34 @@ impl Hub {
         Ok(self
             .kv
             .get(&interrupt_key(session_id))
+            .await?
+            .is_some_and(|v| v == run_id.as_bytes()))
+    }
+
+    /// Notes that a client resumed the run `run_id` (any replica): a `/api/chat` or
+    /// `/api/stream` run whose client went then keeps going.
+    pub(crate) async fn mark_resumed(
+        &self,
+        session_id: &str,
+        run_id: &str,
+    ) -> Result<(), StoreError> {
+        self.kv
+            .set(
+                &resumed_key(session_id),
+                run_id.as_bytes(),
+                Some(INTERRUPT_TTL),
+            )
+            .await
+    }
+
+    pub(crate) async fn was_resumed(
+        &self,
+        session_id: &str,
+        run_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .kv
+            .get(&resumed_key(session_id))
             .await?
             .is_some_and(|v| v == run_id.as_bytes()))
     }

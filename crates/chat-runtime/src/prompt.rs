@@ -11,7 +11,47 @@ const CONTROL_TAGS: [&str; 4] = [
     "deep_thinking_level",
 ];
 
-fn strip_tags(text: &str) -> String {
+/// What the leading control tags of the user's message ask for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Controls {
+    /// `<enable_plan>`: recorded on the run (the planner is a later issue).
+    pub plan: Option<bool>,
+    /// `<enable_deep_thinking>`: `true` also when only a level is given.
+    pub deep_thinking: Option<bool>,
+    /// `<thinking_level>` / `<deep_thinking_level>`, lower-cased.
+    pub level: Option<String>,
+}
+
+impl Controls {
+    /// The model request's `reasoning_effort` (OpenAI-compatible endpoints): the level, with
+    /// `xhigh` and `max` sent as `high` and unknown levels as `medium`; thinking without a level
+    /// is `medium` (the agent's default `thinkingLevel`). `None` sends nothing (the model's own
+    /// default): no tags, or `<enable_deep_thinking>false</enable_deep_thinking>` (which wins
+    /// over a level).
+    pub(crate) fn reasoning_effort(&self) -> Option<&'static str> {
+        if self.deep_thinking != Some(true) {
+            return None;
+        }
+        Some(match self.level.as_deref() {
+            Some("minimal") => "minimal",
+            Some("low") => "low",
+            Some("high" | "xhigh" | "max") => "high",
+            _ => "medium",
+        })
+    }
+}
+
+fn flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The text after the leading control tags, and what they asked for.
+fn split_tags(text: &str) -> (String, Controls) {
+    let mut controls = Controls::default();
     let mut rest = text.trim_start();
     'again: loop {
         for tag in CONTROL_TAGS {
@@ -20,11 +60,99 @@ fn strip_tags(text: &str) -> String {
             if let Some(after) = rest.strip_prefix(&open)
                 && let Some(end) = after.find(&close)
             {
+                let value = after[..end].trim();
+                match tag {
+                    "enable_plan" => controls.plan = flag(value).or(controls.plan),
+                    "enable_deep_thinking" => {
+                        controls.deep_thinking = flag(value).or(controls.deep_thinking);
+                    }
+                    _ if !value.is_empty() => {
+                        controls.level = Some(value.to_ascii_lowercase());
+                    }
+                    _ => {}
+                }
                 rest = after[end + close.len()..].trim_start();
                 continue 'again;
             }
         }
-        return rest.to_owned();
+        if controls.level.is_some() && controls.deep_thinking.is_none() {
+            controls.deep_thinking = Some(true);
+        }
+        return (rest.to_owned(), controls);
+    }
+}
+
+fn strip_tags(text: &str) -> String {
+    split_tags(text).0
+}
+
+/// What the leading control tags of a message (a string, or its first text part) ask for.
+pub(crate) fn controls_of(content: &Value) -> Controls {
+    match content {
+        Value::String(s) => split_tags(s).1,
+        Value::Array(parts) => parts
+            .iter()
+            .find(|p| p["type"] == "text")
+            .and_then(|p| p["text"].as_str())
+            .map(|t| split_tags(t).1)
+            .unwrap_or_default(),
+        _ => Controls::default(),
+    }
+}
+
+/// A message's content for a model without image input: image parts become markdown links
+/// `![name](url)` (the name is the part's `name`, else the URL's file name, else `image`) and
+/// the parts join into one text. Content without images is unchanged.
+pub(crate) fn without_images(content: &Value) -> Value {
+    let Value::Array(parts) = content else {
+        return content.clone();
+    };
+    if !parts.iter().any(|p| p["type"] == "image_url") {
+        return content.clone();
+    }
+    let pieces: Vec<String> = parts
+        .iter()
+        .filter_map(|p| match p["type"].as_str() {
+            Some("text") => p["text"].as_str().map(str::to_owned),
+            Some("image_url") => {
+                let url = p["image_url"]["url"]
+                    .as_str()
+                    .or_else(|| p["image_url"].as_str())?;
+                let name = p["name"]
+                    .as_str()
+                    .or_else(|| p["image_url"]["name"].as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| image_name(url));
+                Some(format!("![{name}]({url})"))
+            }
+            _ => None,
+        })
+        .collect();
+    Value::String(pieces.join("\n"))
+}
+
+fn image_name(url: &str) -> String {
+    if url.starts_with("data:") {
+        return "image".to_owned();
+    }
+    url.split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && !n.contains(':'))
+        .map_or_else(|| "image".to_owned(), str::to_owned)
+}
+
+/// Every message of a model request made fit for the model: without image parts when it
+/// does not take images.
+pub(crate) fn fit_for_model(messages: &mut [Value], multimodal: bool) {
+    if multimodal {
+        return;
+    }
+    for m in messages {
+        if m["content"].is_array() {
+            let text = without_images(&m["content"]);
+            m["content"] = text;
+        }
     }
 }
 
@@ -227,6 +355,49 @@ mod tests {
             &json!([{"type": "text", "text": "<enable_deep_thinking>true</enable_deep_thinking>Look"}, {"type": "image_url", "image_url": {"url": "u"}}]),
         );
         assert_eq!(parts[0]["text"], "Look");
+    }
+
+    #[test]
+    fn control_tags_ask_for_planning_and_a_reasoning_effort() {
+        let c = controls_of(&json!(
+            "<enable_plan>true</enable_plan><deep_thinking_level>XHigh</deep_thinking_level>Go"
+        ));
+        assert_eq!(c.plan, Some(true));
+        assert_eq!(c.deep_thinking, Some(true), "a level implies thinking");
+        assert_eq!(c.reasoning_effort(), Some("high"));
+        let c = controls_of(&json!([{"type": "text",
+            "text": "<enable_deep_thinking>true</enable_deep_thinking>Look"}]));
+        assert_eq!((c.plan, c.reasoning_effort()), (None, Some("medium")));
+        let c = controls_of(&json!(
+            "<enable_deep_thinking>false</enable_deep_thinking>x"
+        ));
+        assert_eq!(c.reasoning_effort(), None);
+        let c = controls_of(&json!("<thinking_level>low</thinking_level>x"));
+        assert_eq!(c.reasoning_effort(), Some("low"));
+        assert_eq!(controls_of(&json!("plain")), Controls::default());
+        assert_eq!(controls_of(&json!("plain")).reasoning_effort(), None);
+    }
+
+    #[test]
+    fn images_become_markdown_links_for_models_without_image_input() {
+        let content = json!([{"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "https://x.test/up/cat.png?sig=1"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]);
+        assert_eq!(
+            without_images(&content),
+            json!(
+                "What is this?\n![cat.png](https://x.test/up/cat.png?sig=1)\n![image](data:image/png;base64,AAAA)"
+            )
+        );
+        let mut messages = vec![json!({"role": "user", "content": content.clone()})];
+        fit_for_model(&mut messages, true);
+        assert_eq!(messages[0]["content"], content);
+        fit_for_model(&mut messages, false);
+        assert!(messages[0]["content"].is_string());
+        assert_eq!(
+            without_images(&json!([{"type": "text", "text": "t"}])),
+            json!([{"type": "text", "text": "t"}])
+        );
     }
 
     #[test]

@@ -12,11 +12,14 @@ use providers::{ChatRequest, LlmError, StreamEvent, Usage};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
-use tooling::{Cancel, ToolContext};
+use tooling::{Cancel, Progress, ProgressNote, ToolContext};
 
 use crate::runtime::{Inner, Prepared};
 use crate::service::Source;
-use crate::wire::{self, AgentLine, FunctionDelta, StreamEnd, ToolCallDelta};
+use crate::wire::{
+    self, AgentLine, FunctionDelta, LoopStopMetadata, StepInfo, StepUsage, StreamEnd, TokenUsage,
+    ToolCallDelta, ToolProgress, TotalInfo, UsageMetadata,
+};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,7 @@ enum End {
 struct Emitter {
     inner: Arc<Inner>,
     session_id: String,
+    source: Source,
     tx: UnboundedSender<Vec<u8>>,
     count: u64,
 }
@@ -42,6 +46,23 @@ impl Emitter {
         }
         self.count += 1;
         let _ = self.tx.send(bytes);
+    }
+
+    /// A tool's progress note: counted, sent on `/api/stream` only, never logged (so a
+    /// resumed client's `last_index` counts what the other routes send).
+    fn progress(&mut self, note: &ProgressNote) {
+        self.count += 1;
+        if self.source == Source::Stream {
+            let _ = self.tx.send(wire::line(&ToolProgress {
+                kind: "tool_progress",
+                session_id: &self.session_id,
+                tool_call_id: &note.tool_call_id,
+                text: &note.text,
+                stream: note.stream,
+                closed: note.closed,
+                ts: wire::now(),
+            }));
+        }
     }
 }
 
@@ -94,6 +115,7 @@ pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Ve
     let mut out = Emitter {
         inner: inner.clone(),
         session_id: p.session_id.clone(),
+        source: p.source,
         tx,
         count: 0,
     };
@@ -116,11 +138,14 @@ pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Ve
     {
         tracing::warn!(session_id = %p.session_id, error = %e, "the run could not be closed cleanly");
     }
-    tracing::info!(session_id = %p.session_id, end = ?end, lines = out.count, "run finished");
+    tracing::info!(session_id = %p.session_id, end = ?end, lines = out.count,
+        plan_requested = ?p.controls.plan, "run finished");
 }
 
 /// Raises `cancel` when an interrupt is requested (any replica) or, for `/api/chat` and
-/// `/api/stream`, when the client has gone; renews the session lease meanwhile.
+/// `/api/stream`, when the client has gone and nobody resumed the run within the grace period
+/// (`SAGE_STREAM_DISCONNECT_GRACE_SECS`; a resumed run then goes on to its end like a
+/// web-stream); renews the session lease meanwhile.
 async fn watch(
     inner: Arc<Inner>,
     session_id: String,
@@ -132,10 +157,24 @@ async fn watch(
     let every = inner.settings.poll_interval;
     let renew_every = (crate::hub::LOCK_LEASE.as_millis() / 3 / every.as_millis().max(1)).max(1);
     let mut tick: u128 = 0;
+    let mut adopted = source == Source::WebStream;
+    let mut gone_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         tick += 1;
-        let gone = source != Source::WebStream && tx.is_closed();
+        if !adopted {
+            adopted = inner
+                .hub
+                .was_resumed(&session_id, &run_id)
+                .await
+                .unwrap_or(false);
+        }
+        let gone = !adopted
+            && tx.is_closed()
+            && gone_since
+                .get_or_insert_with(tokio::time::Instant::now)
+                .elapsed()
+                >= inner.settings.disconnect_grace;
         let asked = inner
             .hub
             .interrupt_requested(&session_id, &run_id)
@@ -180,11 +219,16 @@ async fn run_loop(
             return End::Interrupted;
         }
         drain_guidance(inner, p, out, &mut messages).await;
-        let request = ChatRequest {
+        let mut request = ChatRequest {
             messages: messages.clone(),
             tools: p.tool_schemas.clone(),
             ..ChatRequest::default()
         };
+        if let Some(effort) = p.controls.reasoning_effort() {
+            request
+                .extra
+                .insert("reasoning_effort".into(), json!(effort));
+        }
         let opened = tokio::select! {
             biased;
             () = cancel.cancelled() => return End::Interrupted,
@@ -365,7 +409,7 @@ async fn run_loop(
         }
 
         messages.push(json!({"role": "assistant", "content": text, "tool_calls": call_values}));
-        let results = run_tools(inner, p, cancel, &calls).await;
+        let results = run_tools(inner, p, out, cancel, &calls).await;
         let mut produced = Vec::new();
         for (call, output) in calls.iter().zip(results) {
             let content = wire::to_py_json(&output.content);
@@ -405,8 +449,13 @@ async fn run_loop(
         if step + 1 == p.max_loop {
             let notice_id = platform::ids::new_uuid();
             let text = crate::prompt::max_loop_text(&p.language, p.max_loop);
-            let metadata = json!({"runtime_generated": true, "runtime_notice": "max_loop_questionnaire",
-                "stop_reason": "max_loop_count", "needs_user_input": true, "max_loop_count": p.max_loop});
+            let metadata = LoopStopMetadata {
+                runtime_generated: true,
+                runtime_notice: "max_loop_questionnaire",
+                stop_reason: "max_loop_count",
+                needs_user_input: true,
+                max_loop_count: p.max_loop,
+            };
             out.emit(&AgentLine {
                 role: "assistant",
                 content: Some(json!(text)),
@@ -428,7 +477,7 @@ async fn run_loop(
                 json!(text),
                 agent,
             );
-            m.metadata = metadata;
+            m.metadata = serde_json::to_value(&metadata).unwrap_or_default();
             persist(inner, p, vec![m]).await;
         }
     }
@@ -484,9 +533,11 @@ async fn drain_guidance(inner: &Inner, p: &Prepared, out: &mut Emitter, messages
 async fn run_tools(
     inner: &Arc<Inner>,
     p: &Prepared,
+    out: &mut Emitter,
     cancel: &Cancel,
     calls: &[PartialCall],
 ) -> Vec<tooling::ToolOutput> {
+    let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel::<ProgressNote>();
     let ctx = ToolContext {
         workspace: p.workspace.clone(),
         session_id: p.session_id.clone(),
@@ -494,18 +545,38 @@ async fn run_tools(
         language: p.language.clone(),
         kv: inner.hub.kv(),
         cancel: cancel.clone(),
+        progress: Progress::silent(),
     };
     let limit = Arc::new(tokio::sync::Semaphore::new(
         inner.settings.tool_concurrency.max(1),
     ));
-    let runs = calls.iter().map(|call| {
-        let (ctx, limit) = (ctx.clone(), limit.clone());
-        async move {
-            let _permit = limit.acquire().await;
-            inner.tools.run(&ctx, &call.name, &call.arguments).await
+    let runs: Vec<_> = calls
+        .iter()
+        .map(|call| {
+            let (mut ctx, limit) = (ctx.clone(), limit.clone());
+            ctx.progress = Progress::new(notes_tx.clone(), call.id.clone());
+            async move {
+                let _permit = limit.acquire().await;
+                let output = inner.tools.run(&ctx, &call.name, &call.arguments).await;
+                ctx.progress.close();
+                output
+            }
+        })
+        .collect();
+    drop(notes_tx);
+    let all = futures_util::future::join_all(runs);
+    tokio::pin!(all);
+    // Notes are relayed while the calls run; every note precedes its call's result.
+    let results = loop {
+        tokio::select! {
+            results = &mut all => break results,
+            Some(note) = notes.recv() => out.progress(&note),
         }
-    });
-    futures_util::future::join_all(runs).await
+    };
+    while let Ok(note) = notes.try_recv() {
+        out.progress(&note);
+    }
+    results
 }
 
 /// Sage's error body, in its key order.
@@ -563,10 +634,14 @@ async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &Ll
     persist(inner, p, vec![m]).await;
 }
 
-fn usage_json(u: &Usage) -> Value {
-    json!({"completion_tokens": u.completion_tokens, "prompt_tokens": u.prompt_tokens,
-           "total_tokens": u.prompt_tokens + u.completion_tokens,
-           "completion_tokens_details": null, "prompt_tokens_details": null})
+fn step_usage(u: &Usage) -> StepUsage {
+    StepUsage {
+        completion_tokens: u.completion_tokens,
+        prompt_tokens: u.prompt_tokens,
+        total_tokens: u.prompt_tokens + u.completion_tokens,
+        completion_tokens_details: None,
+        prompt_tokens_details: None,
+    }
 }
 
 async fn emit_usage(out: &mut Emitter, p: &Prepared, steps: &[Step]) {
@@ -584,23 +659,27 @@ async fn emit_usage(out: &mut Emitter, p: &Prepared, steps: &[Step]) {
             t.3 + s.usage.reasoning_tokens,
         )
     });
-    let model = models.first().cloned();
+    let model = models.first().map(String::as_str);
     let total_info = if steps.is_empty() {
-        json!({})
+        TotalInfo::default()
     } else {
-        let mut t = json!({"completion_tokens": completion, "prompt_tokens": prompt,
-            "total_tokens": prompt + completion, "model": model, "models": models});
-        if cached > 0 {
-            t["cached_tokens"] = json!(cached);
+        TotalInfo {
+            completion_tokens: Some(completion),
+            prompt_tokens: Some(prompt),
+            total_tokens: Some(prompt + completion),
+            cached_tokens: (cached > 0).then_some(cached),
+            reasoning_tokens: (reasoning > 0).then_some(reasoning),
+            model,
+            models: Some(&models),
         }
-        if reasoning > 0 {
-            t["reasoning_tokens"] = json!(reasoning);
-        }
-        t
     };
-    let per_step: Vec<Value> = steps
+    let per_step_info: Vec<StepInfo<'_>> = steps
         .iter()
-        .map(|s| json!({"step_name": "direct_execution", "model": s.model, "usage": usage_json(&s.usage)}))
+        .map(|s| StepInfo {
+            step_name: "direct_execution",
+            model: &s.model,
+            usage: step_usage(&s.usage),
+        })
         .collect();
     let id = platform::ids::new_uuid();
     out.emit(&AgentLine {
@@ -613,8 +692,16 @@ async fn emit_usage(out: &mut Emitter, p: &Prepared, steps: &[Step]) {
         kind: "token_usage",
         timestamp: wire::now(),
         agent_name: None,
-        metadata: json!({"token_usage": {"total_info": total_info, "per_step_info": per_step,
-            "models": models}, "model": model, "models": models, "session_id": p.session_id}),
+        metadata: UsageMetadata {
+            token_usage: TokenUsage {
+                total_info,
+                per_step_info,
+                models: &models,
+            },
+            model,
+            models: &models,
+            session_id: &p.session_id,
+        },
         session_id: &p.session_id,
     })
     .await;

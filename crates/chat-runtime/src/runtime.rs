@@ -34,6 +34,9 @@ pub struct RuntimeSettings {
     /// the new messages and any system prompt override of a run, the draft and history of an
     /// input optimisation.
     pub max_input_chars: usize,
+    /// How long a `/api/chat` or `/api/stream` run goes on after its client went, waiting
+    /// for a resume (`SAGE_STREAM_DISCONNECT_GRACE_SECS`); zero stops it at once.
+    pub disconnect_grace: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -44,6 +47,7 @@ impl Default for RuntimeSettings {
             takeover_wait: Duration::from_secs(10),
             tool_concurrency: 4,
             max_input_chars: 64_000,
+            disconnect_grace: Duration::from_secs(10),
         }
     }
 }
@@ -80,6 +84,8 @@ pub(crate) struct Prepared {
     pub max_loop: u32,
     pub language: String,
     pub workspace: PathBuf,
+    /// What the leading tags of the user's message asked for.
+    pub controls: prompt::Controls,
 }
 
 const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
@@ -173,19 +179,32 @@ impl Runtime {
             .iter()
             .filter(|m| !prompt::text_of(&m.content).trim().is_empty() || m.content.is_array())
             .collect();
-        if messages.is_empty() {
-            return Err(ChatError::MessagesRequired);
-        }
         let session_id = match request.session_id.as_deref() {
-            Some(id) if platform::ids::is_safe_id(id) => id.to_owned(),
+            Some(id) if platform::ids::is_safe_id(id) => Some(id.to_owned()),
             Some(_) => {
                 return Err(ChatError::Invalid {
                     field: "session_id",
                     reason: "use 1 to 64 letters, digits, `_` or `-`".into(),
                 });
             }
-            None => platform::ids::new_uuid(),
+            None => None,
         };
+        // `/api/chat` without messages takes the session's pending guidance as its input
+        // (the first step drains it); every other case needs a message.
+        let mut pending_guidance = None;
+        if messages.is_empty() {
+            if request.source == Source::Chat
+                && let Some(sid) = &session_id
+                && inner.conversations.get(actor, sid).await.is_ok()
+            {
+                let pending = crate::guidance::list(inner.hub.kv().as_ref(), sid).await?;
+                pending_guidance = pending.first().map(|g| g.content.clone());
+            }
+            if pending_guidance.is_none() {
+                return Err(ChatError::MessagesRequired);
+            }
+        }
+        let session_id = session_id.unwrap_or_else(platform::ids::new_uuid);
         let agent = match request.agent_id.as_deref() {
             Some(id) => Some(inner.agents.get(actor, id).await?),
             None => None,
@@ -282,7 +301,16 @@ impl Runtime {
         let agent_name = agent
             .as_ref()
             .map_or_else(|| "Sage".to_owned(), |a| a.config.name().to_owned());
-        let first_text = prompt::text_of(&prompt::strip_control_tags(&messages[0].content));
+        let first_text = match messages.first() {
+            Some(m) => prompt::text_of(&prompt::strip_control_tags(&m.content)),
+            None => pending_guidance.clone().unwrap_or_default(),
+        };
+        let controls = messages
+            .iter()
+            .rev()
+            .find(|m| m.role != "assistant")
+            .map(|m| prompt::controls_of(&m.content))
+            .unwrap_or_default();
         let title = conversations::title_from(&first_text)
             .unwrap_or_else(|| prompt::new_title(&language).to_owned());
         inner
@@ -334,6 +362,7 @@ impl Runtime {
                 created_at: now,
             });
         }
+        prompt::fit_for_model(&mut llm_messages, endpoint.supports_multimodal);
         let workspace = inner.workspaces.root_of(&actor.user_id, &agent_id)?;
         std::fs::create_dir_all(&workspace).map_err(|e| ChatError::Internal(e.into()))?;
         Ok(Prepared {
@@ -350,6 +379,7 @@ impl Runtime {
             max_loop,
             language,
             workspace,
+            controls,
         })
     }
 
@@ -383,7 +413,14 @@ impl ChatRuntime for Runtime {
         self.admit(actor, &request)?;
         let prepared = self.prepare(actor, &request).await?;
         self.lock(&prepared).await?;
-        let query = prompt::text_of(&prepared.new_messages[0].content);
+        let query = match prepared.new_messages.first() {
+            Some(m) => prompt::text_of(&m.content),
+            None => crate::guidance::list(self.inner.hub.kv().as_ref(), &prepared.session_id)
+                .await?
+                .first()
+                .map(|g| g.content.clone())
+                .unwrap_or_default(),
+        };
         let now = wire::now();
         let begun = self
             .inner
@@ -425,6 +462,9 @@ impl ChatRuntime for Runtime {
     ) -> Result<LineStream, ChatError> {
         let hub = &self.inner.hub;
         self.inner.conversations.get(actor, session_id).await?;
+        if let Some(run_id) = hub.holder(session_id).await? {
+            hub.mark_resumed(session_id, &run_id).await?;
+        }
         let mut reader = hub.read(session_id, last_index).await?;
         // A run that has begun but not written its first line yet.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

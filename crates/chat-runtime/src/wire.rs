@@ -79,9 +79,10 @@ pub struct FunctionDelta {
     pub arguments: String,
 }
 
-/// An agent message line (deltas share a `message_id`).
+/// An agent message line (deltas share a `message_id`). `metadata` is a `Value` (keys
+/// sorted) or one of the typed shapes below (keys in Sage's order).
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentLine<'a> {
+pub struct AgentLine<'a, M: Serialize = Value> {
     pub role: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Value>,
@@ -97,8 +98,85 @@ pub struct AgentLine<'a> {
     pub timestamp: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<&'a str>,
-    pub metadata: Value,
+    pub metadata: M,
     pub session_id: &'a str,
+}
+
+/// `metadata` of the loop-limit stop message, in Sage's key order.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoopStopMetadata {
+    pub runtime_generated: bool,
+    pub runtime_notice: &'static str,
+    pub stop_reason: &'static str,
+    pub needs_user_input: bool,
+    pub max_loop_count: u32,
+}
+
+/// Token counts in OpenAI's `usage` order.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepUsage {
+    pub completion_tokens: u64,
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+    pub completion_tokens_details: Option<Value>,
+    pub prompt_tokens_details: Option<Value>,
+}
+
+/// One step of `per_step_info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo<'a> {
+    pub step_name: &'static str,
+    pub model: &'a str,
+    pub usage: StepUsage,
+}
+
+/// `total_info`: `{}` for a run without a model call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TotalInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<&'a [String]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenUsage<'a> {
+    pub total_info: TotalInfo<'a>,
+    pub per_step_info: Vec<StepInfo<'a>>,
+    pub models: &'a [String],
+}
+
+/// `metadata` of the `token_usage` line, in Sage's key order.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageMetadata<'a> {
+    pub token_usage: TokenUsage<'a>,
+    pub model: Option<&'a str>,
+    pub models: &'a [String],
+    pub session_id: &'a str,
+}
+
+/// A note of a running tool call; only `/api/stream` sends these, never logged, but counted
+/// in `total_stream_count`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolProgress<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub session_id: &'a str,
+    pub tool_call_id: &'a str,
+    pub text: &'a str,
+    pub stream: &'a str,
+    pub closed: bool,
+    pub ts: f64,
 }
 
 /// The last line of a run (or of a resume after the log expired).

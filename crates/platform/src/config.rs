@@ -163,6 +163,9 @@ pub struct Config {
     pub worker_token: Option<String>,
     pub timezone: String,
     pub stream_log_ttl: Duration,
+    /// How long a `/api/chat` or `/api/stream` run goes on after its client went, waiting to
+    /// be resumed (`SAGE_STREAM_DISCONNECT_GRACE_SECS`; 0 stops it at once).
+    pub stream_disconnect_grace: Duration,
     /// How long an upstream (OIDC) login may take from start to callback.
     pub upstream_flow_ttl: Duration,
     /// Upstream login starts allowed per client address per minute.
@@ -252,6 +255,7 @@ impl Default for Config {
             worker_token: None,
             timezone: "UTC".into(),
             stream_log_ttl: Duration::from_secs(3600),
+            stream_disconnect_grace: Duration::from_secs(10),
             upstream_flow_ttl: Duration::from_secs(600),
             upstream_starts_per_ip: 20,
             login_limit_per_ip: 60,
@@ -321,6 +325,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_WORKER_TOKEN",
     "SAGE_TIMEZONE",
     "SAGE_STREAM_LOG_TTL_SECS",
+    "SAGE_STREAM_DISCONNECT_GRACE_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
     "SAGE_UPSTREAM_STARTS_PER_IP",
     "SAGE_LOGIN_LIMIT_PER_IP",
@@ -586,6 +591,13 @@ impl Config {
             .parse::<u64>("SAGE_STREAM_LOG_TTL_SECS", "a whole number of seconds")?
             .map(Duration::from_secs)
             .unwrap_or(defaults.stream_log_ttl);
+        let stream_disconnect_grace = src
+            .parse::<u64>(
+                "SAGE_STREAM_DISCONNECT_GRACE_SECS",
+                "a whole number of seconds",
+            )?
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.stream_disconnect_grace);
         let s3 = match src.string("SAGE_S3_BUCKET") {
             Some(bucket) => Some(S3Config {
                 endpoint: src.url("SAGE_S3_ENDPOINT", &["http", "https"])?,
@@ -686,6 +698,7 @@ impl Config {
             worker_token: src.string("SAGE_WORKER_TOKEN"),
             timezone,
             stream_log_ttl,
+            stream_disconnect_grace,
             upstream_flow_ttl: src
                 .parse::<u64>("SAGE_UPSTREAM_FLOW_TTL_SECS", "a whole number of seconds")?
                 .filter(|s| *s > 0)

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Failure> {
         base_url: double.base_url.clone(),
         api_key: "k".into(),
         model: "bench".into(),
+        supports_multimodal: false,
     };
     let request = ChatRequest {
         messages: vec![json!({"role": "user", "content": "go"})],

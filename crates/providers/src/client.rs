@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub base_url: String,
     pub api_key: String,
     pub model: String,
+    /// Whether the model takes image parts (the provider's `supports_multimodal`; the
+    /// deployment default: no). Runs turn images into markdown links for the others.
+    pub supports_multimodal: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("base_url", &self.base_url)
             .field("model", &self.model)
+            .field("supports_multimodal", &self.supports_multimodal)
             .finish_non_exhaustive()
     }
 }

@@ -549,6 +549,8 @@ impl Tool for Glob {
 struct Grep;
 
 const MAX_MATCHES: usize = 200;
+/// `grep` reports progress after every this many files searched.
+const GREP_PROGRESS_EVERY: usize = 500;
 
 #[async_trait]
 impl Tool for Grep {
@@ -588,11 +590,13 @@ impl Tool for Grep {
             .unwrap_or(false);
         let root = ctx.workspace.clone();
         let cancel = ctx.cancel.clone();
+        let progress = ctx.progress.clone();
         blocking(move || {
             let parts = relative_parts(&path)?;
             let tree = open_tree(&root)?;
             let base = parts.join("/");
             let (entries, _) = walk(&tree, &parts, 20 * MAX_LIST_ENTRIES)?;
+            let mut searched = 0usize;
             let needle = if fold { pattern.to_lowercase() } else { pattern.clone() };
             let mut matches = Vec::new();
             let mut truncated = false;
@@ -603,6 +607,10 @@ impl Tool for Grep {
                 }
                 if cancel.is_cancelled() {
                     return Err(ToolError::Cancelled);
+                }
+                searched += 1;
+                if searched.is_multiple_of(GREP_PROGRESS_EVERY) {
+                    progress.info(format!("searched {searched} files"));
                 }
                 let file_parts: Vec<String> = rel.split('/').map(str::to_owned).collect();
                 let Ok((file, size)) = open_regular(&tree, &file_parts, &rel) else { continue };
@@ -647,6 +655,7 @@ mod tests {
                 language: "en".into(),
                 kv: Arc::new(MemoryKvStore::new()),
                 cancel,
+                progress: crate::Progress::silent(),
             },
         )
     }
@@ -923,6 +932,30 @@ mod tests {
             reg.schemas(&["todo_write".into(), "nope".into()], "zh")
                 .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn grep_over_many_files_reports_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, mut ctx) = context(&dir);
+        for i in 0..(GREP_PROGRESS_EVERY + 1) {
+            std::fs::write(ctx.workspace.join(format!("f{i}.txt")), "hay\n").unwrap();
+        }
+        let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+        ctx.progress = crate::Progress::new(notes_tx, "call_g");
+        let reg = Registry::builtin(Limits::default());
+        let out = reg.run(&ctx, "grep", r#"{"pattern": "needle"}"#).await;
+        assert!(!out.is_error, "{out:?}");
+        let note = notes.try_recv().unwrap();
+        assert_eq!(
+            (note.tool_call_id.as_str(), note.stream, note.closed),
+            ("call_g", "info", false)
+        );
+        assert_eq!(note.text, format!("searched {GREP_PROGRESS_EVERY} files"));
+        assert!(
+            notes.try_recv().is_err(),
+            "one note per {GREP_PROGRESS_EVERY} files"
         );
     }
 }

@@ -15,4 +15,4 @@ mod registry;
 mod tool;
 
 pub use registry::{Limits, Registry};
-pub use tool::{Cancel, Tool, ToolContext, ToolError, ToolOutput, todos};
+pub use tool::{Cancel, Progress, ProgressNote, Tool, ToolContext, ToolError, ToolOutput, todos};

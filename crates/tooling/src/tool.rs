@@ -31,6 +31,73 @@ impl Cancel {
     }
 }
 
+/// A note from a running call: `tool_progress` lines on `/api/stream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressNote {
+    pub tool_call_id: String,
+    pub text: String,
+    /// `stdout`, `stderr` or `info`.
+    pub stream: &'static str,
+    /// The last note of the call (the runtime sends it when the call returns).
+    pub closed: bool,
+}
+
+/// Where a call reports progress; silent when the caller does not listen.
+#[derive(Clone, Default)]
+pub struct Progress {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<ProgressNote>>,
+    tool_call_id: String,
+}
+
+impl Progress {
+    /// Notes of call `tool_call_id` go to `tx`.
+    pub fn new(
+        tx: tokio::sync::mpsc::UnboundedSender<ProgressNote>,
+        tool_call_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            tx: Some(tx),
+            tool_call_id: tool_call_id.into(),
+        }
+    }
+
+    /// A note nobody hears.
+    pub fn silent() -> Self {
+        Self::default()
+    }
+
+    fn send(&self, text: String, stream: &'static str, closed: bool) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(ProgressNote {
+                tool_call_id: self.tool_call_id.clone(),
+                text,
+                stream,
+                closed,
+            });
+        }
+    }
+
+    /// An `info` note.
+    pub fn info(&self, text: impl Into<String>) {
+        self.send(text.into(), "info", false);
+    }
+
+    /// A piece of the call's standard output.
+    pub fn stdout(&self, text: impl Into<String>) {
+        self.send(text.into(), "stdout", false);
+    }
+
+    /// A piece of the call's standard error.
+    pub fn stderr(&self, text: impl Into<String>) {
+        self.send(text.into(), "stderr", false);
+    }
+
+    /// The closing note (empty `info`, `closed: true`).
+    pub fn close(&self) {
+        self.send(String::new(), "info", true);
+    }
+}
+
 /// What a call may touch.
 #[derive(Clone)]
 pub struct ToolContext {
@@ -43,6 +110,8 @@ pub struct ToolContext {
     /// Session state shared by replicas (the todo list).
     pub kv: Arc<dyn KvStore>,
     pub cancel: Cancel,
+    /// Progress notes of this call (long-running tools report as they go).
+    pub progress: Progress,
 }
 
 /// Why a call failed; the model sees the message.

@@ -88,6 +88,7 @@ pub(crate) struct StreamBody {
 /// `ChatRequest`: the common fields and a required `agent_id`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ChatBody {
+    /// May be empty when guidance is pending for `session_id`: the guidance is the input.
     messages: Vec<MessageDto>,
     session_id: Option<String>,
     user_id: Option<String>,
@@ -180,10 +181,11 @@ fn ndjson(lines: LineStream) -> HttpResponse {
         .streaming(lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l))))
 }
 
-/// Start a run and stream it; the run stops when the client disconnects.
+/// Start a run and stream it; the run stops when the client disconnects and does not resume
+/// within `SAGE_STREAM_DISCONNECT_GRACE_SECS`.
 #[utoipa::path(post, path = "/api/chat", tag = "chat", request_body = ChatBody,
     responses((status = 200, description = "NDJSON lines (docs/stream-protocol.md)", content_type = "text/plain"),
-              (status = 404, description = "Unknown agent or session"), (status = 422, description = "No messages")))]
+              (status = 404, description = "Unknown agent or session"), (status = 422, description = "No messages, and no guidance pending for the session")))]
 pub(crate) async fn chat(
     state: web::Data<AppState>,
     ModelCaller(caller): ModelCaller,
@@ -208,7 +210,8 @@ pub(crate) async fn chat(
     Ok(ndjson(run.lines))
 }
 
-/// Start a run with per-request overrides and stream it; stops when the client disconnects.
+/// Start a run with per-request overrides and stream it (with `tool_progress` lines); stops
+/// when the client disconnects and does not resume within the grace period.
 #[utoipa::path(post, path = "/api/stream", tag = "chat", request_body = StreamBody,
     responses((status = 200, description = "NDJSON lines (docs/stream-protocol.md)", content_type = "text/plain"),
               (status = 400, description = "No max_loop_count"), (status = 404, description = "Unknown agent or session")))]

@@ -9,15 +9,20 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, envelope};
 
-struct Chat {
-    app: TestApp,
-    llm: LlmDouble,
-    alice: reqwest::Client,
-    alice_id: String,
-    agent: String,
+pub(crate) struct Chat {
+    pub(crate) app: TestApp,
+    pub(crate) llm: LlmDouble,
+    pub(crate) alice: reqwest::Client,
+    pub(crate) alice_id: String,
+    pub(crate) agent: String,
 }
 
-async fn agent(app: &TestApp, client: &reqwest::Client, tools: &[&str], mode: &str) -> String {
+pub(crate) async fn agent(
+    app: &TestApp,
+    client: &reqwest::Client,
+    tools: &[&str],
+    mode: &str,
+) -> String {
     let body = envelope(
         app.post_json(
             client,
@@ -32,8 +37,19 @@ async fn agent(app: &TestApp, client: &reqwest::Client, tools: &[&str], mode: &s
     body["data"]["agent_id"].as_str().unwrap().to_owned()
 }
 
-async fn setup(tools: &[&str]) -> Chat {
-    let app = TestApp::spawn().await;
+pub(crate) async fn setup(tools: &[&str]) -> Chat {
+    on(TestApp::spawn().await, tools).await
+}
+
+/// `setup` on a server started with `customise`d configuration.
+pub(crate) async fn setup_with(
+    tools: &[&str],
+    customise: impl FnOnce(&mut platform::config::Config),
+) -> Chat {
+    on(TestApp::spawn_with(customise).await, tools).await
+}
+
+async fn on(app: TestApp, tools: &[&str]) -> Chat {
     let llm = LlmDouble::start(None, &[]).await.unwrap();
     let (alice, alice_id) = app.user("alice").await;
     let r = app
@@ -54,31 +70,36 @@ async fn setup(tools: &[&str]) -> Chat {
     }
 }
 
-fn body(agent: &str, session: &str, text: &str) -> Value {
+pub(crate) fn body(agent: &str, session: &str, text: &str) -> Value {
     json!({"messages": [{"role": "user", "content": text}], "session_id": session,
            "agent_id": agent, "agent_mode": "simple", "more_suggest": false,
            "max_loop_count": 5, "system_context": {"response_language": "en-US"}})
 }
 
-fn parse(text: &str) -> Vec<Value> {
+pub(crate) fn parse(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with(':'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
-async fn post(chat: &Chat, client: &reqwest::Client, path: &str, body: Value) -> (String, String) {
+pub(crate) async fn post(
+    chat: &Chat,
+    client: &reqwest::Client,
+    path: &str,
+    body: Value,
+) -> (String, String) {
     let r = chat.app.post_json(client, path, body).await;
     assert_eq!(r.status(), 200, "{path}");
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
     (ct, r.text().await.unwrap())
 }
 
-fn kinds(lines: &[Value]) -> Vec<&str> {
+pub(crate) fn kinds(lines: &[Value]) -> Vec<&str> {
     lines.iter().map(|l| l["type"].as_str().unwrap()).collect()
 }
 
-fn answer(lines: &[Value]) -> String {
+pub(crate) fn answer(lines: &[Value]) -> String {
     lines
         .iter()
         .filter(|l| l["type"] == "do_subtask_result")
@@ -86,7 +107,7 @@ fn answer(lines: &[Value]) -> String {
         .collect()
 }
 
-fn call(id: &str, name: &str, args: Value) -> Reply {
+pub(crate) fn call(id: &str, name: &str, args: Value) -> Reply {
     Reply::Answer {
         chunks: Vec::new(),
         reasoning: Vec::new(),
@@ -104,7 +125,7 @@ fn call(id: &str, name: &str, args: Value) -> Reply {
     }
 }
 
-fn slow(chunks: usize, delay_ms: u64) -> Reply {
+pub(crate) fn slow(chunks: usize, delay_ms: u64) -> Reply {
     Reply::Answer {
         chunks: (0..chunks).map(|i| format!("part{i} ")).collect(),
         reasoning: Vec::new(),
@@ -528,7 +549,7 @@ async fn requests_are_checked_before_anything_streams() {
 }
 
 /// Reads lines from a streamed response until `n` JSON lines arrived.
-async fn first_lines(
+pub(crate) async fn first_lines(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
     n: usize,
 ) -> String {
@@ -676,7 +697,7 @@ async fn resume_after_the_log_expired_answers_one_fallback_line() {
 }
 
 /// The first `data:` event of the running-session feed.
-async fn first_event(app: &TestApp, client: &reqwest::Client) -> Value {
+pub(crate) async fn first_event(app: &TestApp, client: &reqwest::Client) -> Value {
     let r = client
         .get(app.url("/api/stream/active_sessions"))
         .send()
@@ -809,7 +830,7 @@ async fn only_the_owner_sees_resumes_and_interrupts_a_run_and_the_partial_answer
 }
 
 #[tokio::test]
-async fn a_second_web_stream_interrupts_the_first_and_chat_stops_when_its_client_goes() {
+async fn a_second_web_stream_interrupts_the_first_and_a_web_stream_outlives_its_client() {
     let chat = setup(&[]).await;
     chat.llm.push(slow(40, 250));
     let r = chat
@@ -873,34 +894,11 @@ async fn a_second_web_stream_interrupts_the_first_and_chat_stops_when_its_client
     let resumed = parse(&resumed);
     assert_eq!(answer(&resumed), "part0 part1 part2 ");
     assert!(resumed.last().unwrap().get("interrupted").is_none());
-
-    // /api/chat: dropping the response stops the run (the session frees up).
-    chat.llm.push(slow(40, 250));
-    let r = chat.app.post_json(&chat.alice, "/api/chat", json!({"messages": [{"role": "user", "content": "Long"}], "agent_id": chat.agent, "session_id": "session_gone_client"})).await;
-    let mut s = r.bytes_stream();
-    first_lines(&mut s, 1).await;
-    drop(s);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let event = first_event(&chat.app, &chat.alice).await;
-        if event
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["session_id"] != "session_gone_client")
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run kept going: {event}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // /api/chat and /api/stream stop when their client goes: chat_runs.rs (grace period).
 }
 
 /// The top-level keys of a JSON line, in order.
-fn keys(line: &str) -> Vec<String> {
+pub(crate) fn keys(line: &str) -> Vec<String> {
     // serde_json sorts object keys; read them from the text instead, at depth one.
     let mut out = Vec::new();
     let (mut depth, mut in_str, mut escaped, mut start) = (0, false, false, None);
@@ -979,6 +977,27 @@ async fn the_stream_protocol_document_shows_each_line_kind_as_the_server_emits_i
         .await
         .unwrap(),
     );
+    llm.push(Reply::Answer {
+        chunks: Vec::new(),
+        reasoning: Vec::new(),
+        tool_calls: vec![ToolCall {
+            id: "call_3".into(),
+            name: "todo_write".into(),
+            arguments: json!({"tasks": []}).to_string(),
+        }],
+        usage: None,
+        delay: Duration::ZERO,
+        cut_after: None,
+    });
+    let mut b = body(&agent, "session_doc3", "Progress");
+    b["max_loop_count"] = json!(1);
+    emitted.push_str(
+        &app.post_json(&alice, "/api/stream", b)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let text = alice
@@ -1028,6 +1047,7 @@ async fn the_stream_protocol_document_shows_each_line_kind_as_the_server_emits_i
         "do_subtask_result",
         "tool_call",
         "tool_call_result",
+        "tool_progress",
         "assistant_text",
         "error",
         "final_answer",

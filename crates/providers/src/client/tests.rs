@@ -27,6 +27,7 @@ fn endpoint(double: &LlmDouble, key: &str, model: &str) -> Endpoint {
         base_url: double.base_url.clone(),
         api_key: key.into(),
         model: model.into(),
+        supports_multimodal: false,
     }
 }
 
@@ -249,6 +250,7 @@ async fn unreachable_and_forbidden_addresses_are_told_apart() {
         base_url: format!("http://127.0.0.1:{closed}/v1"),
         api_key: "k".into(),
         model: "m".into(),
+        supports_multimodal: false,
     };
     assert_eq!(
         c.chat(&ep, &hello()).await.unwrap_err().kind,

@@ -119,6 +119,7 @@ impl Values {
             base_url: self.base_url.clone(),
             api_key: self.api_key.clone(),
             model: self.model.clone(),
+            supports_multimodal: self.supports_multimodal,
         }
     }
 }
@@ -341,6 +342,7 @@ impl SeaOrmProviders {
             base_url: s.base_url.clone(),
             api_key: s.api_key.clone().unwrap_or_default(),
             model: s.model.clone(),
+            supports_multimodal: false,
         })
     }
 }
@@ -521,6 +523,7 @@ impl Providers for SeaOrmProviders {
                     .map_err(|_| ProviderError::KeyUnreadable)?,
                 base_url: row.base_url,
                 model: row.model,
+                supports_multimodal: row.supports_multimodal,
             }),
             None => self.system_endpoint().ok_or(ProviderError::NoneConfigured),
         }
