@@ -135,7 +135,7 @@ async fn watch(
     loop {
         tokio::time::sleep(every).await;
         tick += 1;
-        let gone = source != Source::WebStream && tx.is_closed();
+        let gone = !source.survives_client() && tx.is_closed();
         let asked = inner
             .hub
             .interrupt_requested(&session_id, &run_id)

@@ -80,6 +80,8 @@ pub(crate) struct Prepared {
     pub max_loop: u32,
     pub language: String,
     pub workspace: PathBuf,
+    /// What `active_sessions` shows: the first new message, or the re-run user message.
+    pub query: String,
 }
 
 const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
@@ -136,6 +138,22 @@ impl Runtime {
         Ok(providers.resolve(actor, None).await?)
     }
 
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub(crate) fn conversations(&self) -> &dyn Conversations {
+        self.inner.conversations.as_ref()
+    }
+
+    pub(crate) fn workspaces(&self) -> Workspaces {
+        self.inner.workspaces.clone()
+    }
+
+    pub(crate) fn takeover_wait(&self) -> Duration {
+        self.inner.settings.takeover_wait
+    }
+
     pub(crate) fn agents(&self) -> &dyn Agents {
         self.inner.agents.as_ref()
     }
@@ -173,7 +191,8 @@ impl Runtime {
             .iter()
             .filter(|m| !prompt::text_of(&m.content).trim().is_empty() || m.content.is_array())
             .collect();
-        if messages.is_empty() {
+        let rerun = request.source == Source::Rerun;
+        if messages.is_empty() && !rerun {
             return Err(ChatError::MessagesRequired);
         }
         let session_id = match request.session_id.as_deref() {
@@ -186,7 +205,19 @@ impl Runtime {
             }
             None => platform::ids::new_uuid(),
         };
-        let agent = match request.agent_id.as_deref() {
+        // A re-run continues an existing conversation, with its agent unless one is named.
+        let existing = if rerun {
+            Some(inner.conversations.get(actor, &session_id).await?)
+        } else {
+            None
+        };
+        let agent_id = request.agent_id.clone().or_else(|| {
+            existing
+                .as_ref()
+                .map(|c| c.agent_id.clone())
+                .filter(|a| a != "default_agent")
+        });
+        let agent = match agent_id.as_deref() {
             Some(id) => Some(inner.agents.get(actor, id).await?),
             None => None,
         };
@@ -282,7 +313,10 @@ impl Runtime {
         let agent_name = agent
             .as_ref()
             .map_or_else(|| "Sage".to_owned(), |a| a.config.name().to_owned());
-        let first_text = prompt::text_of(&prompt::strip_control_tags(&messages[0].content));
+        let first_text = messages
+            .first()
+            .map(|m| prompt::text_of(&prompt::strip_control_tags(&m.content)))
+            .unwrap_or_default();
         let title = conversations::title_from(&first_text)
             .unwrap_or_else(|| prompt::new_title(&language).to_owned());
         inner
@@ -298,6 +332,14 @@ impl Runtime {
             )
             .await?;
         let stored = inner.conversations.messages(actor, &session_id).await?;
+        let last_user = stored
+            .iter()
+            .rev()
+            .find(|m| m.role == "user" && !m.is_hidden())
+            .map(|m| prompt::text_of(&m.content));
+        if rerun && last_user.is_none() && messages.is_empty() {
+            return Err(ChatError::NoUserMessage);
+        }
 
         let mut llm_messages = vec![json!({"role": "system",
             "content": prompt::system_prompt(&prefix, &context)})];
@@ -350,6 +392,11 @@ impl Runtime {
             max_loop,
             language,
             workspace,
+            query: messages
+                .first()
+                .map(|m| prompt::text_of(&m.content))
+                .or(last_user)
+                .unwrap_or_default(),
         })
     }
 
@@ -360,7 +407,7 @@ impl Runtime {
         if hub.try_lock(sid, rid).await? {
             return Ok(());
         }
-        if prepared.source != Source::WebStream {
+        if !prepared.source.survives_client() {
             return Err(ChatError::SessionRunning);
         }
         if let Some(holder) = hub.holder(sid).await? {
@@ -381,9 +428,19 @@ impl Runtime {
 impl ChatRuntime for Runtime {
     async fn start(&self, actor: &Actor, request: RunRequest) -> Result<StartedRun, ChatError> {
         self.admit(actor, &request)?;
+        // A re-run acts as the conversation's owner (an admin may re-run anyone's).
+        let owner;
+        let actor = if request.source == Source::Rerun {
+            let id = request.session_id.as_deref().unwrap_or_default();
+            let conversation = self.inner.conversations.get(actor, id).await?;
+            owner = Actor::new(conversation.user_id, actor.is_admin);
+            &owner
+        } else {
+            actor
+        };
         let prepared = self.prepare(actor, &request).await?;
         self.lock(&prepared).await?;
-        let query = prompt::text_of(&prepared.new_messages[0].content);
+        let query = prepared.query.clone();
         let now = wire::now();
         let begun = self
             .inner
@@ -572,6 +629,52 @@ impl ChatRuntime for Runtime {
         request: crate::OptimizeRequest,
     ) -> Result<LineStream, ChatError> {
         self.optimize_streamed(actor, request).await
+    }
+
+    async fn conversation(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<crate::ConversationView, ChatError> {
+        self.view(actor, session_id).await
+    }
+
+    async fn shared_conversation(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::ConversationView, ChatError> {
+        self.shared_view(session_id).await
+    }
+
+    async fn delete_conversation(&self, actor: &Actor, session_id: &str) -> Result<(), ChatError> {
+        self.delete(actor, session_id).await
+    }
+
+    async fn edit_last_user_message(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+    ) -> Result<conversations::EditedConversation, ChatError> {
+        self.edit(actor, session_id, content).await
+    }
+
+    async fn delete_session_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+        missing_ok: bool,
+    ) -> Result<(), ChatError> {
+        self.delete_file(actor, session_id, path, missing_ok).await
+    }
+
+    async fn download_session(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<crate::SessionDownload, ChatError> {
+        self.download(actor, session_id).await
     }
 
     fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>> {
