@@ -13,6 +13,7 @@ mod m20261128_000005_agents_create_agent_jobs;
 mod m20261202_144500_agents_job_fair_claims;
 mod m20261202_144500_conversations_create_conversations;
 mod m20261202_144500_identity_create_sessions;
+mod m20261203_100000_conversations_listing;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_144500_agents_job_fair_claims::Migration),
             Box::new(m20261202_144500_identity_create_sessions::Migration),
             Box::new(m20261202_144500_conversations_create_conversations::Migration),
+            Box::new(m20261203_100000_conversations_listing::Migration),
         ]
     }
 }

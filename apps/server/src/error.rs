@@ -385,6 +385,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "该排队消息不存在（可能已被使用）。",
     },
     ErrorSpec {
+        key: "conversation.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such conversation.",
+        zh: "会话不存在。",
+    },
+    ErrorSpec {
+        key: "conversation.no_user_message",
+        kind: ErrorKind::Conflict,
+        en: "The conversation has no user message to edit or run again.",
+        zh: "该会话没有可编辑或重新运行的用户消息。",
+    },
+    ErrorSpec {
         key: "observability.jaeger_not_configured",
         kind: ErrorKind::NotFound,
         en: "Tracing UI is not configured (SAGE_JAEGER_PUBLIC_URL).",
@@ -693,6 +705,17 @@ impl From<chat_runtime::ChatError> for AppError {
             E::Agent(a) => AppError::from(a),
             E::Provider(p) => AppError::from(p),
             E::Store(source) => AppError::unavailable(source),
+            E::Internal(source) => AppError::internal(source),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
+impl From<conversations::ConversationError> for AppError {
+    fn from(e: conversations::ConversationError) -> Self {
+        use conversations::ConversationError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
             E::Internal(source) => AppError::internal(source),
             other => AppError::domain(other.key(), other.kind()),
         }

@@ -7,7 +7,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, chat, llm_providers, observability, system, upstream, users, workspaces,
+    agents, auth, chat, conversations, llm_providers, observability, system, upstream, users,
+    workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -71,6 +72,10 @@ impl utoipa::Modify for Security {
         chat::chat, chat::stream, chat::web_stream, chat::resume, chat::active_sessions,
         chat::interrupt, chat::tasks_status, chat::optimize_input, chat::optimize_input_stream,
         chat::inject_guidance, chat::list_guidance, chat::update_guidance, chat::delete_guidance,
+        conversations::list, conversations::messages, conversations::shared_messages, conversations::title,
+        conversations::delete, conversations::edit_last_user_message, conversations::rerun_stream,
+        conversations::share, conversations::delete_session_file, conversations::download,
+        conversations::usage_stats, conversations::token_stats,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -82,6 +87,7 @@ impl utoipa::Modify for Security {
         (name = "llm-provider", description = "OpenAI-compatible LLM providers (keys masked, owner-only)"),
         (name = "agent", description = "Agents: configurations, sharing, generation"),
         (name = "chat", description = "Chat runs: NDJSON streams, resume, interrupt, running sessions"),
+        (name = "conversations", description = "History: list, messages, sharing, edit and re-run, downloads, usage statistics"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),
     )
 )]

@@ -33,6 +33,7 @@ pub struct Services {
     /// Everything that drops a deleted user's data.
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     pub chat: Arc<chat_runtime::Runtime>,
+    pub conversations: Arc<dyn conversations::Conversations>,
     pub session_max_age_secs: i64,
     /// What `/api/ready` checks.
     pub readiness: platform::readiness::Readiness,
@@ -71,10 +72,12 @@ impl Services {
                 .with_max_prompt_chars(config.max_prompt_chars)
                 .with_quota(config.max_agents_per_user),
         );
+        let conversations: Arc<dyn conversations::Conversations> =
+            Arc::new(conversations::SeaOrmConversations::new(db.clone()));
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
-            Arc::new(conversations::SeaOrmConversations::new(db.clone())),
+            conversations.clone(),
             llm,
             tooling::Registry::builtin(tooling::Limits::default()),
             stores.kv.clone(),
@@ -166,6 +169,7 @@ impl Services {
             budget,
             user_cleanup,
             chat,
+            conversations,
             session_max_age_secs,
         })
     }
@@ -197,6 +201,7 @@ impl Application {
             budget,
             user_cleanup,
             chat,
+            conversations,
             session_max_age_secs,
             readiness,
             ..
@@ -247,6 +252,7 @@ impl Application {
             budget,
             user_cleanup,
             chat,
+            conversations,
             session_max_age_secs,
             readiness,
         });

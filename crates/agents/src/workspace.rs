@@ -121,17 +121,39 @@ impl Write for ChannelWriter {
 
 /// Writes the zip of the directory at `parts` into `out`.
 fn write_zip(tree: &Confined, parts: &[String], out: ChannelWriter) -> Result<(), AgentError> {
+    write_export(Some(tree), parts, &[], "", out)
+}
+
+/// Writes a zip of `extras` (name, bytes) then, when `tree` is given, of the directory at
+/// `parts` with every entry under `prefix`.
+fn write_export(
+    tree: Option<&Confined>,
+    parts: &[String],
+    extras: &[(String, Vec<u8>)],
+    prefix: &str,
+    out: ChannelWriter,
+) -> Result<(), AgentError> {
     let mut zip = zip::ZipWriter::new_stream(out);
     let options = zip::write::SimpleFileOptions::default().large_file(true);
+    for (name, bytes) in extras {
+        zip.start_file(name.as_str(), options)
+            .map_err(|e| AgentError::Internal(e.into()))?;
+        zip.write_all(bytes).map_err(io)?;
+    }
     let mut copy_error = None;
+    let Some(tree) = tree else {
+        let mut out = zip.finish().map_err(|e| AgentError::Internal(e.into()))?;
+        out.flush().map_err(io)?;
+        return Ok(());
+    };
     tree.walk(parts, MAX_ZIP_DEPTH, &mut |entry, dir| {
         let zipped = match (entry.meta.kind, dir) {
             (Kind::Dir, _) => zip
-                .add_directory(format!("{}/", entry.path), options)
+                .add_directory(format!("{prefix}{}/", entry.path), options)
                 .map_err(std::io::Error::other),
             (Kind::File, dir) => match Confined::open_in(dir, &entry.name) {
                 Ok(mut file) => zip
-                    .start_file(entry.path.as_str(), options)
+                    .start_file(format!("{prefix}{}", entry.path), options)
                     .map_err(std::io::Error::other)
                     .and_then(|()| std::io::copy(&mut file, &mut zip).map(|_| ())),
                 // Gone or replaced since it was listed: leave it out.
@@ -278,6 +300,30 @@ impl Workspaces {
             Kind::Symlink => Err(invalid("the path goes through a symbolic link")),
             Kind::Other => Err(AgentError::FileNotFound),
         }
+    }
+
+    /// A zip of `extras` (name, bytes) and of the whole workspace at `root` under
+    /// `folder/` (left out when the workspace does not exist), produced while it is sent.
+    pub fn export(
+        &self,
+        root: &Path,
+        extras: Vec<(String, Vec<u8>)>,
+        folder: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>, AgentError> {
+        let tree = Self::tree(root)?;
+        let prefix = format!("{}/", folder.trim_matches('/'));
+        let (tx, chunks) = tokio::sync::mpsc::channel(4);
+        let out = ChannelWriter {
+            buffer: Vec::with_capacity(PIECE),
+            tx: tx.clone(),
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = write_export(tree.as_ref(), &[], &extras, &prefix, out) {
+                tracing::warn!(error = %e, "an export zip stopped");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        });
+        Ok(chunks)
     }
 
     /// Deletes a file or a directory (recursively); the root itself cannot be deleted here.

@@ -20,6 +20,9 @@ pub enum ChatError {
     /// An unknown (or already taken) guidance id.
     #[error("no such guidance message")]
     GuidanceNotFound,
+    /// Editing or re-running a conversation needs a visible user message.
+    #[error("the conversation has no user message")]
+    NoUserMessage,
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// More text than one request may send to a model (`SAGE_MAX_PROMPT_CHARS`).
@@ -43,6 +46,7 @@ impl ChatError {
             ChatError::MaxLoopRequired => ErrorKind::BadRequest,
             ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
             ChatError::GuidanceNotFound => ErrorKind::NotFound,
+            ChatError::NoUserMessage => ErrorKind::Conflict,
             ChatError::InputTooLarge(_) => ErrorKind::PayloadTooLarge,
             ChatError::Agent(e) => e.kind(),
             ChatError::Provider(e) => e.kind(),
@@ -59,6 +63,7 @@ impl ChatError {
             ChatError::SessionRunning => "chat.session_running",
             ChatError::SessionNotRunning => "chat.session_not_running",
             ChatError::GuidanceNotFound => "chat.guidance_not_found",
+            ChatError::NoUserMessage => "conversation.no_user_message",
             ChatError::Invalid { .. } => "request.validation",
             ChatError::InputTooLarge(_) => "model.input_too_large",
             ChatError::Agent(e) => e.key(),
@@ -73,6 +78,10 @@ impl From<conversations::ConversationError> for ChatError {
     fn from(e: conversations::ConversationError) -> Self {
         match e {
             conversations::ConversationError::NotFound => ChatError::SessionNotFound,
+            conversations::ConversationError::NoUserMessage => ChatError::NoUserMessage,
+            conversations::ConversationError::Invalid { field, reason } => {
+                ChatError::Invalid { field, reason }
+            }
             conversations::ConversationError::Internal(e) => ChatError::Internal(e),
         }
     }

@@ -200,6 +200,23 @@ impl Hub {
         self.logs.read(&log_name(session_id), after).await
     }
 
+    /// Lines in the replay log of the run holding the session; 0 when none is running.
+    pub(crate) async fn live_length(&self, session_id: &str) -> Result<u64, StoreError> {
+        if self.holder(session_id).await?.is_none() {
+            return Ok(0);
+        }
+        Ok(self
+            .logs
+            .info(&log_name(session_id))
+            .await?
+            .map_or(0, |info| info.len))
+    }
+
+    /// Removes the session's replay log (its readers end).
+    pub(crate) async fn delete_log(&self, session_id: &str) -> Result<(), StoreError> {
+        self.logs.delete(&log_name(session_id)).await
+    }
+
     /// Every running session (records that expired are dropped from the index).
     pub(crate) async fn running(&self) -> Result<Vec<ActiveSession>, StoreError> {
         let mut out = Vec::new();

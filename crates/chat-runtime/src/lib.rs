@@ -12,6 +12,7 @@
 
 mod error;
 mod guidance;
+mod history;
 mod hub;
 mod optimize;
 mod prompt;
@@ -22,8 +23,10 @@ pub mod wire;
 
 pub use error::ChatError;
 pub use guidance::Guidance;
+pub use history::{conversation_info, message_json};
 pub use optimize::OptimizeRequest;
 pub use runtime::{Runtime, RuntimeSettings};
 pub use service::{
-    ActiveSession, ChatRuntime, InputMessage, LineStream, RunRequest, Source, StartedRun,
+    ActiveSession, ChatRuntime, ConversationView, InputMessage, LineStream, RunRequest,
+    SessionDownload, Source, StartedRun,
 };

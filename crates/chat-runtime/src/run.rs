@@ -157,7 +157,7 @@ async fn watch(
     let every = inner.settings.poll_interval;
     let renew_every = (crate::hub::LOCK_LEASE.as_millis() / 3 / every.as_millis().max(1)).max(1);
     let mut tick: u128 = 0;
-    let mut adopted = source == Source::WebStream;
+    let mut adopted = source.survives_client();
     let mut gone_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(every).await;

@@ -86,6 +86,8 @@ pub(crate) struct Prepared {
     pub workspace: PathBuf,
     /// What the leading tags of the user's message asked for.
     pub controls: prompt::Controls,
+    /// What `active_sessions` shows: the first new message, or the re-run user message.
+    pub query: String,
 }
 
 const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
@@ -142,6 +144,22 @@ impl Runtime {
         Ok(providers.resolve(actor, None).await?)
     }
 
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub(crate) fn conversations(&self) -> &dyn Conversations {
+        self.inner.conversations.as_ref()
+    }
+
+    pub(crate) fn workspaces(&self) -> Workspaces {
+        self.inner.workspaces.clone()
+    }
+
+    pub(crate) fn takeover_wait(&self) -> Duration {
+        self.inner.settings.takeover_wait
+    }
+
     pub(crate) fn agents(&self) -> &dyn Agents {
         self.inner.agents.as_ref()
     }
@@ -179,6 +197,7 @@ impl Runtime {
             .iter()
             .filter(|m| !prompt::text_of(&m.content).trim().is_empty() || m.content.is_array())
             .collect();
+        let rerun = request.source == Source::Rerun;
         let session_id = match request.session_id.as_deref() {
             Some(id) if platform::ids::is_safe_id(id) => Some(id.to_owned()),
             Some(_) => {
@@ -192,7 +211,7 @@ impl Runtime {
         // `/api/chat` without messages takes the session's pending guidance as its input
         // (the first step drains it); every other case needs a message.
         let mut pending_guidance = None;
-        if messages.is_empty() {
+        if messages.is_empty() && !rerun {
             if request.source == Source::Chat
                 && let Some(sid) = &session_id
                 && inner.conversations.get(actor, sid).await.is_ok()
@@ -205,7 +224,19 @@ impl Runtime {
             }
         }
         let session_id = session_id.unwrap_or_else(platform::ids::new_uuid);
-        let agent = match request.agent_id.as_deref() {
+        // A re-run continues an existing conversation, with its agent unless one is named.
+        let existing = if rerun {
+            Some(inner.conversations.get(actor, &session_id).await?)
+        } else {
+            None
+        };
+        let agent_id = request.agent_id.clone().or_else(|| {
+            existing
+                .as_ref()
+                .map(|c| c.agent_id.clone())
+                .filter(|a| a != "default_agent")
+        });
+        let agent = match agent_id.as_deref() {
             Some(id) => Some(inner.agents.get(actor, id).await?),
             None => None,
         };
@@ -326,6 +357,14 @@ impl Runtime {
             )
             .await?;
         let stored = inner.conversations.messages(actor, &session_id).await?;
+        let last_user = stored
+            .iter()
+            .rev()
+            .find(|m| m.role == "user" && !m.is_hidden())
+            .map(|m| prompt::text_of(&m.content));
+        if rerun && last_user.is_none() && messages.is_empty() {
+            return Err(ChatError::NoUserMessage);
+        }
 
         let mut llm_messages = vec![json!({"role": "system",
             "content": prompt::system_prompt(&prefix, &context)})];
@@ -380,6 +419,12 @@ impl Runtime {
             language,
             workspace,
             controls,
+            query: messages
+                .first()
+                .map(|m| prompt::text_of(&m.content))
+                .or_else(|| pending_guidance.clone())
+                .or(last_user)
+                .unwrap_or_default(),
         })
     }
 
@@ -390,7 +435,7 @@ impl Runtime {
         if hub.try_lock(sid, rid).await? {
             return Ok(());
         }
-        if prepared.source != Source::WebStream {
+        if !prepared.source.survives_client() {
             return Err(ChatError::SessionRunning);
         }
         if let Some(holder) = hub.holder(sid).await? {
@@ -411,16 +456,19 @@ impl Runtime {
 impl ChatRuntime for Runtime {
     async fn start(&self, actor: &Actor, request: RunRequest) -> Result<StartedRun, ChatError> {
         self.admit(actor, &request)?;
+        // A re-run acts as the conversation's owner (an admin may re-run anyone's).
+        let owner;
+        let actor = if request.source == Source::Rerun {
+            let id = request.session_id.as_deref().unwrap_or_default();
+            let conversation = self.inner.conversations.get(actor, id).await?;
+            owner = Actor::new(conversation.user_id, actor.is_admin);
+            &owner
+        } else {
+            actor
+        };
         let prepared = self.prepare(actor, &request).await?;
         self.lock(&prepared).await?;
-        let query = match prepared.new_messages.first() {
-            Some(m) => prompt::text_of(&m.content),
-            None => crate::guidance::list(self.inner.hub.kv().as_ref(), &prepared.session_id)
-                .await?
-                .first()
-                .map(|g| g.content.clone())
-                .unwrap_or_default(),
-        };
+        let query = prepared.query.clone();
         let now = wire::now();
         let begun = self
             .inner
@@ -612,6 +660,52 @@ impl ChatRuntime for Runtime {
         request: crate::OptimizeRequest,
     ) -> Result<LineStream, ChatError> {
         self.optimize_streamed(actor, request).await
+    }
+
+    async fn conversation(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<crate::ConversationView, ChatError> {
+        self.view(actor, session_id).await
+    }
+
+    async fn shared_conversation(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::ConversationView, ChatError> {
+        self.shared_view(session_id).await
+    }
+
+    async fn delete_conversation(&self, actor: &Actor, session_id: &str) -> Result<(), ChatError> {
+        self.delete(actor, session_id).await
+    }
+
+    async fn edit_last_user_message(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+    ) -> Result<conversations::EditedConversation, ChatError> {
+        self.edit(actor, session_id, content).await
+    }
+
+    async fn delete_session_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+        missing_ok: bool,
+    ) -> Result<(), ChatError> {
+        self.delete_file(actor, session_id, path, missing_ok).await
+    }
+
+    async fn download_session(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<crate::SessionDownload, ChatError> {
+        self.download(actor, session_id).await
     }
 
     fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>> {

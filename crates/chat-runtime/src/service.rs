@@ -18,6 +18,9 @@ pub enum Source {
     Stream,
     /// `/api/web-stream`: survives the client; a second one on the session interrupts it.
     WebStream,
+    /// `/api/conversations/{id}/rerun-stream`: a web-stream that continues from the stored
+    /// history (its messages may be empty) as the conversation's owner.
+    Rerun,
 }
 
 impl Source {
@@ -26,8 +29,30 @@ impl Source {
             Source::Chat => "api/chat",
             Source::Stream => "api/stream",
             Source::WebStream => "api/web-stream",
+            Source::Rerun => "api/conversations/rerun-stream",
         }
     }
+
+    /// Whether the run goes on after its client disconnects (and takes over a running
+    /// session instead of being refused).
+    pub fn survives_client(self) -> bool {
+        matches!(self, Source::WebStream | Source::Rerun)
+    }
+}
+
+/// A conversation as its readers see it: hidden messages withheld, and where a live run's
+/// replay log stands (0 when none is running).
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    pub conversation: conversations::Conversation,
+    pub messages: Vec<conversations::StoredMessage>,
+    pub next_stream_index: u64,
+}
+
+/// A session's zip (`<id>.zip`), produced while it is sent.
+pub struct SessionDownload {
+    pub name: String,
+    pub chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
 }
 
 /// A message from the client (`content` is a string or a list of parts).
@@ -135,6 +160,47 @@ pub trait ChatRuntime: Send + Sync {
         actor: &Actor,
         request: crate::OptimizeRequest,
     ) -> Result<LineStream, ChatError>;
+
+    /// A conversation with its visible messages (owner or admin).
+    async fn conversation(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<ConversationView, ChatError>;
+
+    /// A shared conversation, for anyone; `SessionNotFound` unless its owner shared it.
+    async fn shared_conversation(&self, session_id: &str) -> Result<ConversationView, ChatError>;
+
+    /// Stops a live run (waiting for it to let go), then deletes the conversation, its
+    /// messages, share state and replay log.
+    async fn delete_conversation(&self, actor: &Actor, session_id: &str) -> Result<(), ChatError>;
+
+    /// Stops a live run, keeps the history through the last visible user message with its
+    /// text replaced, and closes the replay log; `rerun-stream` then runs from there.
+    async fn edit_last_user_message(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        content: &str,
+    ) -> Result<conversations::EditedConversation, ChatError>;
+
+    /// Deletes a file or directory of the conversation's run workspace (confined like the
+    /// agent workspace routes).
+    async fn delete_session_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+        missing_ok: bool,
+    ) -> Result<(), ChatError>;
+
+    /// The conversation as a zip: `messages.json`, `transcript.md` and the run workspace's
+    /// files under `workspace/`.
+    async fn download_session(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<SessionDownload, ChatError>;
 
     /// The running sessions now, then again on every change.
     fn watch_active_sessions(&self, actor: &Actor) -> BoxStream<'static, Vec<ActiveSession>>;

@@ -6,8 +6,9 @@
 //!
 //! Built so far: the storage chat runs write to (conversation rows created on a session's
 //! first run, messages appended as each step completes, one token-usage row per run), owner
-//! scoped: another user's conversation answers exactly like a missing one. The conversation
-//! routes (list, messages, title, delete, share) arrive with their issue.
+//! scoped: another user's conversation answers exactly like a missing one. Listing (paged,
+//! searched, sorted on indexed columns; counts kept on the row), rename, delete, sharing,
+//! editing the last user message, tool-call and token-usage statistics.
 
 mod db;
 mod error;
@@ -16,5 +17,9 @@ mod title;
 
 pub use db::SeaOrmConversations;
 pub use error::ConversationError;
-pub use service::{Conversation, Conversations, NewConversation, StoredMessage, UsageRecord};
+pub use service::{
+    Conversation, ConversationPage, Conversations, Dimension, EditedConversation, ListQuery,
+    NewConversation, SortBy, StoredMessage, TokenFigures, TokenGroup, TokenStats, TokenStatsQuery,
+    UsageRecord,
+};
 pub use title::title_from;

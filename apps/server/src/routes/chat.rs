@@ -111,7 +111,7 @@ fn loop_count(v: Option<Value>) -> Option<u32> {
     .filter(|n| *n > 0)
 }
 
-fn language() -> String {
+pub(crate) fn language() -> String {
     match RequestContext::current().locale {
         Locale::ZhCn => "zh".into(),
         Locale::EnUs => "en".into(),
@@ -162,7 +162,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
 }
 
 /// Adds `: heartbeat` lines after silence.
-fn with_heartbeat(lines: LineStream) -> LineStream {
+pub(crate) fn with_heartbeat(lines: LineStream) -> LineStream {
     futures_util::stream::unfold(Some(lines), |state| async move {
         let mut lines = state?;
         match tokio::time::timeout(HEARTBEAT_AFTER, lines.next()).await {
@@ -174,7 +174,7 @@ fn with_heartbeat(lines: LineStream) -> LineStream {
     .boxed()
 }
 
-fn ndjson(lines: LineStream) -> HttpResponse {
+pub(crate) fn ndjson(lines: LineStream) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(NDJSON)
         .insert_header(("x-accel-buffering", "no"))

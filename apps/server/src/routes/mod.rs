@@ -6,6 +6,7 @@ use actix_web::web;
 pub(crate) mod agents;
 pub(crate) mod auth;
 pub(crate) mod chat;
+pub(crate) mod conversations;
 pub(crate) mod llm_providers;
 pub(crate) mod observability;
 pub(crate) mod system;
@@ -25,6 +26,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(llm_providers::configure)
                 .configure(agents::configure)
                 .configure(chat::configure)
+                .configure(conversations::configure)
                 .configure(observability::configure),
         );
 }

@@ -10,6 +10,7 @@ mod auth;
 mod binary;
 mod chat;
 mod chat_runs;
+mod conversations;
 mod errors;
 mod first_screen;
 mod gate;

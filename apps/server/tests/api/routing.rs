@@ -41,6 +41,11 @@ const STRICT: &[&str] = &[
     "/api/web-stream",
     "/api/stream/",
     "/api/sessions/",
+    "/api/conversations",
+    "/api/conversations/",
+    "/api/share/",
+    "/api/system/agent/usage-stats",
+    "/api/token-usage/",
 ];
 
 /// Compatibility aliases of documented `/api/auth/*` routes.
@@ -58,7 +63,13 @@ const ALIASES: &[&str] = &[
 
 /// Routes the Sage web UI calls that the endpoint index does not list; walked like the index
 /// (here and by the gate test) and required to be routed and documented.
-const EXTRA: &[(&str, &str)] = &[("PUT", "/api/user/profile")];
+const EXTRA: &[(&str, &str)] = &[
+    ("PUT", "/api/user/profile"),
+    ("POST", "/api/conversations/{session_id}/share"),
+    ("DELETE", "/api/sessions/{session_id}/file_workspace/delete"),
+    ("GET", "/api/sessions/{session_id}/download"),
+    ("POST", "/api/token-usage/stats"),
+];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 

@@ -14,6 +14,10 @@ pub(crate) mod conversations {
         pub title: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub message_count: i32,
+        pub user_count: i32,
+        pub agent_count: i32,
+        pub shared: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
