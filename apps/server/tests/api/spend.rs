@@ -318,11 +318,21 @@ async fn one_users_backlog_does_not_delay_another_users_job() {
         .iter()
         .position(|c| c.contains("victim-job."))
         .expect("the victim's request reached the model");
-    for description in &waiting {
-        if let Some(at) = seen.iter().position(|c| c.contains(description.as_str())) {
-            assert!(at > victim_at, "{description} ran before the victim's job");
-        }
-    }
+    // The promise: one user's backlog delays another's job by at most one job per worker
+    // slot (a job of the backlog may have been claimed before the victim's arrived, and when
+    // neither user was served yet the older job goes first).
+    let ahead: Vec<&String> = waiting
+        .iter()
+        .filter(|d| {
+            seen.iter()
+                .position(|c| c.contains(d.as_str()))
+                .is_some_and(|at| at < victim_at)
+        })
+        .collect();
+    assert!(
+        ahead.len() <= 1,
+        "more than one waiting job ran before the victim's: {ahead:?}"
+    );
 }
 
 #[tokio::test]
