@@ -6,6 +6,9 @@
 //! * `bench startup`: cold start to a successful `GET /active` and idle memory, written to
 //!   `docs/benchmarks.md`.
 //! * `bench login`: logins per second and health latency during a login storm.
+//! * `bench crud`: authenticated reads (health, session, agent lists) under `wrk` load, next
+//!   to a bare actix-web handler, on SQLite and on PostgreSQL + Redis.
+//! * `bench streams`: relay latency, concurrent chats, idle streams and resume replay.
 //! * `bench llm-client`: chunks per second through the LLM client, and its added latency.
 //! * `fuzz`: schemathesis against the running server on both backends, as a user and an
 //!   admin (zero 5xx, zero response-schema violations).
@@ -15,8 +18,10 @@
 //! are tests of this crate, so they run with the suite.
 
 mod bench;
+mod bench_crud;
 mod bench_llm;
 mod bench_login;
+mod bench_streams;
 mod fuzz;
 mod tidy;
 
@@ -30,11 +35,13 @@ fn main() -> ExitCode {
         ["test"] => test(),
         ["bench", "startup"] => bench::startup(),
         ["bench", "login"] => bench_login::login(),
+        ["bench", "crud"] => bench_crud::crud(),
+        ["bench", "streams"] => bench_streams::streams(),
         ["bench", "llm-client"] => bench_llm::llm_client(),
         ["fuzz"] => fuzz::fuzz(),
         ["docs"] => docs(),
         _ => Err(
-            "usage: cargo xtask (test | fuzz | bench startup | bench login | bench llm-client | docs)"
+            "usage: cargo xtask (test | fuzz | bench startup | bench login | bench crud | bench streams | bench llm-client | docs)"
                 .to_owned(),
         ),
     };
@@ -58,6 +65,21 @@ pub(crate) fn root() -> PathBuf {
 pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    // `cargo run` gives this process the package variables of xtask; build scripts (ring's,
+    // through `rerun-if-env-changed`) would see them change between a plain `cargo build` and
+    // one started from here and rebuild half the tree each time.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 

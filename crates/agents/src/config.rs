@@ -348,6 +348,59 @@ pub fn with_defaults(config: &AgentConfig) -> Map<String, Value> {
     out
 }
 
+/// The `AgentConfigDTO` of a stored agent as JSON text, assembled from the stored
+/// configuration (JSON written by [`normalise`]'s output) without parsing it into values: each
+/// field's stored text is copied as it is, missing fields get [`with_defaults`]'s defaults.
+/// Produces the same document as serialising [`crate::Agent::to_dto`].
+pub fn dto_json(
+    id: &str,
+    user_id: &str,
+    created_at: &chrono::DateTime<chrono::Utc>,
+    updated_at: &chrono::DateTime<chrono::Utc>,
+    stored: &str,
+) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+    use serde_json::value::RawValue;
+    let fields: std::collections::HashMap<std::borrow::Cow<'_, str>, &RawValue> =
+        serde_json::from_str(stored)?;
+    let mut entries: Vec<(&str, std::borrow::Cow<'_, str>)> = Vec::with_capacity(FIELDS.len() + 5);
+    for (field, _) in FIELDS {
+        let text = match fields.get(*field) {
+            Some(raw) => std::borrow::Cow::Borrowed(raw.get()),
+            None => std::borrow::Cow::Borrowed(match *field {
+                "deepThinking" | "enableMultimodal" | "multiAgent" | "is_default" => "false",
+                "thinkingLevel" => "\"medium\"",
+                _ => "null",
+            }),
+        };
+        entries.push((field, text));
+    }
+    entries.push((
+        "maxLoopCount",
+        std::borrow::Cow::Borrowed(fields.get("maxLoopCount").map_or("null", |raw| raw.get())),
+    ));
+    let string = |text: &str| serde_json::to_string(text).map(std::borrow::Cow::Owned);
+    entries.push(("id", string(id)?));
+    entries.push(("user_id", string(user_id)?));
+    entries.push(("created_at", string(&created_at.to_rfc3339())?));
+    entries.push(("updated_at", string(&updated_at.to_rfc3339())?));
+    // serde_json's map (without `preserve_order`) writes keys in order.
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::with_capacity(stored.len() + 256);
+    out.push('{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Keys are plain ASCII names: no escaping needed.
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        out.push_str(value);
+    }
+    out.push('}');
+    RawValue::from_string(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +525,37 @@ mod tests {
         at_limit.insert("systemPrefix".into(), json!(long(MAX_PROMPT_CHARS)));
         at_limit.insert("availableTools".into(), json!(vec!["t"; MAX_LIST_ITEMS]));
         assert!(normalise(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn the_assembled_dto_is_the_serialised_dto() {
+        let created = chrono::Utc::now();
+        let updated = created + chrono::Duration::seconds(5);
+        let inputs = [
+            json!({"name": "a", "maxLoopCount": 3}),
+            json!({"name": "Zavix \"q\" \u{00e9}\n", "maxLoopCount": 100, "agentMode": "fibre",
+                "availableTools": ["file_read", "todo_write"], "systemPrefix": "line\n\ttab \\ 默认",
+                "systemContext": {"k": [1, 2.5, {"x": null}]}, "deepThinking": true,
+                "availableWorkflows": {"w": ["s1", "s2"]}, "llm_provider_id": "p1"}),
+            json!({"name": "b"}),
+        ];
+        for input in inputs {
+            let config = normalise(&map(input)).unwrap();
+            let stored = serde_json::to_string(&config.0).unwrap();
+            let agent = crate::Agent {
+                id: "agent_x\"1".into(),
+                user_id: "user_1".into(),
+                config,
+                created_at: created,
+                updated_at: updated,
+            };
+            let assembled =
+                dto_json(&agent.id, &agent.user_id, &created, &updated, &stored).unwrap();
+            assert_eq!(
+                assembled.get(),
+                serde_json::to_string(&agent.to_dto()).unwrap()
+            );
+        }
+        assert!(dto_json("a", "u", &created, &updated, "{not json").is_err());
     }
 }

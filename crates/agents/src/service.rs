@@ -43,6 +43,14 @@ pub trait Agents: Send + Sync {
     /// One page of own and granted agents, newest first (admins: all), and their total.
     async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError>;
 
+    /// The same page as [`Agents::list`], each agent as its `AgentConfigDTO` JSON
+    /// ([`Agent::to_dto`]) assembled from the stored text, in one query (the list's hot path).
+    async fn list_json(
+        &self,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<Page<Box<serde_json::value::RawValue>>, AgentError>;
+
     /// Creates an agent owned by the caller; returns its id. Names are unique per owner, and
     /// an owner has at most the deployment's quota of agents.
     async fn create(&self, actor: &Actor, config: Map<String, Value>)

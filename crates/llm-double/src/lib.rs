@@ -50,6 +50,9 @@ pub enum Reply {
     Html,
     /// `n` content chunks of `text` as fast as possible (benchmarks).
     Flood { n: usize, text: String },
+    /// `n` content chunks, each `@<microseconds since the Unix epoch> ` taken as the chunk is
+    /// handed to the connection, `delay` apart (benchmarks of relay latency).
+    Stamped { n: usize, delay: Duration },
     /// An answer of about `bytes` bytes, sent in 64 KiB pieces without a length: one JSON
     /// answer (or, with `status` other than 200, an error body) whose content is that long,
     /// or for a stream one `data:` line that long.
@@ -284,6 +287,34 @@ async fn chat_route(
                 };
                 Ok::<_, actix_web::Error>(frame)
             }));
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(frames)
+        }
+        Reply::Stamped { n, delay } => {
+            let id = "chatcmpl-stamped".to_owned();
+            let frames = futures_util::stream::unfold(0usize, move |i| {
+                let (id, model) = (id.clone(), model.clone());
+                async move {
+                    if i > n {
+                        return None;
+                    }
+                    if i > 0 && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let frame = if i < n {
+                        let micros = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros());
+                        chunk(&id, &model, json!({"content": format!("@{micros} ")}), None)
+                    } else {
+                        let mut end = chunk(&id, &model, json!({}), Some("stop")).to_vec();
+                        end.extend_from_slice(b"data: [DONE]\n\n");
+                        Bytes::from(end)
+                    };
+                    Some((Ok::<_, actix_web::Error>(frame), i + 1))
+                }
+            });
             HttpResponse::Ok()
                 .content_type("text/event-stream")
                 .streaming(frames)

@@ -175,17 +175,23 @@ async fn probe(url: &str) -> Result<(), StartError> {
     )))
 }
 
+/// The file of a SQLite database URL; `None` for another database or an in-memory one.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path == ":memory:"
+        || query
+            .split('&')
+            .any(|pair| pair == "mode=memory" || pair == "memory=true");
+    (!path.is_empty() && !in_memory).then(|| std::path::PathBuf::from(path))
+}
+
 fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
-    }
-    if let Some(dir) = std::path::Path::new(path).parent()
+    };
+    if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -207,12 +213,13 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&path)
     {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StartError::new(format!(
-            "cannot create the database file {path}: {e}"
+            "cannot create the database file {}: {e}",
+            path.display()
         ))),
     }
 }

@@ -70,6 +70,11 @@ fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
+/// A list page's agents as assembled JSON (documented as `Vec<AgentConfigDto>`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(value_type = Vec<AgentConfigFields>)]
+pub(crate) struct RawAgents(Vec<Box<serde_json::value::RawValue>>);
+
 /// `AgentConfigDTO` as it travels (a validated JSON document; its published schema is
 /// [`AgentConfigFields`]).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -183,15 +188,9 @@ pub(crate) async fn list_agents(
         unset_zero(query.0.page_size).or(Some(AGENT_PAGE_SIZE)),
     )
     .map_err(|e| AppError::validation("query", e.field(), &e.to_string()))?;
-    let agents = state.agents.list(&caller.actor(), page).await?;
-    let mut response = ApiOk(
-        agents
-            .items
-            .iter()
-            .map(|a| AgentConfigDto(a.to_dto()))
-            .collect::<Vec<_>>(),
-    )
-    .into_response();
+    // Each agent's JSON is assembled from its stored text, not parsed and re-serialised.
+    let agents = state.agents.list_json(&caller.actor(), page).await?;
+    let mut response = ApiOk(RawAgents(agents.items)).into_response();
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-total-count"),
         actix_web::http::header::HeaderValue::from(agents.total),

@@ -161,22 +161,87 @@ fn stored(config: &AgentConfig) -> Result<String, AgentError> {
     serde_json::to_string(&config.0).map_err(|e| AgentError::Internal(e.into()))
 }
 
+/// The agents `actor` may see: own and granted ones (admins: all).
+fn visible(actor: &Actor) -> sea_orm::Select<agents::Entity> {
+    let query = agents::Entity::find();
+    if actor.is_admin {
+        return query;
+    }
+    let granted = sea_orm::sea_query::Query::select()
+        .column(agent_grants::Column::AgentId)
+        .from(agent_grants::Entity)
+        .and_where(agent_grants::Column::UserId.eq(actor.user_id.clone()))
+        .to_owned();
+    query.filter(
+        Condition::any()
+            .add(agents::Column::UserId.eq(actor.user_id.clone()))
+            .add(agents::Column::Id.in_subquery(granted)),
+    )
+}
+
+/// A row of the list page with the number of visible agents over all pages.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct ListedRow {
+    id: String,
+    user_id: String,
+    config: String,
+    created_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+    total: i64,
+}
+
 #[async_trait]
 impl Agents for SeaOrmAgents {
-    async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError> {
-        let mut query = agents::Entity::find();
-        if !actor.is_admin {
-            let granted = sea_orm::sea_query::Query::select()
-                .column(agent_grants::Column::AgentId)
-                .from(agent_grants::Entity)
-                .and_where(agent_grants::Column::UserId.eq(actor.user_id.clone()))
-                .to_owned();
-            query = query.filter(
-                Condition::any()
-                    .add(agents::Column::UserId.eq(actor.user_id.clone()))
-                    .add(agents::Column::Id.in_subquery(granted)),
-            );
+    async fn list_json(
+        &self,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<Page<Box<serde_json::value::RawValue>>, AgentError> {
+        // One query: the page and, by a window function, the total over all pages.
+        let rows = visible(actor)
+            .select_only()
+            .columns([
+                agents::Column::Id,
+                agents::Column::UserId,
+                agents::Column::Config,
+                agents::Column::CreatedAt,
+                agents::Column::UpdatedAt,
+            ])
+            .column_as(sea_orm::sea_query::Expr::cust("COUNT(*) OVER ()"), "total")
+            .order_by_desc(agents::Column::CreatedAt)
+            .order_by_desc(agents::Column::Id)
+            .offset(page.offset())
+            .limit(page.page_size())
+            .into_model::<ListedRow>()
+            .all(&self.db)
+            .await?;
+        let total = match rows.first() {
+            Some(row) => u64::try_from(row.total).unwrap_or(0),
+            // Past the last page the window has no row to ride on.
+            None if page.offset() > 0 => visible(actor).count(&self.db).await?,
+            None => 0,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            match crate::config::dto_json(
+                &row.id,
+                &row.user_id,
+                &row.created_at,
+                &row.updated_at,
+                &row.config,
+            ) {
+                Ok(json) => items.push(json),
+                // One corrupt row is logged and skipped rather than failing the whole list.
+                Err(e) => {
+                    tracing::error!(agent = %row.id, error = %e, "skipping an unreadable agent")
+                }
+            }
         }
+        Ok(Page { items, total })
+    }
+
+    async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError> {
+        let query = visible(actor);
         let total = query.clone().count(&self.db).await?;
         let rows = if page.offset() >= total {
             Vec::new()

@@ -1,6 +1,7 @@
 //! The SeaORM implementation of [`crate::Identity`].
 
 mod entities;
+mod revocation;
 mod service;
 mod session_store;
 

@@ -104,7 +104,12 @@ impl SeaOrmIdentity {
         let session_store: Arc<dyn SessionStore> = if settings.sessions_in_kv {
             Arc::new(KvSessionStore::new(kv.clone(), &settings))
         } else {
-            Arc::new(DbSessionStore::new(db.clone()))
+            let signal =
+                super::revocation::RevocationSignal::path_for(&config.effective_database_url());
+            Arc::new(DbSessionStore::new(
+                db.clone(),
+                super::revocation::RevocationSignal::open(signal.as_deref()),
+            ))
         };
         let upstream = Upstream::new(
             &config.auth_providers,

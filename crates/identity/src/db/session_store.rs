@@ -2,10 +2,14 @@
 //!
 //! Every process using the database (replicas, the admin CLI) sees the same rows, so a
 //! session survives restarts and a revocation made anywhere holds everywhere. Valid sessions
-//! and access tokens are cached in process; the cache is only trusted while the revocation
-//! generation (one row, bumped after every revocation by whichever process made it) is the
-//! one it was filled under, so checking a cached credential costs one primary-key read of a
-//! one-row table instead of the token and session lookups.
+//! and access tokens are cached in process; the cache is only trusted while its *stamp* is
+//! current: the revocation generation (one row, bumped after every revocation by whichever
+//! process made it) and, on SQLite, the revocation signal file that the same processes
+//! rewrite after each bump ([`RevocationSignal`]). With the signal, checking a cached
+//! credential costs one 8-byte `pread` and no database round trip; the generation row is
+//! still read at most once per [`BACKSTOP_MS`] (a process that died between its commit and
+//! its signal write is seen within that time). Without a signal file (PostgreSQL without
+//! Redis, in-memory SQLite) each check reads the generation row.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +21,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use super::entities::{auth_revocations, auth_sessions, auth_tokens};
+use super::revocation::RevocationSignal;
 use crate::IdentityError;
 use crate::sessions::{SessionRecord, SessionStore};
 
@@ -28,10 +33,19 @@ const USED: &str = "used";
 const CACHE_LIMIT: usize = 20_000;
 /// Expired rows are purged at most this often (seconds), on session creation.
 const PURGE_EVERY_SECS: i64 = 600;
+/// With a signal file, the generation row is still read at most this often (milliseconds).
+pub(crate) const BACKSTOP_MS: i64 = 1000;
+
+/// What the cache was filled under: the signal's value and the revocation generation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    signal: u64,
+    generation: i64,
+}
 
 #[derive(Default)]
 struct Cache {
-    generation: i64,
+    stamp: Stamp,
     /// session key → (record, idle until)
     sessions: HashMap<String, (SessionRecord, i64)>,
     /// access token hash → (session key, expires at)
@@ -39,12 +53,12 @@ struct Cache {
 }
 
 impl Cache {
-    /// Forgets everything when another generation is seen.
-    fn sync(&mut self, generation: i64) {
-        if self.generation != generation {
+    /// Forgets everything when another stamp is seen.
+    fn sync(&mut self, stamp: Stamp) {
+        if self.stamp != stamp {
             self.sessions.clear();
             self.access.clear();
-            self.generation = generation;
+            self.stamp = stamp;
         }
     }
 
@@ -60,6 +74,10 @@ pub(crate) struct DbSessionStore {
     db: DatabaseConnection,
     cache: Mutex<Cache>,
     last_purge: AtomicI64,
+    signal: RevocationSignal,
+    /// The generation row as last read, and when (Unix milliseconds).
+    generation: AtomicI64,
+    generation_read_at: AtomicI64,
 }
 
 fn record_of(row: &auth_sessions::Model) -> SessionRecord {
@@ -74,11 +92,14 @@ fn record_of(row: &auth_sessions::Model) -> SessionRecord {
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: DatabaseConnection, signal: RevocationSignal) -> Self {
         Self {
             db,
             cache: Mutex::new(Cache::default()),
             last_purge: AtomicI64::new(0),
+            signal,
+            generation: AtomicI64::new(0),
+            generation_read_at: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -97,6 +118,38 @@ impl DbSessionStore {
             .map_or(0, |r| r.generation))
     }
 
+    /// The stamp a cached credential must carry to be trusted now; read before the rows a
+    /// cache entry is filled from.
+    async fn stamp(&self) -> Result<Stamp, IdentityError> {
+        let Some(signal) = self.signal.read() else {
+            return Ok(Stamp {
+                signal: 0,
+                generation: self.generation().await?,
+            });
+        };
+        let now = Utc::now().timestamp_millis();
+        let read_at = self.generation_read_at.load(Ordering::Acquire);
+        if now.saturating_sub(read_at) >= BACKSTOP_MS
+            && self
+                .generation_read_at
+                .compare_exchange(read_at, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            match self.generation().await {
+                Ok(generation) => self.generation.store(generation, Ordering::Release),
+                Err(e) => {
+                    // Let the next request try again.
+                    self.generation_read_at.store(read_at, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Stamp {
+            signal,
+            generation: self.generation.load(Ordering::Acquire),
+        })
+    }
+
     /// Tells every process that cached credentials may have been revoked.
     async fn bump(&self) -> Result<(), IdentityError> {
         auth_revocations::Entity::update_many()
@@ -107,6 +160,9 @@ impl DbSessionStore {
             .filter(auth_revocations::Column::Id.eq(1))
             .exec(&self.db)
             .await?;
+        self.signal.announce();
+        // This process's own cache is dropped at once even without a signal file.
+        self.generation_read_at.store(i64::MIN, Ordering::Release);
         Ok(())
     }
 
@@ -178,11 +234,11 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionRecord>, IdentityError> {
-        let generation = self.generation().await?;
+        let stamp = self.stamp().await?;
         let now = Utc::now().timestamp();
         {
             let mut cache = self.cache();
-            cache.sync(generation);
+            cache.sync(stamp);
             if let Some((record, idle_until)) = cache.sessions.get(key)
                 && *idle_until > now
             {
@@ -198,7 +254,7 @@ impl SessionStore for DbSessionStore {
         };
         let record = record_of(&row);
         let mut cache = self.cache();
-        if cache.generation == generation {
+        if cache.stamp == stamp {
             cache.bounded();
             cache
                 .sessions
@@ -260,11 +316,11 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn access_session(&self, access: &str) -> Result<Option<String>, IdentityError> {
-        let generation = self.generation().await?;
+        let stamp = self.stamp().await?;
         let now = Utc::now().timestamp();
         {
             let mut cache = self.cache();
-            cache.sync(generation);
+            cache.sync(stamp);
             if let Some((session, until)) = cache.access.get(access)
                 && *until > now
             {
@@ -280,7 +336,7 @@ impl SessionStore for DbSessionStore {
             return Ok(None);
         };
         let mut cache = self.cache();
-        if cache.generation == generation {
+        if cache.stamp == stamp {
             cache.bounded();
             cache
                 .access
