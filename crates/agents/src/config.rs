@@ -537,7 +537,7 @@ mod tests {
                 "availableTools": ["file_read", "todo_write"], "systemPrefix": "line\n\ttab \\ 默认",
                 "systemContext": {"k": [1, 2.5, {"x": null}]}, "deepThinking": true,
                 "availableWorkflows": {"w": ["s1", "s2"]}, "llm_provider_id": "p1"}),
-            json!({"name": "b"}),
+            json!({"name": "b", "maxLoopCount": 1}),
         ];
         for input in inputs {
             let config = normalise(&map(input)).unwrap();
