@@ -19,6 +19,7 @@ use crate::auth::{Caller, ModelCaller};
 use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::routes::workspaces::DeletedFileDto;
 use crate::state::AppState;
 
 /// Routes inside the `/api` scope.
@@ -462,12 +463,6 @@ pub(crate) struct SessionFileQuery {
     missing_ok: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeletedFileDto {
-    file_path: String,
-    deleted: bool,
-}
-
 /// Delete a file or directory of the conversation's run workspace (as the agent workspace
 /// delete, for conversations the file panel has no agent id for).
 #[utoipa::path(delete, path = "/api/sessions/{session_id}/file_workspace/delete", tag = "conversations",
@@ -490,10 +485,7 @@ pub(crate) async fn delete_session_file(
             q.missing_ok,
         )
         .await?;
-    Ok(ApiOk(DeletedFileDto {
-        file_path: q.file_path,
-        deleted: true,
-    }))
+    Ok(ApiOk(DeletedFileDto::new(q.file_path, true)))
 }
 
 /// The conversation as a zip (streamed): `messages.json`, `transcript.md` and the run

@@ -256,6 +256,13 @@ pub(crate) struct DeletedFileDto {
     deleted: bool,
 }
 
+impl DeletedFileDto {
+    /// The answer of both workspace deletes (agent and conversation).
+    pub(crate) fn new(file_path: String, deleted: bool) -> Self {
+        Self { file_path, deleted }
+    }
+}
+
 /// Delete a file or a directory (recursively) from the workspace.
 #[utoipa::path(delete, path = "/api/agent/{agent_id}/file_workspace/delete", tag = "agent",
     params(("agent_id" = String, Path), FileQuery),
