@@ -18,20 +18,20 @@ use serde_json::{Value, json};
 use crate::bench::{free_port, machine, stop, wait_active, write_section};
 use crate::{DEFAULT_TEST_DATABASE_URL, DEFAULT_TEST_REDIS_URL, answers, cargo, root, run};
 
-const PASSWORD: &str = "Bench-admin-passphrase";
-const USER_PASSWORD: &str = "Bench-user-passphrase";
+pub(crate) const PASSWORD: &str = "Bench-admin-passphrase";
+pub(crate) const USER_PASSWORD: &str = "Bench-user-passphrase";
 /// Agents of the three list users.
 const AGENT_COUNTS: [usize; 3] = [1, 20, 100];
 
 /// What one answer of the server looked like.
-struct Reply {
-    status: u16,
-    head: String,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: Value,
 }
 
 /// One request on a fresh connection.
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -97,7 +97,7 @@ fn http(
     })
 }
 
-fn ok(reply: Reply, what: &str) -> Result<Reply, String> {
+pub(crate) fn ok(reply: Reply, what: &str) -> Result<Reply, String> {
     if reply.status == 200 {
         Ok(reply)
     } else {
@@ -106,12 +106,12 @@ fn ok(reply: Reply, what: &str) -> Result<Reply, String> {
 }
 
 /// A logged-in user: its Bearer access token and its session cookie value.
-struct Login {
-    token: String,
-    cookie: String,
+pub(crate) struct Login {
+    pub(crate) token: String,
+    pub(crate) cookie: String,
 }
 
-fn login(port: u16, username: &str, password: &str) -> Result<Login, String> {
+pub(crate) fn login(port: u16, username: &str, password: &str) -> Result<Login, String> {
     let reply = ok(
         http(
             port,
@@ -143,12 +143,12 @@ fn login(port: u16, username: &str, password: &str) -> Result<Login, String> {
 
 /// The figures of one wrk run.
 #[derive(Clone)]
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Figures {
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Non-2xx answers and socket errors.
-    errors: u64,
+    pub(crate) errors: u64,
 }
 
 fn duration_ms(text: &str) -> Option<f64> {
@@ -198,7 +198,7 @@ fn parse_wrk(out: &str) -> Result<Figures, String> {
     Ok(figures)
 }
 
-fn seconds() -> u64 {
+pub(crate) fn seconds() -> u64 {
     std::env::var("SAGE_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -208,8 +208,23 @@ fn seconds() -> u64 {
 
 /// `wrk -t2 -c50 -d<secs>s --latency` with extra headers.
 fn wrk(port: u16, path: &str, headers: &[String]) -> Result<Figures, String> {
+    wrk_with(port, path, headers, 50)
+}
+
+/// `wrk -c<connections> -d<secs>s --latency` (one thread per connection, at most two).
+pub(crate) fn wrk_with(
+    port: u16,
+    path: &str,
+    headers: &[String],
+    connections: u32,
+) -> Result<Figures, String> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c50", &format!("-d{}s", seconds()), "--latency"]);
+    cmd.args([
+        &format!("-t{}", connections.min(2)),
+        &format!("-c{connections}"),
+        &format!("-d{}s", seconds()),
+        "--latency",
+    ]);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -238,21 +253,21 @@ struct Row {
     figures: Figures,
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("target"))
 }
 
 /// A backend to run the server on.
-struct Backend {
-    name: &'static str,
-    env: Vec<(String, String)>,
+pub(crate) struct Backend {
+    pub(crate) name: &'static str,
+    pub(crate) env: Vec<(String, String)>,
     /// PostgreSQL database to drop afterwards.
-    database: Option<(String, String)>,
+    pub(crate) database: Option<(String, String)>,
 }
 
-fn postgres_backend() -> Option<Backend> {
+pub(crate) fn postgres_backend() -> Option<Backend> {
     if !(answers("127.0.0.1:5432") && answers("127.0.0.1:6379")) {
         eprintln!("xtask: PostgreSQL or Redis does not answer; measuring SQLite only");
         return None;
@@ -285,7 +300,7 @@ fn postgres_backend() -> Option<Backend> {
     })
 }
 
-fn start_server(
+pub(crate) fn start_server(
     binary: &PathBuf,
     data: &PathBuf,
     port: u16,
@@ -310,6 +325,25 @@ fn start_server(
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))
 }
 
+/// Creates a user with [`USER_PASSWORD`] as the admin; returns its id.
+pub(crate) fn add_user(port: u16, admin_token: &str, username: &str) -> Result<String, String> {
+    let reply = ok(
+        http(
+            port,
+            "POST",
+            "/api/user/add",
+            Some(admin_token),
+            Some(&json!({"username": username, "password": USER_PASSWORD,
+                "email": format!("{username}@example.com")})),
+        )?,
+        "add user",
+    )?;
+    reply.body["data"]["user_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "add user: no user_id".to_owned())
+}
+
 /// Users with 1, 20 and 100 agents, logged in.
 fn populate(port: u16) -> Result<Vec<(usize, Login)>, String> {
     let admin = login(port, "admin", PASSWORD)?;
@@ -330,17 +364,7 @@ fn populate(port: u16) -> Result<Vec<(usize, Login)>, String> {
     let mut users = Vec::new();
     for count in AGENT_COUNTS {
         let username = format!("bench{count}");
-        ok(
-            http(
-                port,
-                "POST",
-                "/api/user/add",
-                Some(&admin.token),
-                Some(&json!({"username": username, "password": USER_PASSWORD,
-                    "email": format!("{username}@example.com")})),
-            )?,
-            "add user",
-        )?;
+        add_user(port, &admin.token, &username)?;
         let user = login(port, &username, USER_PASSWORD)?;
         for i in 0..count {
             // The web UI's default agent, as its first-screen dialog creates it.
@@ -429,7 +453,7 @@ fn measure_backend(binary: &PathBuf, backend: &Backend, rows: &mut Vec<Row>) -> 
     result
 }
 
-fn drop_database(backend: &Backend) {
+pub(crate) fn drop_database(backend: &Backend) {
     if let Some((url, name)) = &backend.database {
         let _ = Command::new("psql")
             .args([

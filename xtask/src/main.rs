@@ -8,6 +8,8 @@
 //! * `bench login`: logins per second and health latency during a login storm.
 //! * `bench crud`: authenticated reads (health, session, agent lists) under `wrk` load, next
 //!   to a bare actix-web handler, on SQLite and on PostgreSQL + Redis.
+//! * `bench conversations`: the history list (each sort, a search) and a 200-message
+//!   conversation, for one user with 10,000 conversations, on SQLite and PostgreSQL + Redis.
 //! * `bench streams`: relay latency, concurrent chats, idle streams and resume replay.
 //! * `bench llm-client`: chunks per second through the LLM client, and its added latency.
 //! * `fuzz`: schemathesis against the running server on both backends, as a user and an
@@ -18,6 +20,7 @@
 //! are tests of this crate, so they run with the suite.
 
 mod bench;
+mod bench_conversations;
 mod bench_crud;
 mod bench_llm;
 mod bench_login;
@@ -36,12 +39,13 @@ fn main() -> ExitCode {
         ["bench", "startup"] => bench::startup(),
         ["bench", "login"] => bench_login::login(),
         ["bench", "crud"] => bench_crud::crud(),
+        ["bench", "conversations"] => bench_conversations::conversations(),
         ["bench", "streams"] => bench_streams::streams(),
         ["bench", "llm-client"] => bench_llm::llm_client(),
         ["fuzz"] => fuzz::fuzz(),
         ["docs"] => docs(),
         _ => Err(
-            "usage: cargo xtask (test | fuzz | bench startup | bench login | bench crud | bench streams | bench llm-client | docs)"
+            "usage: cargo xtask (test | fuzz | bench startup | bench login | bench crud | bench conversations | bench streams | bench llm-client | docs)"
                 .to_owned(),
         ),
     };

@@ -23,18 +23,48 @@ pub(crate) async fn agent(
     tools: &[&str],
     mode: &str,
 ) -> String {
+    named_agent(
+        app,
+        client,
+        &format!("Helper {mode} {}", tools.len()),
+        tools,
+        mode,
+    )
+    .await
+}
+
+/// An agent called `name` with a loop limit of 5; its id.
+pub(crate) async fn named_agent(
+    app: &TestApp,
+    client: &reqwest::Client,
+    name: &str,
+    tools: &[&str],
+    mode: &str,
+) -> String {
     let body = envelope(
         app.post_json(
             client,
             "/api/agent/create",
-            json!({"name": format!("Helper {mode} {}", tools.len()), "maxLoopCount": 5,
-                   "agentMode": mode, "availableTools": tools,
+            json!({"name": name, "maxLoopCount": 5, "agentMode": mode, "availableTools": tools,
                    "systemPrefix": "You are a careful helper."}),
         )
         .await,
     )
     .await;
     body["data"]["agent_id"].as_str().unwrap().to_owned()
+}
+
+/// The caller's default provider on the scripted model.
+pub(crate) async fn provider(app: &TestApp, client: &reqwest::Client, llm: &LlmDouble) {
+    let r = app
+        .post_json(
+            client,
+            "/api/llm-provider/create",
+            json!({"base_url": llm.base_url, "api_keys": ["sk-chat"], "model": "acc-model",
+                   "is_default": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
 }
 
 pub(crate) async fn setup(tools: &[&str]) -> Chat {
@@ -52,14 +82,7 @@ pub(crate) async fn setup_with(
 async fn on(app: TestApp, tools: &[&str]) -> Chat {
     let llm = LlmDouble::start(None, &[]).await.unwrap();
     let (alice, alice_id) = app.user("alice").await;
-    let r = app
-        .post_json(
-            &alice,
-            "/api/llm-provider/create",
-            json!({"base_url": llm.base_url, "api_keys": ["sk-chat"], "model": "acc-model", "is_default": true}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    provider(&app, &alice, &llm).await;
     let agent = agent(&app, &alice, tools, "simple").await;
     Chat {
         app,

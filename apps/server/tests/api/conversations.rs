@@ -4,68 +4,22 @@
 //! run) and the 404 matrix for another user.
 
 use std::io::Read;
-use std::time::Duration;
 
 use futures_util::StreamExt;
-use llm_double::{LlmDouble, Reply, ToolCall, Usage};
+use llm_double::Reply;
 use serde_json::{Value, json};
 
+use crate::chat::{Chat, answer, call, named_agent, parse, provider, setup_with, slow};
 use crate::helpers::{TestApp, envelope};
 
-struct Setup {
-    app: TestApp,
-    llm: LlmDouble,
-    alice: reqwest::Client,
-    alice_id: String,
-    agent: String,
+type Setup = Chat;
+
+async fn setup(tools: &[&str]) -> Setup {
+    setup_with(tools, |c| c.model_calls_per_minute = 0).await
 }
 
 async fn agent(app: &TestApp, client: &reqwest::Client, name: &str, tools: &[&str]) -> String {
-    let body = envelope(
-        app.post_json(
-            client,
-            "/api/agent/create",
-            json!({"name": name, "maxLoopCount": 5, "agentMode": "simple",
-                   "availableTools": tools}),
-        )
-        .await,
-    )
-    .await;
-    body["data"]["agent_id"].as_str().unwrap().to_owned()
-}
-
-async fn provider(app: &TestApp, client: &reqwest::Client, llm: &LlmDouble) {
-    let r = app
-        .post_json(
-            client,
-            "/api/llm-provider/create",
-            json!({"base_url": llm.base_url, "api_keys": ["sk-conv"], "model": "conv-model",
-                   "is_default": true}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-}
-
-async fn setup(tools: &[&str]) -> Setup {
-    let app = TestApp::spawn_with(|c| c.model_calls_per_minute = 0).await;
-    let llm = LlmDouble::start(None, &[]).await.unwrap();
-    let (alice, alice_id) = app.user("alice").await;
-    provider(&app, &alice, &llm).await;
-    let agent = agent(&app, &alice, "History helper", tools).await;
-    Setup {
-        app,
-        llm,
-        alice,
-        alice_id,
-        agent,
-    }
-}
-
-fn parse(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with(':'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    named_agent(app, client, name, tools, "simple").await
 }
 
 /// Runs one web-stream turn to its end; its lines.
@@ -91,14 +45,6 @@ async fn run(
     lines
 }
 
-fn answer(lines: &[Value]) -> String {
-    lines
-        .iter()
-        .filter(|l| l["type"] == "do_subtask_result")
-        .filter_map(|l| l["content"].as_str())
-        .collect()
-}
-
 async fn get(s: &Setup, client: &reqwest::Client, path: &str) -> reqwest::Response {
     client.get(s.app.url(path)).send().await.unwrap()
 }
@@ -116,24 +62,6 @@ fn ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|i| i["session_id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn call(id: &str, name: &str, args: Value) -> Reply {
-    Reply::Answer {
-        chunks: Vec::new(),
-        reasoning: Vec::new(),
-        tool_calls: vec![ToolCall {
-            id: id.into(),
-            name: name.into(),
-            arguments: args.to_string(),
-        }],
-        usage: Some(Usage {
-            prompt_tokens: 20,
-            completion_tokens: 5,
-        }),
-        delay: Duration::ZERO,
-        cut_after: None,
-    }
 }
 
 #[tokio::test]
@@ -174,7 +102,7 @@ async fn the_list_pages_searches_literally_sorts_and_scopes_to_the_caller() {
     assert_eq!(c["agent_count"], 2);
     assert_eq!(c["title"], "Gamma plain");
     assert_eq!(c["agent_id"], s.agent);
-    assert_eq!(c["agent_name"], "History helper");
+    assert_eq!(c["agent_name"], "Helper simple 0");
     assert_eq!(c["user_id"], s.alice_id);
     assert_eq!(c["shared"], false);
     let trace = c["trace_id"].as_str().unwrap();
@@ -781,17 +709,6 @@ async fn an_edit_then_rerun_sends_the_edited_text_and_not_the_old_answer() {
         )
         .await;
     assert_eq!(r.status(), 404);
-}
-
-fn slow(chunks: usize, delay_ms: u64) -> Reply {
-    Reply::Answer {
-        chunks: (0..chunks).map(|i| format!("part{i} ")).collect(),
-        reasoning: Vec::new(),
-        tool_calls: Vec::new(),
-        usage: None,
-        delay: Duration::from_millis(delay_ms),
-        cut_after: None,
-    }
 }
 
 #[tokio::test]
