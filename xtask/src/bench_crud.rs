@@ -316,6 +316,8 @@ pub(crate) fn start_server(
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
+        // The bench's own setting, unknown to the server (which warns about it).
+        .env_remove("SAGE_BENCH_SECS")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     for (k, v) in &backend.env {
