@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::bench::{free_port, machine, stop, wait_active, write_section};
+use crate::bench::{free_port, machine, release_server, stop, wait_active, write_section};
 use crate::bench_crud::{
     Backend, Figures, PASSWORD, USER_PASSWORD, add_user, drop_database, http, login, ok,
-    postgres_backend, seconds, start_server, target_dir, wrk_with,
+    postgres_backend, require_wrk, seconds, start_server, target_dir, wrk_with,
 };
 use crate::{cargo, run};
 
@@ -140,13 +140,8 @@ fn measure_backend(
 }
 
 pub(crate) fn conversations() -> Result<(), String> {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        return Err("wrk is not installed (Debian: apt-get install -y wrk)".into());
-    }
-    run(
-        cargo().args(["build", "--release", "-p", "server", "--bin", "sage-server"]),
-        "release build (server)",
-    )?;
+    require_wrk()?;
+    let server = release_server()?;
     run(
         cargo().args([
             "build",
@@ -159,7 +154,6 @@ pub(crate) fn conversations() -> Result<(), String> {
         "release build (seeder)",
     )?;
     let release = target_dir().join("release");
-    let server = release.join("sage-server");
     let seeder = release.join("examples/bench_seed");
 
     let mut rows = Vec::new();

@@ -496,10 +496,16 @@ fn goal(
     String::new()
 }
 
-pub(crate) fn crud() -> Result<(), String> {
+/// Fails unless `wrk` runs.
+pub(crate) fn require_wrk() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk is not installed (Debian: apt-get install -y wrk)".into());
     }
+    Ok(())
+}
+
+pub(crate) fn crud() -> Result<(), String> {
+    require_wrk()?;
     // Two builds: built together, the bare handler's dependency features would unify with the
     // server's and rebuild it.
     run(
