@@ -287,13 +287,32 @@ impl Conversations for SeaOrmConversations {
         if new_messages.is_empty() {
             return Ok(());
         }
+        let (all, user, agent) = counts(&new_messages);
         let txn = self.db.begin().await?;
+        // Write first: on SQLite the transaction takes the write lock here (waiting out other
+        // writers in the busy timeout) instead of failing to upgrade a read snapshot later.
+        conversations::Entity::update_many()
+            .col_expr(conversations::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(
+                conversations::Column::MessageCount,
+                Expr::col(conversations::Column::MessageCount).add(all),
+            )
+            .col_expr(
+                conversations::Column::UserCount,
+                Expr::col(conversations::Column::UserCount).add(user),
+            )
+            .col_expr(
+                conversations::Column::AgentCount,
+                Expr::col(conversations::Column::AgentCount).add(agent),
+            )
+            .filter(conversations::Column::SessionId.eq(row.session_id.clone()))
+            .exec(&txn)
+            .await?;
         let count = messages::Entity::find()
             .filter(messages::Column::SessionId.eq(row.session_id.clone()))
             .count(&txn)
             .await?;
         let start = i32::try_from(count).unwrap_or(i32::MAX);
-        let (all, user, agent) = counts(&new_messages);
         let mut models = Vec::with_capacity(new_messages.len());
         for (i, m) in new_messages.into_iter().enumerate() {
             models.push(messages::ActiveModel {
@@ -312,23 +331,6 @@ impl Conversations for SeaOrmConversations {
             });
         }
         messages::Entity::insert_many(models).exec(&txn).await?;
-        conversations::Entity::update_many()
-            .col_expr(conversations::Column::UpdatedAt, Expr::value(Utc::now()))
-            .col_expr(
-                conversations::Column::MessageCount,
-                Expr::col(conversations::Column::MessageCount).add(all),
-            )
-            .col_expr(
-                conversations::Column::UserCount,
-                Expr::col(conversations::Column::UserCount).add(user),
-            )
-            .col_expr(
-                conversations::Column::AgentCount,
-                Expr::col(conversations::Column::AgentCount).add(agent),
-            )
-            .filter(conversations::Column::SessionId.eq(row.session_id))
-            .exec(&txn)
-            .await?;
         txn.commit().await?;
         Ok(())
     }

@@ -141,3 +141,42 @@ async fn messages_and_usage_round_trip_and_stay_with_their_owner() {
     assert_eq!(store.messages(&alice, "s1").await.unwrap().len(), 3);
     assert_eq!(store.get(&admin, "s1").await.unwrap().user_id, "alice");
 }
+
+#[tokio::test]
+async fn concurrent_appends_to_different_conversations_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SeaOrmConversations::new(database(&dir).await));
+    let alice = Actor::new("alice", false);
+    for i in 0..8 {
+        store.open(&alice, new(&format!("c{i}"))).await.unwrap();
+    }
+    // Eight runs finishing steps at once, on as many pool connections.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (store, alice) = (store.clone(), alice.clone());
+        set.spawn(async move {
+            for step in 0..5 {
+                let id = format!("c{i}-{step}");
+                store
+                    .append(&alice, &format!("c{i}"), vec![message(&id, "user", "step")])
+                    .await?;
+            }
+            Ok::<_, ConversationError>(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap().unwrap();
+    }
+    for i in 0..8 {
+        let stored = store.messages(&alice, &format!("c{i}")).await.unwrap();
+        assert_eq!(stored.len(), 5, "c{i}");
+        assert_eq!(
+            store
+                .get(&alice, &format!("c{i}"))
+                .await
+                .unwrap()
+                .message_count,
+            5
+        );
+    }
+}
