@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::bench::{free_port, machine, release_server, stop, wait_active, write_section};
+use crate::bench::{machine, release_server, write_section};
 use crate::bench_crud::{
     Backend, Figures, PASSWORD, USER_PASSWORD, add_user, drop_database, http, login, ok,
-    postgres_backend, require_wrk, seconds, start_server, target_dir, wrk_with,
+    postgres_backend, require_wrk, seconds, target_dir, with_server, wrk_with,
 };
 use crate::{cargo, run};
 
@@ -62,13 +62,7 @@ fn measure_backend(
     backend: &Backend,
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
-    let data = std::env::temp_dir().join(format!("sage-bench-history-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let port = free_port()?;
-    eprintln!("xtask: {}", backend.name);
-    let mut child = start_server(binary, &data, port, backend)?;
-    let result = (|| {
-        wait_active(port)?;
+    with_server(binary, backend, "history", |port, data| {
         let ids = users(port)?;
         let database_url = backend
             .env
@@ -133,10 +127,7 @@ fn measure_backend(
             });
         }
         Ok(())
-    })();
-    stop(&mut child);
-    let _ = std::fs::remove_dir_all(&data);
-    result
+    })
 }
 
 pub(crate) fn conversations() -> Result<(), String> {

@@ -401,14 +401,27 @@ fn populate(port: u16) -> Result<Vec<(usize, Login)>, String> {
     Ok(users)
 }
 
-fn measure_backend(binary: &PathBuf, backend: &Backend, rows: &mut Vec<Row>) -> Result<(), String> {
-    let data = std::env::temp_dir().join(format!("sage-bench-crud-{}", std::process::id()));
+/// Runs `measure(port, data_dir)` against a server started on `backend` with a fresh data
+/// directory (answering `/active`); the server is stopped and the directory removed after.
+pub(crate) fn with_server(
+    binary: &PathBuf,
+    backend: &Backend,
+    label: &str,
+    measure: impl FnOnce(u16, &std::path::Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let data = std::env::temp_dir().join(format!("sage-bench-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let port = free_port()?;
     eprintln!("xtask: {}", backend.name);
     let mut child = start_server(binary, &data, port, backend)?;
-    let result = (|| {
-        wait_active(port)?;
+    let result = wait_active(port).and_then(|()| measure(port, &data));
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+fn measure_backend(binary: &PathBuf, backend: &Backend, rows: &mut Vec<Row>) -> Result<(), String> {
+    with_server(binary, backend, "crud", |port, _| {
         let users = populate(port)?;
         let mut push = |target: &str, figures: Figures| {
             rows.push(Row {
@@ -449,10 +462,7 @@ fn measure_backend(binary: &PathBuf, backend: &Backend, rows: &mut Vec<Row>) -> 
             );
         }
         Ok(())
-    })();
-    stop(&mut child);
-    let _ = std::fs::remove_dir_all(&data);
-    result
+    })
 }
 
 pub(crate) fn drop_database(backend: &Backend) {
