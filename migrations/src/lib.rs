@@ -45,8 +45,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
         let db = platform::db::connect_url(&url).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        Migrator::up(db.primary(), None).await.unwrap();
+        Migrator::up(db.primary(), None).await.unwrap();
         let backend = db.get_database_backend();
         db.execute_raw(Statement::from_string(
             backend,
@@ -54,8 +54,8 @@ mod tests {
         ))
         .await
         .unwrap();
-        Migrator::down(&db, None).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        Migrator::down(db.primary(), None).await.unwrap();
+        Migrator::up(db.primary(), None).await.unwrap();
         assert!(
             Migrator::get_pending_migrations(&db)
                 .await

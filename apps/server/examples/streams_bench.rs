@@ -354,18 +354,31 @@ async fn main() -> Result<(), Failure> {
         .build()?;
     let token = login(&client, &server.base).await?;
 
+    // `SAGE_BENCH_ONLY=latency|chats|idle` runs one part (while profiling, say).
+    let only = std::env::var("SAGE_BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only == name;
     // Warm-up.
     latency(&double, &client, &server.base, &token, 10, 50).await?;
     let mut latencies = Vec::new();
-    for (streams, chunks) in [(1, 2000), (100, 50), (1000, 20)] {
-        let figures = latency(&double, &client, &server.base, &token, streams, chunks).await?;
-        eprintln!("latency: {figures}");
-        latencies.push(figures);
+    if part("latency") {
+        for (streams, chunks) in [(1, 2000), (100, 50), (1000, 20)] {
+            let figures = latency(&double, &client, &server.base, &token, streams, chunks).await?;
+            eprintln!("latency: {figures}");
+            latencies.push(figures);
+        }
     }
-    let chats = chats(&double, &client, &server.base, &token).await?;
-    eprintln!("chats: {chats}");
-    let idle = idle(&double, &server, &token).await?;
-    eprintln!("idle: {idle}");
+    let mut chats_figures = Value::Null;
+    if part("chats") {
+        chats_figures = chats(&double, &client, &server.base, &token).await?;
+        eprintln!("chats: {chats_figures}");
+    }
+    let chats = chats_figures;
+    let mut idle_figures = Value::Null;
+    if part("idle") {
+        idle_figures = idle(&double, &server, &token).await?;
+        eprintln!("idle: {idle_figures}");
+    }
+    let idle = idle_figures;
     println!(
         "{}",
         json!({"latency": latencies, "chats": chats, "idle": idle})

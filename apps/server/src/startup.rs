@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// The connected services shared by the HTTP server and the operator CLI.
 pub struct Services {
-    pub db: sea_orm::DatabaseConnection,
+    pub db: platform::db::Db,
     pub stores: Stores,
     pub identity: Arc<identity::SeaOrmIdentity>,
     pub providers: Arc<providers::SeaOrmProviders>,
@@ -288,6 +288,9 @@ impl Application {
                 .wrap(from_fn(middleware::request_context))
         })
         .workers(workers)
+        // Stream lines are small writes: without TCP_NODELAY, Nagle's algorithm holds each one
+        // back until the client's delayed ACK (tens of milliseconds per relayed chunk).
+        .tcp_nodelay(true)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?
@@ -340,8 +343,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Applies pending migrations; `sage-server migrate` calls this alone.
-pub async fn run_migrations(db: &sea_orm::DatabaseConnection) -> Result<(), StartError> {
-    Migrator::up(db, None)
+pub async fn run_migrations(db: &platform::db::Db) -> Result<(), StartError> {
+    Migrator::up(db.primary(), None)
         .await
         .map_err(|e| StartError::new(format!("database migration failed: {e}")))
 }

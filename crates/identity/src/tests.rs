@@ -29,7 +29,7 @@ async fn service(config: Config) -> (SeaOrmIdentity, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let db = platform::db::connect_url(&url).await.unwrap();
-    migration::Migrator::up(&db, None).await.unwrap();
+    migration::Migrator::up(db.primary(), None).await.unwrap();
     let identity = SeaOrmIdentity::new(
         db,
         Arc::new(MemoryKvStore::new()),

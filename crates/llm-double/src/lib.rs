@@ -131,6 +131,8 @@ impl LlmDouble {
                 .route("/v1/embeddings", web::post().to(embeddings_route))
         })
         .workers(1)
+        // Send each SSE frame at once, as a model endpoint does.
+        .tcp_nodelay(true)
         .disable_signals()
         .bind(("127.0.0.1", port))?;
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(port);

@@ -1,10 +1,22 @@
 //! The relational database connection: SQLite under the data directory by default, PostgreSQL
 //! when `DATABASE_URL` says so. Migrations live in the `migration` crate and are run by the
 //! application, not here.
+//!
+//! Stores hold a [`Db`]. On PostgreSQL it is one pool. On a SQLite file it is two: one
+//! connection for everything that writes (statements other than `SELECT`, and every
+//! transaction) and a small pool for plain reads. SQLite admits one writer at a time; writers
+//! on several connections would meet its lock and wait in its busy handler, which sleeps 1,
+//! 2, 5 … up to 100 ms between tries, so a burst of short writes (100 chats starting at once)
+//! cost hundreds of milliseconds. On one connection they queue in the pool, in order, and each
+//! starts the moment the previous one ends; WAL lets the readers go on meanwhile.
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, Statement, TransactionError,
+    TransactionOptions, TransactionTrait,
+};
 
 use crate::StartError;
 use crate::config::Config;
@@ -29,8 +41,144 @@ impl Default for Timeouts {
     }
 }
 
+/// A database handle: statements that write, and transactions, go to the primary connection;
+/// plain `SELECT`s to the read pool where there is one (a SQLite file).
+#[derive(Debug, Clone)]
+pub struct Db {
+    primary: DatabaseConnection,
+    reads: Option<DatabaseConnection>,
+}
+
+impl Db {
+    /// One pool for everything (PostgreSQL, an in-memory SQLite database).
+    pub fn single(primary: DatabaseConnection) -> Self {
+        Self {
+            primary,
+            reads: None,
+        }
+    }
+
+    /// The connection that writes (migrations run on it).
+    pub fn primary(&self) -> &DatabaseConnection {
+        &self.primary
+    }
+
+    fn for_query(&self, stmt: &Statement) -> &DatabaseConnection {
+        match &self.reads {
+            Some(reads) if is_plain_read(&stmt.sql) => reads,
+            _ => &self.primary,
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.primary.ping().await?;
+        if let Some(reads) = &self.reads {
+            reads.ping().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes every pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(reads) = self.reads {
+            reads.close().await?;
+        }
+        self.primary.close().await
+    }
+}
+
+/// A statement that only reads: its first word is `SELECT` (an `INSERT … RETURNING` is not).
+fn is_plain_read(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|word| word.eq_ignore_ascii_case("select"))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.primary.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.primary.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.primary.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.for_query(&stmt).query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.for_query(&stmt).query_all_raw(stmt).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.primary.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.primary
+            .begin_with_config(isolation_level, access_mode)
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.primary.begin_with_options(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.primary.transaction(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.primary
+            .transaction_with_config(callback, isolation_level, access_mode)
+            .await
+    }
+}
+
 /// Opens the configured database, creating the SQLite file (and its directory) on first start.
-pub async fn connect(config: &Config) -> Result<DatabaseConnection, StartError> {
+pub async fn connect(config: &Config) -> Result<Db, StartError> {
     let url = config.effective_database_url();
     connect_with(
         &url,
@@ -43,40 +191,58 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, StartError> 
 }
 
 /// Opens a database by URL with the default timeouts.
-pub async fn connect_url(url: &str) -> Result<DatabaseConnection, StartError> {
+pub async fn connect_url(url: &str) -> Result<Db, StartError> {
     connect_with(url, Timeouts::default()).await
 }
 
+/// Read connections beside the writer of a SQLite file.
+const SQLITE_READERS: u32 = 4;
+
 /// Opens a database by URL; errors are one line and never echo a password.
-pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<DatabaseConnection, StartError> {
+pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<Db, StartError> {
     let is_sqlite = url.starts_with("sqlite:");
-    if is_sqlite {
-        ensure_sqlite_dir(url)?;
-    } else {
+    if !is_sqlite {
         probe(url).await?;
+        return Ok(Db::single(open_pool(url, timeouts, 20).await?));
     }
+    ensure_sqlite_dir(url)?;
+    if sqlite_file(url).is_none() {
+        // An in-memory database lives in its one connection.
+        return Ok(Db::single(open_pool(url, timeouts, 1).await?));
+    }
+    let primary = open_pool(url, timeouts, 1).await?;
+    // The writer has set up WAL (a database property) before the readers open.
+    let reads = open_pool(url, timeouts, SQLITE_READERS).await?;
+    Ok(Db {
+        primary,
+        reads: Some(reads),
+    })
+}
+
+async fn open_pool(
+    url: &str,
+    timeouts: Timeouts,
+    max_connections: u32,
+) -> Result<DatabaseConnection, StartError> {
+    let is_sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .connect_timeout(timeouts.connect)
         .acquire_timeout(timeouts.acquire)
+        .max_connections(max_connections)
+        .min_connections(1)
         .sqlx_logging(false);
     if is_sqlite {
-        // One writer at a time is SQLite's model; a small pool avoids lock contention. The
-        // pragmas hold for every pooled connection (a PRAGMA run once reaches only one):
-        // WAL with synchronous=NORMAL syncs at checkpoints rather than at every commit, so a
-        // busy disk does not queue writers into the busy timeout.
-        options
-            .max_connections(8)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(|opts| {
-                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                opts.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-    } else {
-        options.max_connections(20).min_connections(1);
+        // The pragmas hold for every pooled connection (a PRAGMA run once reaches only one):
+        // WAL with synchronous=NORMAL syncs at checkpoints rather than at every commit. The
+        // busy timeout is for other processes (the admin CLI): this one never has two writers.
+        options.map_sqlx_sqlite_opts(|opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
     }
     let db = Database::connect(options).await.map_err(|e| {
         StartError::new(format!(
@@ -133,7 +299,7 @@ fn sqlx_outage(e: &sea_orm::sqlx::Error) -> bool {
 }
 
 /// Whether the database answers a trivial query within `timeout`.
-pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> bool {
+pub async fn ping(db: &Db, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, db.ping()).await, Ok(Ok(())))
 }
 

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
-
+use crate::db::Db;
 use crate::store::KvStore;
 
 /// The dependencies a ready server needs.
 #[derive(Clone)]
 pub struct Readiness {
-    db: DatabaseConnection,
+    db: Db,
     /// `None` for the in-process store, which cannot be down.
     redis: Option<Arc<dyn KvStore>>,
     timeout: Duration,
@@ -28,7 +27,7 @@ pub struct Check {
 
 impl Readiness {
     /// `redis` is the Redis-backed store when one is configured.
-    pub fn new(db: DatabaseConnection, redis: Option<Arc<dyn KvStore>>, timeout: Duration) -> Self {
+    pub fn new(db: Db, redis: Option<Arc<dyn KvStore>>, timeout: Duration) -> Self {
         Self { db, redis, timeout }
     }
 

@@ -8,8 +8,8 @@ use chrono::Utc;
 use platform::Actor;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -31,7 +31,7 @@ pub trait AgentJobs: Send + Sync {
 }
 
 pub struct SeaOrmJobs {
-    db: DatabaseConnection,
+    db: platform::db::Db,
     agents: Arc<dyn Agents>,
     settings: JobSettings,
     worker_id: String,
@@ -112,7 +112,7 @@ fn lease_until(settings: &JobSettings) -> chrono::DateTime<Utc> {
 }
 
 impl SeaOrmJobs {
-    pub fn new(db: DatabaseConnection, agents: Arc<dyn Agents>, settings: JobSettings) -> Self {
+    pub fn new(db: platform::db::Db, agents: Arc<dyn Agents>, settings: JobSettings) -> Self {
         Self {
             db,
             agents,

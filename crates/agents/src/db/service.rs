@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use platform::{Actor, Page, PageRequest};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -20,7 +20,7 @@ use crate::service::{Agent, Agents};
 use crate::{AgentConfig, AgentError, normalise};
 
 pub struct SeaOrmAgents {
-    db: DatabaseConnection,
+    db: platform::db::Db,
     providers: Arc<dyn Providers>,
     llm: LlmClient,
     max_prompt_chars: usize,
@@ -61,7 +61,7 @@ fn name_taken(e: sea_orm::DbErr) -> AgentError {
 }
 
 impl SeaOrmAgents {
-    pub fn new(db: DatabaseConnection, providers: Arc<dyn Providers>, llm: LlmClient) -> Self {
+    pub fn new(db: platform::db::Db, providers: Arc<dyn Providers>, llm: LlmClient) -> Self {
         Self {
             db,
             providers,

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use platform::Actor;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ use crate::service::{
 const MAX_TITLE_CHARS: usize = 200;
 
 pub struct SeaOrmConversations {
-    db: DatabaseConnection,
+    db: platform::db::Db,
 }
 
 fn to_conversation(row: conversations::Model) -> Conversation {
@@ -188,7 +188,7 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl SeaOrmConversations {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: platform::db::Db) -> Self {
         Self { db }
     }
 

@@ -3,13 +3,13 @@
 use chrono::Utc;
 use migration::{Migrator, MigratorTrait};
 use platform::Actor;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::SeaOrmConversations;
 use crate::{ConversationError, Conversations, NewConversation, StoredMessage, UsageRecord};
 
-async fn database(dir: &tempfile::TempDir) -> DatabaseConnection {
+async fn database(dir: &tempfile::TempDir) -> platform::db::Db {
     let url = match std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -27,7 +27,7 @@ async fn database(dir: &tempfile::TempDir) -> DatabaseConnection {
         None => format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
     };
     let db = platform::db::connect_url(&url).await.unwrap();
-    Migrator::up(&db, None).await.unwrap();
+    Migrator::up(db.primary(), None).await.unwrap();
     db
 }
 

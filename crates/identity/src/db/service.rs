@@ -10,9 +10,9 @@ use platform::{AuthMode, Config, Page, PageRequest};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -43,7 +43,7 @@ const COOKIE_MINTS_PER_HOUR: i64 = 60;
 
 /// The identity service over SeaORM and the key-value store.
 pub struct SeaOrmIdentity {
-    db: DatabaseConnection,
+    db: platform::db::Db,
     kv: Arc<dyn KvStore>,
     mailer: Arc<dyn Mailer>,
     passwords: Passwords,
@@ -93,7 +93,7 @@ fn random_password() -> String {
 
 impl SeaOrmIdentity {
     pub fn new(
-        db: DatabaseConnection,
+        db: platform::db::Db,
         kv: Arc<dyn KvStore>,
         config: &Config,
         mailer: Arc<dyn Mailer>,

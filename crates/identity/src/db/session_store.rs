@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{auth_revocations, auth_sessions, auth_tokens};
 use super::revocation::RevocationSignal;
@@ -71,7 +71,7 @@ impl Cache {
 }
 
 pub(crate) struct DbSessionStore {
-    db: DatabaseConnection,
+    db: platform::db::Db,
     cache: Mutex<Cache>,
     last_purge: AtomicI64,
     signal: RevocationSignal,
@@ -92,7 +92,7 @@ fn record_of(row: &auth_sessions::Model) -> SessionRecord {
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection, signal: RevocationSignal) -> Self {
+    pub fn new(db: platform::db::Db, signal: RevocationSignal) -> Self {
         Self {
             db,
             cache: Mutex::new(Cache::default()),

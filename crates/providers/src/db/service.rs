@@ -6,8 +6,8 @@ use platform::Actor;
 use platform::config::ModelEndpoint;
 use platform::secret::Sealer;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use serde_json::json;
 
@@ -27,7 +27,7 @@ pub const SYSTEM_PROVIDER_ID: &str = "system-default";
 const RED_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAF0lEQVR4nGP4z8BAEiJN9aiGUQ1DSgMAkPn/Afnh+ngAAAAASUVORK5CYII=";
 
 pub struct SeaOrmProviders {
-    db: DatabaseConnection,
+    db: platform::db::Db,
     sealer: Sealer,
     client: LlmClient,
     system: Option<ModelEndpoint>,
@@ -134,7 +134,7 @@ fn hello() -> ChatRequest {
 
 impl SeaOrmProviders {
     pub fn new(
-        db: DatabaseConnection,
+        db: platform::db::Db,
         sealer: Sealer,
         client: LlmClient,
         system: Option<ModelEndpoint>,

@@ -434,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = platform::db::connect_url(&url).await.unwrap();
-        migration::Migrator::up(&db, None).await.unwrap();
+        migration::Migrator::up(db.primary(), None).await.unwrap();
         let config = Config {
             auth_mode: AuthMode::OAuth,
             public_url: Some("https://sage.example".into()),
