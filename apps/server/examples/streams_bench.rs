@@ -274,6 +274,22 @@ async fn chats(
     }
     let model_ms = began.elapsed().as_secs_f64() * 1000.0;
 
+    // One chat at a time: what a run costs without contention.
+    let mut alone = Vec::new();
+    for _ in 0..10 {
+        double.push(flood());
+        let began = Instant::now();
+        let o = run_stream(client, base, token, None).await?;
+        alone.push((
+            o.first_line.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+            began.elapsed().as_secs_f64() * 1000.0,
+        ));
+    }
+    let mut alone_first: Vec<f64> = alone.iter().map(|a| a.0).collect();
+    let mut alone_total: Vec<f64> = alone.iter().map(|a| a.1).collect();
+    alone_first.sort_by(f64::total_cmp);
+    alone_total.sort_by(f64::total_cmp);
+
     for _ in 0..CHATS {
         double.push(flood());
     }
@@ -294,6 +310,8 @@ async fn chats(
         "first_line_p50_ms": percentile(&firsts, 50.0),
         "first_line_max_ms": firsts.last().copied().unwrap_or(0.0),
         "total_ms": total_ms, "model_alone_ms": model_ms,
+        "one_chat_first_line_p50_ms": percentile(&alone_first, 50.0),
+        "one_chat_total_p50_ms": percentile(&alone_total, 50.0),
     }))
 }
 

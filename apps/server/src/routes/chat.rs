@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use chat_runtime::{InputMessage, LineStream, RunRequest, Source};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -174,11 +174,38 @@ pub(crate) fn with_heartbeat(lines: LineStream) -> LineStream {
     .boxed()
 }
 
+/// At most this much goes into one write of a stream.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+
+/// The lines of a stream as writes: after a line arrives the writer lets the run go on once
+/// (the model's connection usually holds more chunks already) and takes every line that is
+/// then ready, so a fast model costs one write per batch instead of one per line. A line that
+/// arrives alone is written at once.
+fn batched(lines: LineStream) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::unfold(Some(lines), |state| async move {
+        let mut lines = state?;
+        let mut batch = lines.next().await?;
+        tokio::task::yield_now().await;
+        let mut open = true;
+        while batch.len() < MAX_WRITE_BYTES {
+            match lines.next().now_or_never() {
+                Some(Some(line)) => batch.extend_from_slice(&line),
+                Some(None) => {
+                    open = false;
+                    break;
+                }
+                None => break,
+            }
+        }
+        Some((Bytes::from(batch), open.then_some(lines)))
+    })
+}
+
 pub(crate) fn ndjson(lines: LineStream) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(NDJSON)
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l))))
+        .streaming(batched(lines).map(Ok::<_, actix_web::Error>))
 }
 
 /// Start a run and stream it; the run stops when the client disconnects and does not resume
