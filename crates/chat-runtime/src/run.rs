@@ -35,9 +35,20 @@ struct Emitter {
     source: Source,
     tx: UnboundedSender<Vec<u8>>,
     count: u64,
+    /// The store of the run's first messages, while it is under way.
+    storing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Emitter {
+    /// Waits for the store under way, if any.
+    async fn stored(&mut self) {
+        if let Some(storing) = self.storing.take()
+            && let Err(e) = storing.await
+        {
+            tracing::error!(session_id = %self.session_id, error = %e, "messages could not be stored");
+        }
+    }
+
     /// Appends to the replay log, then sends.
     async fn emit(&mut self, value: &impl Serialize) {
         let bytes = wire::line(value);
@@ -118,9 +129,11 @@ pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Ve
         source: p.source,
         tx,
         count: 0,
+        storing: None,
     };
     let mut steps = Vec::new();
     let end = run_loop(&inner, &p, &mut out, &cancel, &mut steps).await;
+    out.stored().await;
     watchdog.abort();
 
     emit_usage(&mut out, &p, &steps).await;
@@ -190,16 +203,27 @@ async fn watch(
     }
 }
 
-async fn persist(inner: &Inner, p: &Prepared, messages: Vec<StoredMessage>) {
+/// Stores messages after the run's earlier ones (a store still under way is waited for).
+async fn persist(inner: &Inner, p: &Prepared, out: &mut Emitter, messages: Vec<StoredMessage>) {
+    out.stored().await;
+    store(inner, &p.actor, &p.session_id, messages).await;
+}
+
+async fn store(
+    inner: &Inner,
+    actor: &platform::Actor,
+    session_id: &str,
+    messages: Vec<StoredMessage>,
+) {
     if messages.is_empty() {
         return;
     }
     if let Err(e) = inner
         .conversations
-        .append(&p.actor, &p.session_id, messages)
+        .append(actor, session_id, messages)
         .await
     {
-        tracing::error!(session_id = %p.session_id, error = %e, "messages could not be stored");
+        tracing::error!(session_id = %session_id, error = %e, "messages could not be stored");
     }
 }
 
@@ -210,15 +234,20 @@ async fn run_loop(
     cancel: &Cancel,
     steps: &mut Vec<Step>,
 ) -> End {
-    persist(inner, p, p.new_messages.clone()).await;
     let agent = p.line_agent_name;
     let sid = p.session_id.as_str();
     let mut messages = p.messages.clone();
+    if p.max_loop == 0 {
+        persist(inner, p, out, p.new_messages.clone()).await;
+    }
     for step in 0..p.max_loop {
         if cancel.is_cancelled() {
+            if step == 0 {
+                persist(inner, p, out, p.new_messages.clone()).await;
+            }
             return End::Interrupted;
         }
-        drain_guidance(inner, p, out, &mut messages).await;
+        let guidance = drain_guidance(inner, p, out, &mut messages).await;
         let mut request = ChatRequest {
             messages: messages.clone(),
             tools: p.tool_schemas.clone(),
@@ -229,10 +258,29 @@ async fn run_loop(
                 .extra
                 .insert("reasoning_effort".into(), json!(effort));
         }
-        let opened = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return End::Interrupted,
-            r = inner.llm.chat_stream(&p.endpoint, &request) => r,
+        let opening = async {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                r = inner.llm.chat_stream(&p.endpoint, &request) => Some(r),
+            }
+        };
+        if step == 0 {
+            // The run's new messages (and guidance taken at its start) are stored beside the
+            // first step: the model call and its first lines do not wait for the write, and
+            // every later store waits for it, so the stored order is the streamed one.
+            let mut first = p.new_messages.clone();
+            first.extend(guidance);
+            let (inner, actor, session_id) = (inner.clone(), p.actor.clone(), p.session_id.clone());
+            out.storing = Some(tokio::spawn(async move {
+                store(&inner, &actor, &session_id, first).await;
+            }));
+        } else {
+            persist(inner, p, out, guidance).await;
+        }
+        let opened = opening.await;
+        let Some(opened) = opened else {
+            return End::Interrupted;
         };
         let mut stream = match opened {
             Ok(s) => s,
@@ -396,7 +444,7 @@ async fn run_loop(
             m.tool_calls = Some(json!(call_values));
             produced.push(m);
         }
-        persist(inner, p, produced).await;
+        persist(inner, p, out, produced).await;
         if let Some(e) = failure {
             provider_failure(inner, p, out, &e).await;
             return End::Failed;
@@ -442,7 +490,7 @@ async fn run_loop(
             produced.push(m);
             messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": content}));
         }
-        persist(inner, p, produced).await;
+        persist(inner, p, out, produced).await;
         if cancel.is_cancelled() {
             return End::Interrupted;
         }
@@ -478,20 +526,25 @@ async fn run_loop(
                 agent,
             );
             m.metadata = serde_json::to_value(&metadata).unwrap_or_default();
-            persist(inner, p, vec![m]).await;
+            persist(inner, p, out, vec![m]).await;
         }
     }
     End::Done
 }
 
 /// Guidance queued since the last step joins the conversation as user messages, streamed
-/// back as `user_input` lines with `metadata.guidance_id`.
-async fn drain_guidance(inner: &Inner, p: &Prepared, out: &mut Emitter, messages: &mut Vec<Value>) {
+/// back as `user_input` lines with `metadata.guidance_id`; the messages to store.
+async fn drain_guidance(
+    inner: &Inner,
+    p: &Prepared,
+    out: &mut Emitter,
+    messages: &mut Vec<Value>,
+) -> Vec<StoredMessage> {
     let items = match crate::guidance::drain(inner.hub.kv().as_ref(), &p.session_id).await {
         Ok(items) => items,
         Err(e) => {
             tracing::warn!(session_id = %p.session_id, error = %e, "guidance could not be read");
-            return;
+            return Vec::new();
         }
     };
     let mut produced = Vec::new();
@@ -525,7 +578,7 @@ async fn drain_guidance(inner: &Inner, p: &Prepared, out: &mut Emitter, messages
         m.metadata = metadata;
         produced.push(m);
     }
-    persist(inner, p, produced).await;
+    produced
 }
 
 /// Independent calls run concurrently (at most `tool_concurrency` at once), each within the
@@ -631,7 +684,7 @@ async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &Ll
         p.line_agent_name,
     );
     m.metadata = json!({"runtime_generated": true, "error": true});
-    persist(inner, p, vec![m]).await;
+    persist(inner, p, out, vec![m]).await;
 }
 
 fn step_usage(u: &Usage) -> StepUsage {

@@ -356,7 +356,12 @@ impl Runtime {
                 },
             )
             .await?;
-        let stored = inner.conversations.messages(actor, &session_id).await?;
+        // A session id made here is a new conversation: it has no history to read.
+        let stored = if request.session_id.is_some() {
+            inner.conversations.messages(actor, &session_id).await?
+        } else {
+            Vec::new()
+        };
         let last_user = stored
             .iter()
             .rev()
