@@ -315,6 +315,21 @@ async fn chats(
     }))
 }
 
+/// Descriptors kept free for everything but idle streams.
+const FD_RESERVE: usize = 200;
+
+/// This process's soft limit of open files (the server inherits it).
+fn open_files_limit() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
 /// Idle streams opened in steps until the goal or the memory limit.
 async fn idle(double: &LlmDouble, server: &Server, token: &str) -> Result<Value, Failure> {
     let client = reqwest::Client::builder()
@@ -326,7 +341,18 @@ async fn idle(double: &LlmDouble, server: &Server, token: &str) -> Result<Value,
     let mut open = 0usize;
     let mut steps = Vec::new();
     let mut stopped = "reached the goal".to_owned();
+    // Each idle stream holds two descriptors in the server (its client's connection and its
+    // model's) and two here (the client end and the model double's end).
+    let fd_limit = open_files_limit();
+    let fd_room = fd_limit.map_or(usize::MAX, |l| l.saturating_sub(FD_RESERVE) / 2);
     while open < IDLE_GOAL {
+        if open + IDLE_STEP > fd_room {
+            stopped = format!(
+                "stopped by the open-files limit of {} per process: each stream holds two",
+                fd_limit.unwrap_or_default()
+            );
+            break;
+        }
         for _ in 0..IDLE_STEP {
             double.push(Reply::Stamped {
                 n: 2,
