@@ -449,6 +449,56 @@ mod tests {
     }
 
     #[test]
+    fn only_plain_selects_go_to_the_read_pool() {
+        assert!(is_plain_read("SELECT 1"));
+        assert!(is_plain_read("  select \"id\" FROM \"users\""));
+        assert!(!is_plain_read("INSERT INTO t VALUES (1) RETURNING id"));
+        assert!(!is_plain_read("UPDATE t SET x = 1"));
+        assert!(!is_plain_read("WITH x AS (SELECT 1) DELETE FROM t"));
+        assert!(!is_plain_read("SEL"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_on_a_sqlite_file_all_land_and_reads_see_them() {
+        use sea_orm::{DbBackend, Statement};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let db = connect_url(&url).await.unwrap();
+        assert!(db.reads.is_some(), "a SQLite file gets a read pool");
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        // Each writer reads then writes in one transaction: on several connections this is
+        // the pattern that fails with SQLITE_BUSY_SNAPSHOT; on the one writer it queues.
+        let writers = (0..40).map(|i| {
+            let db = db.clone();
+            async move {
+                let txn = db.begin().await.unwrap();
+                txn.query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT COUNT(*) AS n FROM t",
+                ))
+                .await
+                .unwrap();
+                txn.execute_unprepared(&format!("INSERT INTO t VALUES ({i})"))
+                    .await
+                    .unwrap();
+                txn.commit().await.unwrap();
+            }
+        });
+        futures_util::future::join_all(writers).await;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 40);
+    }
+
+    #[test]
     fn only_reachability_failures_count_as_outages() {
         use sea_orm::{DbErr, RuntimeErr};
         let timeout = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);

@@ -190,9 +190,13 @@ pub(crate) struct SessionDto {
 #[utoipa::path(get, path = "/api/auth/session", tag = "auth",
     responses((status = 200, body = Envelope<SessionDto>), (status = 401, description = "Not logged in")))]
 pub(crate) async fn session(state: web::Data<AppState>, caller: Caller) -> ApiResult<SessionDto> {
-    let user = state.identity.current_user(&caller.0).await?;
-    let has_provider = state.providers.has_provider(&caller.actor()).await?;
-    let has_agent = state.agents.has_agent(&caller.actor()).await?;
+    // Three independent reads, at once (each on its own pooled connection).
+    let actor = caller.actor();
+    let (user, has_provider, has_agent) = tokio::try_join!(
+        async { Ok::<_, AppError>(state.identity.current_user(&caller.0).await?) },
+        async { Ok::<_, AppError>(state.providers.has_provider(&actor).await?) },
+        async { Ok::<_, AppError>(state.agents.has_agent(&actor).await?) },
+    )?;
     let avatar = user.avatar.unwrap_or_default();
     Ok(ApiOk(SessionDto {
         user: SessionUserDto {

@@ -462,10 +462,13 @@ impl Agents for SeaOrmAgents {
 
     async fn has_agent(&self, actor: &Actor) -> Result<bool, AgentError> {
         Ok(agents::Entity::find()
+            .select_only()
+            .column(agents::Column::Id)
             .filter(agents::Column::UserId.eq(actor.user_id.clone()))
-            .count(&self.db)
+            .into_tuple::<String>()
+            .one(&self.db)
             .await?
-            > 0)
+            .is_some())
     }
 }
 

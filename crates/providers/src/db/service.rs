@@ -534,7 +534,10 @@ impl Providers for SeaOrmProviders {
             return Ok(true);
         }
         Ok(entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Id)
             .filter(entity::Column::UserId.eq(actor.user_id.clone()))
+            .into_tuple::<String>()
             .one(&self.db)
             .await?
             .is_some())
