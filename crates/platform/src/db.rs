@@ -118,6 +118,9 @@ impl ConnectionTrait for Db {
     }
 }
 
+/// What a `transaction` callback returns (SeaORM's signature).
+type TransactionBody<'c, T, E> = std::pin::Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
+
 #[async_trait::async_trait]
 impl TransactionTrait for Db {
     type Transaction = DatabaseTransaction;
@@ -145,11 +148,7 @@ impl TransactionTrait for Db {
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            )
-                -> std::pin::Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TransactionBody<'c, T, E> + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
@@ -163,11 +162,7 @@ impl TransactionTrait for Db {
         access_mode: Option<AccessMode>,
     ) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            )
-                -> std::pin::Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TransactionBody<'c, T, E> + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
