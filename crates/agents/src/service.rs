@@ -1,5 +1,7 @@
 //! The agent service: configurations and who may see or change them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::{Actor, Page, PageRequest};
@@ -38,6 +40,9 @@ impl Agent {
 
 /// Owners and admins edit and delete; users granted an agent read and use it; everyone else
 /// gets `NotFound`.
+/// A page of agents as JSON documents.
+pub type JsonPage = Page<Box<serde_json::value::RawValue>>;
+
 #[async_trait]
 pub trait Agents: Send + Sync {
     /// One page of own and granted agents, newest first (admins: all), and their total.
@@ -45,11 +50,12 @@ pub trait Agents: Send + Sync {
 
     /// The same page as [`Agents::list`], each agent as its `AgentConfigDTO` JSON
     /// ([`Agent::to_dto`]) assembled from the stored text, in one query (the list's hot path).
+    /// Pages may be shared from a cache that every change of an agent or a grant drops.
     async fn list_json(
         &self,
         actor: &Actor,
         page: PageRequest,
-    ) -> Result<Page<Box<serde_json::value::RawValue>>, AgentError>;
+    ) -> Result<Arc<JsonPage>, AgentError>;
 
     /// Creates an agent owned by the caller; returns its id. Names are unique per owner, and
     /// an owner has at most the deployment's quota of agents.

@@ -10,7 +10,12 @@
 //! cost hundreds of milliseconds. On one connection they queue in the pool, in order, and each
 //! starts the moment the previous one ends; WAL lets the readers go on meanwhile.
 
+mod changes;
+
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use changes::{Budget, Changes, StampedCache, Topic};
 
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
@@ -47,15 +52,35 @@ impl Default for Timeouts {
 pub struct Db {
     primary: DatabaseConnection,
     reads: Option<DatabaseConnection>,
+    changes: Arc<Changes>,
 }
 
 impl Db {
     /// One pool for everything (PostgreSQL, an in-memory SQLite database).
+    /// A SQLite database opened this way is taken to be this process's own (its change
+    /// signals live in memory); a server database has none.
     pub fn single(primary: DatabaseConnection) -> Self {
+        let changes = if primary.get_database_backend() == DbBackend::Sqlite {
+            Changes::private()
+        } else {
+            Changes::none()
+        };
         Self {
             primary,
             reads: None,
+            changes: Arc::new(changes),
         }
+    }
+
+    /// The same database with other change signals.
+    pub fn with_changes(mut self, changes: Changes) -> Self {
+        self.changes = Arc::new(changes);
+        self
+    }
+
+    /// The change signals every process on this database shares ([`Changes`]).
+    pub fn changes(&self) -> Arc<Changes> {
+        self.changes.clone()
     }
 
     /// The connection that writes (migrations run on it).
@@ -208,9 +233,11 @@ pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<Db, StartErro
     let primary = open_pool(url, timeouts, 1).await?;
     // The writer has set up WAL (a database property) before the readers open.
     let reads = open_pool(url, timeouts, SQLITE_READERS).await?;
+    let changes = Changes::path_for(url).map_or_else(Changes::none, |p| Changes::shared(&p));
     Ok(Db {
         primary,
         reads: Some(reads),
+        changes: Arc::new(changes),
     })
 }
 

@@ -70,10 +70,17 @@ fn language(req: &HttpRequest, explicit: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
-/// A list page's agents as assembled JSON (documented as `Vec<AgentConfigDto>`).
-#[derive(Debug, Serialize, ToSchema)]
+/// A list page's agents as assembled JSON (documented as `Vec<AgentConfigDto>`), shared
+/// with the service's cache rather than copied.
+#[derive(Debug, ToSchema)]
 #[schema(value_type = Vec<AgentConfigFields>)]
-pub(crate) struct RawAgents(Vec<Box<serde_json::value::RawValue>>);
+pub(crate) struct RawAgents(std::sync::Arc<agents::JsonPage>);
+
+impl Serialize for RawAgents {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.items.serialize(serializer)
+    }
+}
 
 /// `AgentConfigDTO` as it travels (a validated JSON document; its published schema is
 /// [`AgentConfigFields`]).
@@ -190,10 +197,11 @@ pub(crate) async fn list_agents(
     .map_err(|e| AppError::validation("query", e.field(), &e.to_string()))?;
     // Each agent's JSON is assembled from its stored text, not parsed and re-serialised.
     let agents = state.agents.list_json(&caller.actor(), page).await?;
-    let mut response = ApiOk(RawAgents(agents.items)).into_response();
+    let total = agents.total;
+    let mut response = ApiOk(RawAgents(agents)).into_response();
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-total-count"),
-        actix_web::http::header::HeaderValue::from(agents.total),
+        actix_web::http::header::HeaderValue::from(total),
     );
     Ok(response)
 }

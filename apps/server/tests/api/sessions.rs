@@ -343,3 +343,108 @@ async fn a_cookie_session_mints_a_bounded_number_of_token_pairs() {
         .await;
     assert_eq!(rotated.status(), 200);
 }
+
+/// A Bearer request to `base` with an optional JSON body; the envelope's `data`.
+async fn bearer_call(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = envelope(request.send().await.unwrap()).await;
+    answer["data"].clone()
+}
+
+/// What `GET /api/agent/list` on `base` names.
+async fn agent_names(base: &str, token: &str) -> Vec<String> {
+    let data = bearer_call(base, token, "GET", "/api/agent/list", None).await;
+    data.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_session_view_and_agent_list_show_what_another_process_just_changed() {
+    let app = TestApp::spawn().await;
+    let llm = llm_double::LlmDouble::start(None, &[]).await.unwrap();
+    let (_, owner, _) = logged_in(&app, "wren").await;
+    let (_, guest, _) = logged_in(&app, "yarrow").await;
+    let guest_id = bearer_call(&app.address, &guest, "GET", "/api/auth/session", None).await
+        ["user"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app.another_server().await;
+    let session = |token: String| {
+        let base = app.address.clone();
+        async move { bearer_call(&base, &token, "GET", "/api/auth/session", None).await }
+    };
+
+    // This process has read (and may cache) the views before the other one changes them.
+    let before = session(owner.clone()).await;
+    assert_eq!(before["user"]["nickname"], "wren");
+    assert_eq!(before["has_agent"], false);
+    assert_eq!(before["has_provider"], false);
+    assert!(agent_names(&app.address, &owner).await.is_empty());
+    assert!(agent_names(&app.address, &guest).await.is_empty());
+
+    bearer_call(
+        &other,
+        &owner,
+        "PUT",
+        "/api/user/profile",
+        Some(json!({"nickname": "Wren W."})),
+    )
+    .await;
+    let created = bearer_call(
+        &other,
+        &owner,
+        "POST",
+        "/api/agent/create",
+        Some(json!({"name": "Scout", "systemPrefix": "You scout.", "maxLoopCount": 5})),
+    )
+    .await;
+    let agent_id = created["agent_id"].as_str().unwrap().to_owned();
+    bearer_call(&other, &owner, "POST", "/api/llm-provider/create",
+        Some(json!({"base_url": llm.base_url, "api_keys": ["sk-cache-test"], "model": "m", "is_default": true}))).await;
+
+    let after = session(owner.clone()).await;
+    assert_eq!(after["user"]["nickname"], "Wren W.");
+    assert_eq!(after["has_agent"], true);
+    assert_eq!(after["has_provider"], true);
+    assert_eq!(agent_names(&app.address, &owner).await, ["Scout"]);
+
+    // A grant made elsewhere reaches the grantee's list here; its removal too.
+    assert!(agent_names(&app.address, &guest).await.is_empty());
+    bearer_call(
+        &other,
+        &owner,
+        "POST",
+        &format!("/api/agent/{agent_id}/auth"),
+        Some(json!({"user_ids": [guest_id]})),
+    )
+    .await;
+    assert_eq!(agent_names(&app.address, &guest).await, ["Scout"]);
+    bearer_call(
+        &other,
+        &owner,
+        "DELETE",
+        &format!("/api/agent/{agent_id}"),
+        None,
+    )
+    .await;
+    assert!(agent_names(&app.address, &guest).await.is_empty());
+    assert!(agent_names(&app.address, &owner).await.is_empty());
+    assert_eq!(session(owner.clone()).await["has_agent"], false);
+}

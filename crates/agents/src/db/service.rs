@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use platform::db::{Budget, StampedCache, Topic};
 use platform::{Actor, Page, PageRequest};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -16,7 +17,7 @@ use providers::{ChatRequest, LlmClient, Providers};
 
 use super::entities::{agent_grants, agents};
 use crate::generate;
-use crate::service::{Agent, Agents};
+use crate::service::{Agent, Agents, JsonPage};
 use crate::{AgentConfig, AgentError, normalise};
 
 pub struct SeaOrmAgents {
@@ -25,6 +26,35 @@ pub struct SeaOrmAgents {
     llm: LlmClient,
     max_prompt_chars: usize,
     max_per_user: u64,
+    /// Answers of the two hot reads (every page of the web UI asks whether the caller has
+    /// an agent; the agent list), trusted while no process has announced a change of an
+    /// agent or a grant ([`Topic::Agents`]).
+    cached: Cached,
+}
+
+/// The list page a caller asked for: who (and whether as an admin), offset, size.
+type PageKey = (String, bool, u64, u64);
+
+struct Cached {
+    has_agent: StampedCache<String, bool>,
+    pages: StampedCache<PageKey, Arc<JsonPage>>,
+}
+
+impl Cached {
+    fn new(db: &platform::db::Db) -> Self {
+        Self {
+            has_agent: StampedCache::new(db, Topic::Agents, Budget::default(), |_| 64),
+            pages: StampedCache::new(db, Topic::Agents, Budget::default(), |page| {
+                page.items.iter().map(|item| item.get().len() + 64).sum()
+            }),
+        }
+    }
+
+    /// After a committed change of agents or grants.
+    fn changed(&self) {
+        // Both caches watch the same topic: one announcement drops both.
+        self.pages.changed();
+    }
 }
 
 /// Agents one user may own unless configured otherwise (`SAGE_MAX_AGENTS_PER_USER`).
@@ -63,11 +93,12 @@ fn name_taken(e: sea_orm::DbErr) -> AgentError {
 impl SeaOrmAgents {
     pub fn new(db: platform::db::Db, providers: Arc<dyn Providers>, llm: LlmClient) -> Self {
         Self {
-            db,
             providers,
             llm,
             max_prompt_chars: crate::JobSettings::default().max_input_chars,
             max_per_user: DEFAULT_MAX_AGENTS_PER_USER,
+            cached: Cached::new(&db),
+            db,
         }
     }
 
@@ -141,6 +172,51 @@ impl SeaOrmAgents {
         }
     }
 
+    /// One list page read from the database (see [`Agents::list_json`]).
+    async fn read_page(&self, actor: &Actor, page: PageRequest) -> Result<JsonPage, AgentError> {
+        // One query: the page and, by a window function, the total over all pages.
+        let rows = visible(actor)
+            .select_only()
+            .columns([
+                agents::Column::Id,
+                agents::Column::UserId,
+                agents::Column::Config,
+                agents::Column::CreatedAt,
+                agents::Column::UpdatedAt,
+            ])
+            .column_as(sea_orm::sea_query::Expr::cust("COUNT(*) OVER ()"), "total")
+            .order_by_desc(agents::Column::CreatedAt)
+            .order_by_desc(agents::Column::Id)
+            .offset(page.offset())
+            .limit(page.page_size())
+            .into_model::<ListedRow>()
+            .all(&self.db)
+            .await?;
+        let total = match rows.first() {
+            Some(row) => u64::try_from(row.total).unwrap_or(0),
+            // Past the last page the window has no row to ride on.
+            None if page.offset() > 0 => visible(actor).count(&self.db).await?,
+            None => 0,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            match crate::config::dto_json(
+                &row.id,
+                &row.user_id,
+                &row.created_at,
+                &row.updated_at,
+                &row.config,
+            ) {
+                Ok(json) => items.push(json),
+                // One corrupt row is logged and skipped rather than failing the whole list.
+                Err(e) => {
+                    tracing::error!(agent = %row.id, error = %e, "skipping an unreadable agent")
+                }
+            }
+        }
+        Ok(Page { items, total })
+    }
+
     async fn name_in_use(
         &self,
         owner: &str,
@@ -196,48 +272,19 @@ impl Agents for SeaOrmAgents {
         &self,
         actor: &Actor,
         page: PageRequest,
-    ) -> Result<Page<Box<serde_json::value::RawValue>>, AgentError> {
-        // One query: the page and, by a window function, the total over all pages.
-        let rows = visible(actor)
-            .select_only()
-            .columns([
-                agents::Column::Id,
-                agents::Column::UserId,
-                agents::Column::Config,
-                agents::Column::CreatedAt,
-                agents::Column::UpdatedAt,
-            ])
-            .column_as(sea_orm::sea_query::Expr::cust("COUNT(*) OVER ()"), "total")
-            .order_by_desc(agents::Column::CreatedAt)
-            .order_by_desc(agents::Column::Id)
-            .offset(page.offset())
-            .limit(page.page_size())
-            .into_model::<ListedRow>()
-            .all(&self.db)
-            .await?;
-        let total = match rows.first() {
-            Some(row) => u64::try_from(row.total).unwrap_or(0),
-            // Past the last page the window has no row to ride on.
-            None if page.offset() > 0 => visible(actor).count(&self.db).await?,
-            None => 0,
-        };
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            match crate::config::dto_json(
-                &row.id,
-                &row.user_id,
-                &row.created_at,
-                &row.updated_at,
-                &row.config,
-            ) {
-                Ok(json) => items.push(json),
-                // One corrupt row is logged and skipped rather than failing the whole list.
-                Err(e) => {
-                    tracing::error!(agent = %row.id, error = %e, "skipping an unreadable agent")
-                }
-            }
-        }
-        Ok(Page { items, total })
+    ) -> Result<Arc<JsonPage>, AgentError> {
+        let key = (
+            actor.user_id.clone(),
+            actor.is_admin,
+            page.offset(),
+            page.page_size(),
+        );
+        self.cached
+            .pages
+            .get_or_fill(key, || async {
+                Ok(Arc::new(self.read_page(actor, page).await?))
+            })
+            .await
     }
 
     async fn list(&self, actor: &Actor, page: PageRequest) -> Result<Page<Agent>, AgentError> {
@@ -299,6 +346,7 @@ impl Agents for SeaOrmAgents {
         .insert(&self.db)
         .await
         .map_err(name_taken)?;
+        self.cached.changed();
         Ok(id)
     }
 
@@ -333,6 +381,7 @@ impl Agents for SeaOrmAgents {
             sea_orm::DbErr::RecordNotUpdated => AgentError::NotFound,
             other => name_taken(other),
         })?;
+        self.cached.changed();
         Ok(id.to_owned())
     }
 
@@ -347,6 +396,7 @@ impl Agents for SeaOrmAgents {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.cached.changed();
         Ok(row.id)
     }
 
@@ -404,6 +454,7 @@ impl Agents for SeaOrmAgents {
             .await?;
         }
         txn.commit().await?;
+        self.cached.changed();
         Ok(wanted.into_iter().collect())
     }
 
@@ -461,14 +512,19 @@ impl Agents for SeaOrmAgents {
     }
 
     async fn has_agent(&self, actor: &Actor) -> Result<bool, AgentError> {
-        Ok(agents::Entity::find()
-            .select_only()
-            .column(agents::Column::Id)
-            .filter(agents::Column::UserId.eq(actor.user_id.clone()))
-            .into_tuple::<String>()
-            .one(&self.db)
-            .await?
-            .is_some())
+        self.cached
+            .has_agent
+            .get_or_fill(actor.user_id.clone(), || async {
+                Ok(agents::Entity::find()
+                    .select_only()
+                    .column(agents::Column::Id)
+                    .filter(agents::Column::UserId.eq(actor.user_id.clone()))
+                    .into_tuple::<String>()
+                    .one(&self.db)
+                    .await?
+                    .is_some())
+            })
+            .await
     }
 }
 
@@ -497,6 +553,7 @@ impl platform::UserCleanup for SeaOrmAgents {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.cached.changed();
         Ok(())
     }
 }

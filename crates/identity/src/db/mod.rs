@@ -1,7 +1,6 @@
 //! The SeaORM implementation of [`crate::Identity`].
 
 mod entities;
-mod revocation;
 mod service;
 mod session_store;
 

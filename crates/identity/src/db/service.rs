@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use platform::db::{Budget, StampedCache, Topic};
 use platform::store::KvStore;
 use platform::{AuthMode, Config, Page, PageRequest};
 use rand::Rng;
@@ -60,6 +61,22 @@ pub struct SeaOrmIdentity {
     public_url: Option<String>,
     /// `SAGE_TRUSTED_PROXY_ADMINS`: the proxy's header may name an admin.
     trusted_proxy_admins: bool,
+    /// Users as [`Identity::current_user`] answers them (every page of the web UI asks),
+    /// trusted while no process has announced a change of a user's row
+    /// ([`Topic::Users`]: profile, role, deletion).
+    current: StampedCache<String, User>,
+}
+
+/// What a cached user costs in memory, roughly.
+fn user_weight(user: &User) -> usize {
+    let text = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+    std::mem::size_of::<User>()
+        + user.id.len()
+        + user.username.len()
+        + text(&user.email)
+        + text(&user.nickname)
+        + text(&user.phonenum)
+        + text(&user.avatar)
 }
 
 fn to_user(m: users::Model) -> User {
@@ -104,12 +121,7 @@ impl SeaOrmIdentity {
         let session_store: Arc<dyn SessionStore> = if settings.sessions_in_kv {
             Arc::new(KvSessionStore::new(kv.clone(), &settings))
         } else {
-            let signal =
-                super::revocation::RevocationSignal::path_for(&config.effective_database_url());
-            Arc::new(DbSessionStore::new(
-                db.clone(),
-                super::revocation::RevocationSignal::open(signal.as_deref()),
-            ))
+            Arc::new(DbSessionStore::new(db.clone()))
         };
         let upstream = Upstream::new(
             &config.auth_providers,
@@ -119,6 +131,7 @@ impl SeaOrmIdentity {
             policy,
         )?;
         Ok(Self {
+            current: StampedCache::new(&db, Topic::Users, Budget::default(), user_weight),
             upstream,
             public_url: config.public_url.clone(),
             trusted_proxy_admins: config.trusted_proxy_admins,
@@ -537,10 +550,14 @@ impl Identity for SeaOrmIdentity {
     }
 
     async fn current_user(&self, principal: &Principal) -> Result<User, IdentityError> {
-        self.find_by_id(&principal.user_id)
-            .await?
-            .map(to_user)
-            .ok_or(IdentityError::Unauthenticated)
+        self.current
+            .get_or_fill(principal.user_id.clone(), || async {
+                self.find_by_id(&principal.user_id)
+                    .await?
+                    .map(to_user)
+                    .ok_or(IdentityError::Unauthenticated)
+            })
+            .await
     }
 
     async fn update_profile(
@@ -616,6 +633,7 @@ impl Identity for SeaOrmIdentity {
                 });
             }
         };
+        self.current.changed();
         if verified_by_code && let Some(email) = &email {
             self.kv.delete(&format!("regcode:{email}")).await?;
             self.kv.delete(&format!("regcode-failures:{email}")).await?;
@@ -705,6 +723,7 @@ impl Identity for SeaOrmIdentity {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.current.changed();
         if deleted.rows_affected == 0 {
             return Err(if self.find_by_id(&user.id).await?.is_some() {
                 IdentityError::LastAdmin

@@ -4,12 +4,12 @@
 //! session survives restarts and a revocation made anywhere holds everywhere. Valid sessions
 //! and access tokens are cached in process; the cache is only trusted while its *stamp* is
 //! current: the revocation generation (one row, bumped after every revocation by whichever
-//! process made it) and, on SQLite, the revocation signal file that the same processes
-//! rewrite after each bump ([`RevocationSignal`]). With the signal, checking a cached
-//! credential costs one 8-byte `pread` and no database round trip; the generation row is
-//! still read at most once per [`BACKSTOP_MS`] (a process that died between its commit and
-//! its signal write is seen within that time). Without a signal file (PostgreSQL without
-//! Redis, in-memory SQLite) each check reads the generation row.
+//! process made it) and the database's change signal for revocations ([`Topic::Revocations`]
+//! of [`Changes`]: on SQLite a file slot that the same processes rewrite after each bump).
+//! With the signal, checking a cached credential costs one 8-byte `pread` and no database
+//! round trip; the generation row is still read at most once per [`BACKSTOP_MS`] (a process
+//! that died between its commit and its signal write is seen within that time). Without a
+//! signal (PostgreSQL without Redis) each check reads the generation row.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,9 +21,9 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{auth_revocations, auth_sessions, auth_tokens};
-use super::revocation::RevocationSignal;
 use crate::IdentityError;
 use crate::sessions::{SessionRecord, SessionStore};
+use platform::db::{Changes, Topic};
 
 const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
@@ -74,7 +74,7 @@ pub(crate) struct DbSessionStore {
     db: platform::db::Db,
     cache: Mutex<Cache>,
     last_purge: AtomicI64,
-    signal: RevocationSignal,
+    signal: std::sync::Arc<Changes>,
     /// The generation row as last read, and when (Unix milliseconds).
     generation: AtomicI64,
     generation_read_at: AtomicI64,
@@ -92,12 +92,12 @@ fn record_of(row: &auth_sessions::Model) -> SessionRecord {
 }
 
 impl DbSessionStore {
-    pub fn new(db: platform::db::Db, signal: RevocationSignal) -> Self {
+    pub fn new(db: platform::db::Db) -> Self {
         Self {
+            signal: db.changes(),
             db,
             cache: Mutex::new(Cache::default()),
             last_purge: AtomicI64::new(0),
-            signal,
             generation: AtomicI64::new(0),
             generation_read_at: AtomicI64::new(i64::MIN),
         }
@@ -121,7 +121,7 @@ impl DbSessionStore {
     /// The stamp a cached credential must carry to be trusted now; read before the rows a
     /// cache entry is filled from.
     async fn stamp(&self) -> Result<Stamp, IdentityError> {
-        let Some(signal) = self.signal.read() else {
+        let Some(signal) = self.signal.read(Topic::Revocations) else {
             return Ok(Stamp {
                 signal: 0,
                 generation: self.generation().await?,
@@ -160,7 +160,7 @@ impl DbSessionStore {
             .filter(auth_revocations::Column::Id.eq(1))
             .exec(&self.db)
             .await?;
-        self.signal.announce();
+        self.signal.announce(Topic::Revocations);
         // This process's own cache is dropped at once even without a signal file.
         self.generation_read_at.store(i64::MIN, Ordering::Release);
         Ok(())

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use platform::Actor;
 use platform::config::ModelEndpoint;
+use platform::db::{Budget, StampedCache, Topic};
 use platform::secret::Sealer;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -31,6 +32,9 @@ pub struct SeaOrmProviders {
     sealer: Sealer,
     client: LlmClient,
     system: Option<ModelEndpoint>,
+    /// Whether a user has a provider (every page of the web UI asks), trusted while no
+    /// process has announced that a provider was added or removed ([`Topic::Providers`]).
+    has_provider: StampedCache<String, bool>,
 }
 
 /// Validated values of a provider, ready to probe and store.
@@ -140,6 +144,7 @@ impl SeaOrmProviders {
         system: Option<ModelEndpoint>,
     ) -> Self {
         Self {
+            has_provider: StampedCache::new(&db, Topic::Providers, Budget::default(), |_| 64),
             db,
             sealer,
             client,
@@ -410,6 +415,7 @@ impl Providers for SeaOrmProviders {
         .insert(&txn)
         .await?;
         txn.commit().await?;
+        self.has_provider.changed();
         Ok(id)
     }
 
@@ -458,6 +464,7 @@ impl Providers for SeaOrmProviders {
             return Err(ProviderError::DefaultInUse);
         }
         entity::Entity::delete_by_id(row.id).exec(&self.db).await?;
+        self.has_provider.changed();
         Ok(())
     }
 
@@ -533,14 +540,18 @@ impl Providers for SeaOrmProviders {
         if self.system.is_some() {
             return Ok(true);
         }
-        Ok(entity::Entity::find()
-            .select_only()
-            .column(entity::Column::Id)
-            .filter(entity::Column::UserId.eq(actor.user_id.clone()))
-            .into_tuple::<String>()
-            .one(&self.db)
-            .await?
-            .is_some())
+        self.has_provider
+            .get_or_fill(actor.user_id.clone(), || async {
+                Ok(entity::Entity::find()
+                    .select_only()
+                    .column(entity::Column::Id)
+                    .filter(entity::Column::UserId.eq(actor.user_id.clone()))
+                    .into_tuple::<String>()
+                    .one(&self.db)
+                    .await?
+                    .is_some())
+            })
+            .await
     }
 }
 
@@ -552,6 +563,7 @@ impl platform::UserCleanup for SeaOrmProviders {
             .filter(entity::Column::UserId.eq(user_id.to_owned()))
             .exec(&self.db)
             .await?;
+        self.has_provider.changed();
         Ok(())
     }
 }
