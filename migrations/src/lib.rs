@@ -14,6 +14,7 @@ mod m20261202_144500_agents_job_fair_claims;
 mod m20261202_144500_conversations_create_conversations;
 mod m20261202_144500_identity_create_sessions;
 mod m20261203_100000_conversations_listing;
+mod m20261203_160000_conversations_owner_counts;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_144500_identity_create_sessions::Migration),
             Box::new(m20261202_144500_conversations_create_conversations::Migration),
             Box::new(m20261203_100000_conversations_listing::Migration),
+            Box::new(m20261203_160000_conversations_owner_counts::Migration),
         ]
     }
 }

@@ -83,3 +83,21 @@ pub(crate) mod token_usage {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod conversation_counts {
+    use sea_orm::entity::prelude::*;
+
+    /// How many conversations an owner has (kept with every open and delete).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "conversation_counts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub total: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

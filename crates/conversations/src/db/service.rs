@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::Actor;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Value, json};
 
-use super::entities::{conversations, messages, token_usage};
+use super::entities::{conversation_counts, conversations, messages, token_usage};
 use crate::ConversationError;
 use crate::service::{
     Conversation, ConversationPage, Conversations, Dimension, EditedConversation, ListQuery,
@@ -213,6 +213,30 @@ impl SeaOrmConversations {
     }
 }
 
+/// Adds `by` to the owner's conversation count (within the transaction that opens or deletes).
+async fn count_conversations(
+    txn: &sea_orm::DatabaseTransaction,
+    owner: &str,
+    by: i64,
+) -> Result<(), sea_orm::DbErr> {
+    use conversation_counts::Column as N;
+    conversation_counts::Entity::insert(conversation_counts::ActiveModel {
+        user_id: Set(owner.to_owned()),
+        total: Set(Ord::max(by, 0)),
+    })
+    .on_conflict(
+        OnConflict::column(N::UserId)
+            .value(
+                N::Total,
+                Expr::col((conversation_counts::Entity, N::Total)).add(by),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Conversations for SeaOrmConversations {
     async fn open(
@@ -229,6 +253,8 @@ impl Conversations for SeaOrmConversations {
             Err(e) => return Err(e),
         }
         let now = Utc::now();
+        // The row and its owner's count, together.
+        let txn = self.db.begin().await?;
         let inserted = conversations::ActiveModel {
             session_id: Set(new.session_id.clone()),
             user_id: Set(actor.user_id.clone()),
@@ -242,10 +268,14 @@ impl Conversations for SeaOrmConversations {
             agent_count: Set(0),
             shared: Set(false),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await;
         match inserted {
-            Ok(row) => Ok(to_conversation(row)),
+            Ok(row) => {
+                count_conversations(&txn, &row.user_id, 1).await?;
+                txn.commit().await?;
+                Ok(to_conversation(row))
+            }
             // Someone else's session id (or a concurrent first run): answer as the row says.
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => self
                 .visible(actor, &new.session_id)
@@ -384,11 +414,16 @@ impl Conversations for SeaOrmConversations {
     ) -> Result<ConversationPage, ConversationError> {
         use conversations::Column as C;
         let mut select = conversations::Entity::find();
-        if !actor.is_admin {
-            select = select.filter(C::UserId.eq(actor.user_id.clone()));
-        } else if let Some(user) = query.user_id.as_deref().filter(|u| !u.is_empty()) {
-            select = select.filter(C::UserId.eq(user));
+        let owner = if !actor.is_admin {
+            Some(actor.user_id.as_str())
+        } else {
+            query.user_id.as_deref().filter(|u| !u.is_empty())
+        };
+        if let Some(owner) = owner {
+            select = select.filter(C::UserId.eq(owner));
         }
+        let filtered = query.agent_id.as_deref().is_some_and(|a| !a.is_empty())
+            || query.search.as_deref().is_some_and(|s| !s.is_empty());
         if let Some(agent) = query.agent_id.as_deref().filter(|a| !a.is_empty()) {
             select = select.filter(C::AgentId.eq(agent));
         }
@@ -400,7 +435,7 @@ impl Conversations for SeaOrmConversations {
             };
             select = select.filter(Condition::any().add(like(C::Title)).add(like(C::SessionId)));
         }
-        let total = select.clone().count(&self.db).await?;
+        let counted = select.clone();
         select = match query.sort_by {
             SortBy::Date => select
                 .order_by_desc(C::UpdatedAt)
@@ -419,8 +454,19 @@ impl Conversations for SeaOrmConversations {
                     .saturating_mul(size),
             )
             .limit(size)
-            .all(&self.db)
-            .await?;
+            .all(&self.db);
+        // The page and its total at once (each on its own pooled connection). One owner's
+        // unfiltered total is the count kept beside the rows.
+        let total = async {
+            match owner {
+                Some(owner) if !filtered => Ok(conversation_counts::Entity::find_by_id(owner)
+                    .one(&self.db)
+                    .await?
+                    .map_or(0, |c| u64::try_from(c.total).unwrap_or(0))),
+                _ => counted.count(&self.db).await,
+            }
+        };
+        let (rows, total) = tokio::try_join!(rows, total)?;
         Ok(ConversationPage {
             items: rows.into_iter().map(to_conversation).collect(),
             total,
@@ -464,9 +510,12 @@ impl Conversations for SeaOrmConversations {
             .filter(token_usage::Column::SessionId.eq(row.session_id.clone()))
             .exec(&txn)
             .await?;
-        conversations::Entity::delete_by_id(row.session_id)
+        let deleted = conversations::Entity::delete_by_id(row.session_id)
             .exec(&txn)
             .await?;
+        if deleted.rows_affected > 0 {
+            count_conversations(&txn, &row.user_id, -1).await?;
+        }
         txn.commit().await?;
         Ok(())
     }

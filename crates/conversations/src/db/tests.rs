@@ -180,3 +180,50 @@ async fn concurrent_appends_to_different_conversations_all_land() {
         );
     }
 }
+
+#[tokio::test]
+async fn list_totals_follow_opens_and_deletes_for_owners_filters_and_admins() {
+    use crate::{ListQuery, SortBy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SeaOrmConversations::new(database(&dir).await);
+    let alice = Actor::new("alice", false);
+    let bob = Actor::new("bob", false);
+    let admin = Actor::new("root", true);
+    let query = |search: Option<&str>, user: Option<&str>| ListQuery {
+        page: 1,
+        page_size: 2,
+        search: search.map(str::to_owned),
+        agent_id: None,
+        user_id: user.map(str::to_owned),
+        sort_by: SortBy::Date,
+    };
+    let total = |actor: Actor, search: Option<&'static str>, user: Option<&'static str>| {
+        let store = &store;
+        async move { store.list(&actor, query(search, user)).await.unwrap().total }
+    };
+    assert_eq!(total(alice.clone(), None, None).await, 0);
+    for session in ["a1", "a2", "a3"] {
+        store.open(&alice, new(session)).await.unwrap();
+    }
+    // Opening an existing conversation again (the next run) counts nothing.
+    store.open(&alice, new("a1")).await.unwrap();
+    // Someone else's session id is not opened for bob and not counted for him.
+    assert!(store.open(&bob, new("a2")).await.is_err());
+    store.open(&bob, new("b1")).await.unwrap();
+
+    let page = store.list(&alice, query(None, None)).await.unwrap();
+    assert_eq!((page.items.len(), page.total), (2, 3));
+    assert_eq!(total(alice.clone(), Some("A3"), None).await, 1);
+    assert_eq!(total(bob.clone(), None, None).await, 1);
+    // A non-admin's user_id is ignored; an admin's selects.
+    assert_eq!(total(bob.clone(), None, Some("alice")).await, 1);
+    assert_eq!(total(admin.clone(), None, Some("alice")).await, 3);
+    assert_eq!(total(admin.clone(), None, None).await, 4);
+
+    store.delete(&alice, "a2").await.unwrap();
+    assert!(store.delete(&alice, "a2").await.is_err());
+    assert!(store.delete(&bob, "a1").await.is_err());
+    assert_eq!(total(alice.clone(), None, None).await, 2);
+    assert_eq!(total(admin.clone(), None, Some("alice")).await, 2);
+    assert_eq!(total(bob, None, None).await, 1);
+}
