@@ -58,7 +58,8 @@ pub struct Db {
 impl Db {
     /// One pool for everything (PostgreSQL, an in-memory SQLite database).
     /// A SQLite database opened this way is taken to be this process's own (its change
-    /// signals live in memory); a server database has none.
+    /// signals live in memory); a server database has none (see [`connect_with`], which
+    /// gives PostgreSQL its notifications).
     pub fn single(primary: DatabaseConnection) -> Self {
         let changes = if primary.get_database_backend() == DbBackend::Sqlite {
             Changes::private()
@@ -223,7 +224,9 @@ pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<Db, StartErro
     let is_sqlite = url.starts_with("sqlite:");
     if !is_sqlite {
         probe(url).await?;
-        return Ok(Db::single(open_pool(url, timeouts, 20).await?));
+        let pool = open_pool(url, timeouts, 20).await?;
+        let changes = Changes::notified(url, pool.clone());
+        return Ok(Db::single(pool).with_changes(changes));
     }
     ensure_sqlite_dir(url)?;
     if sqlite_file(url).is_none() {

@@ -5,14 +5,20 @@
 
 use rand::Rng;
 
+/// A version-4 UUID from the thread's CSPRNG: `Uuid::new_v4` asks the kernel for every one
+/// (a system call per request id).
+fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
 /// A random 128-bit id as 32 lowercase hex digits (Sage's `uuid4().hex` form).
 pub fn new_hex_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    random_uuid().simple().to_string()
 }
 
 /// A random UUID in its hyphenated form (Sage's `uuid4()` form, used for session ids).
 pub fn new_uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
+    random_uuid().to_string()
 }
 
 /// `prefix` followed by `hex_len` random lowercase hex digits, e.g. `agent_1a2b3c4d`.
@@ -57,7 +63,10 @@ mod tests {
         assert_eq!(agent.len(), 14);
         assert_ne!(new_secret_token(16), new_secret_token(16));
         assert_eq!(new_secret_token(16).len(), 32);
-        assert_eq!(new_uuid().len(), 36);
+        let id = uuid::Uuid::parse_str(&new_uuid()).unwrap();
+        assert_eq!(id.get_version_num(), 4);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(new_uuid(), new_uuid());
     }
 
     #[test]

@@ -51,9 +51,9 @@ impl Cached {
     }
 
     /// After a committed change of agents or grants.
-    fn changed(&self) {
+    async fn changed(&self) {
         // Both caches watch the same topic: one announcement drops both.
-        self.pages.changed();
+        self.pages.changed().await;
     }
 }
 
@@ -346,7 +346,7 @@ impl Agents for SeaOrmAgents {
         .insert(&self.db)
         .await
         .map_err(name_taken)?;
-        self.cached.changed();
+        self.cached.changed().await;
         Ok(id)
     }
 
@@ -381,7 +381,7 @@ impl Agents for SeaOrmAgents {
             sea_orm::DbErr::RecordNotUpdated => AgentError::NotFound,
             other => name_taken(other),
         })?;
-        self.cached.changed();
+        self.cached.changed().await;
         Ok(id.to_owned())
     }
 
@@ -396,7 +396,7 @@ impl Agents for SeaOrmAgents {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.cached.changed();
+        self.cached.changed().await;
         Ok(row.id)
     }
 
@@ -454,7 +454,7 @@ impl Agents for SeaOrmAgents {
             .await?;
         }
         txn.commit().await?;
-        self.cached.changed();
+        self.cached.changed().await;
         Ok(wanted.into_iter().collect())
     }
 
@@ -553,7 +553,7 @@ impl platform::UserCleanup for SeaOrmAgents {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.cached.changed();
+        self.cached.changed().await;
         Ok(())
     }
 }

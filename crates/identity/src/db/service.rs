@@ -633,7 +633,7 @@ impl Identity for SeaOrmIdentity {
                 });
             }
         };
-        self.current.changed();
+        self.current.changed().await;
         if verified_by_code && let Some(email) = &email {
             self.kv.delete(&format!("regcode:{email}")).await?;
             self.kv.delete(&format!("regcode-failures:{email}")).await?;
@@ -723,7 +723,7 @@ impl Identity for SeaOrmIdentity {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.current.changed();
+        self.current.changed().await;
         if deleted.rows_affected == 0 {
             return Err(if self.find_by_id(&user.id).await?.is_some() {
                 IdentityError::LastAdmin

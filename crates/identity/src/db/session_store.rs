@@ -160,7 +160,7 @@ impl DbSessionStore {
             .filter(auth_revocations::Column::Id.eq(1))
             .exec(&self.db)
             .await?;
-        self.signal.announce(Topic::Revocations);
+        self.signal.announce(Topic::Revocations).await;
         // This process's own cache is dropped at once even without a signal file.
         self.generation_read_at.store(i64::MIN, Ordering::Release);
         Ok(())

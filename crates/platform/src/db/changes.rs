@@ -12,8 +12,15 @@
 //! like a change.
 //!
 //! An in-memory SQLite database belongs to one process: the signal is a counter in memory.
-//! A server database (PostgreSQL) has no shared file: there is no signal, and callers read
-//! the database (see [`Changes::read`]).
+//!
+//! On PostgreSQL the signal travels as a notification (`NOTIFY sage_changes`): a process
+//! that committed a change bumps its own counter and sends the topic, awaiting the send
+//! before it answers; every process keeps one connection listening and bumps its counter for
+//! each topic it hears. Another replica sees the change when the notification reaches it,
+//! normally well under a millisecond after the writer's commit, not in the same instant as
+//! on a shared file. While the listening connection is down, nothing is trusted: [`Changes::read`]
+//! answers `None` and every lookup reads the database; when it is back, every topic counts as
+//! changed (notifications sent meanwhile were lost).
 //!
 //! The order that makes this correct: read the signal *before* the rows a cache entry is
 //! filled from, announce *after* the change is committed. A reader that races a writer then
@@ -26,7 +33,7 @@ use std::fs::File;
 use std::hash::Hash;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -54,8 +61,99 @@ enum Signal {
     File(File),
     /// The database lives in this process only.
     Private([AtomicU64; TOPICS]),
-    /// No cheap signal (a server database).
+    /// PostgreSQL notifications.
+    Notified(Notified),
+    /// No cheap signal.
     None,
+}
+
+/// The PostgreSQL channel change notifications travel on.
+const CHANNEL: &str = "sage_changes";
+
+/// What the listening task and the readers share.
+#[derive(Debug, Default)]
+struct Heard {
+    counters: [AtomicU64; TOPICS],
+    /// The listening connection is up (and was when the counters were last bumped for a gap).
+    live: AtomicBool,
+}
+
+impl Heard {
+    fn bump(&self, topic: usize) {
+        if let Some(counter) = self.counters.get(topic) {
+            counter.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn bump_all(&self) {
+        (0..TOPICS).for_each(|t| self.bump(t));
+    }
+}
+
+#[derive(Debug)]
+struct Notified {
+    heard: Arc<Heard>,
+    /// Sends this process's notifications.
+    sender: sea_orm::DatabaseConnection,
+    /// Tells this process's own notifications (already counted) from others'.
+    origin: u64,
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// Listens on [`CHANNEL`] for as long as the process runs, reconnecting after a loss.
+async fn listen(url: String, heard: Arc<Heard>, origin: u64) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        }
+        .await;
+        match connected {
+            Ok(mut listener) => {
+                backoff = Duration::from_millis(100);
+                // Whatever was cached while nobody listened may be stale.
+                heard.bump_all();
+                heard.live.store(true, Ordering::Release);
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(note)) => {
+                            let mut parts = note.payload().split(':');
+                            let topic = parts.next().and_then(|t| t.parse::<usize>().ok());
+                            let from = parts.next().and_then(|o| o.parse::<u64>().ok());
+                            match topic {
+                                Some(_) if from == Some(origin) => {}
+                                Some(topic) => heard.bump(topic),
+                                None => heard.bump_all(),
+                            }
+                        }
+                        // The connection dropped and was opened again: the gap lost what was
+                        // sent in it.
+                        Ok(None) => heard.bump_all(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change notifications lost; cached sessions, users and agents are read from the database until they are back");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for change notifications; cached sessions, users and agents are read from the database meanwhile");
+            }
+        }
+        heard.live.store(false, Ordering::Release);
+        heard.bump_all();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// The change signals of one database (every [`super::Db`] clone shares them).
@@ -106,6 +204,23 @@ impl Changes {
         }
     }
 
+    /// Signals carried by notifications on the PostgreSQL database at `url`, sent through
+    /// `sender` (a pool on it). Starts the listening task (a tokio runtime must be running);
+    /// until it listens, nothing is trusted.
+    pub fn notified(url: &str, sender: sea_orm::DatabaseConnection) -> Self {
+        let heard = Arc::new(Heard::default());
+        let origin = rand::random::<u64>();
+        let listener = tokio::spawn(listen(url.to_owned(), heard.clone(), origin)).abort_handle();
+        Self {
+            signal: Signal::Notified(Notified {
+                heard,
+                sender,
+                origin,
+                listener,
+            }),
+        }
+    }
+
     /// No signal: every [`Changes::read`] answers `None`.
     pub fn none() -> Self {
         Self {
@@ -128,13 +243,18 @@ impl Changes {
                 }
             }
             Signal::Private(counters) => Some(counters[topic as usize].load(Ordering::Acquire)),
+            Signal::Notified(n) => n
+                .heard
+                .live
+                .load(Ordering::Acquire)
+                .then(|| n.heard.counters[topic as usize].load(Ordering::Acquire)),
             Signal::None => None,
         }
     }
 
     /// Tells every process that data of `topic` changed. Call it after the change is
-    /// committed.
-    pub fn announce(&self, topic: Topic) {
+    /// committed; on PostgreSQL it returns once the notification is sent.
+    pub async fn announce(&self, topic: Topic) {
         match &self.signal {
             Signal::File(file) => {
                 let value = rand::random::<u64>().max(1);
@@ -146,6 +266,22 @@ impl Changes {
             }
             Signal::Private(counters) => {
                 counters[topic as usize].fetch_add(1, Ordering::AcqRel);
+            }
+            Signal::Notified(n) => {
+                n.heard.bump(topic as usize);
+                let payload = format!("{}:{}", topic as u8, n.origin);
+                let sent = sea_orm::ConnectionTrait::execute_raw(
+                    &n.sender,
+                    sea_orm::Statement::from_sql_and_values(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [CHANNEL.into(), payload.into()],
+                    ),
+                )
+                .await;
+                if let Err(e) = sent {
+                    tracing::error!(error = %e, ?topic, "cannot send the change notification; other processes see the change when their cached entries age out");
+                }
             }
             Signal::None => {}
         }
@@ -254,8 +390,8 @@ impl<K: Hash + Eq, V: Clone> StampedCache<K, V> {
 
     /// Tells every process (this one included) that data of the topic changed; call it after
     /// the change is committed.
-    pub fn changed(&self) {
-        self.changes.announce(self.topic);
+    pub async fn changed(&self) {
+        self.changes.announce(self.topic).await;
     }
 }
 
@@ -263,8 +399,8 @@ impl<K: Hash + Eq, V: Clone> StampedCache<K, V> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_announcement_changes_what_every_opener_reads_in_its_own_slot() {
+    #[tokio::test]
+    async fn every_announcement_changes_what_every_opener_reads_in_its_own_slot() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sage.db-changes");
         let writer = Changes::shared(&path);
@@ -273,7 +409,7 @@ mod tests {
         let mut seen = vec![reader.read(Topic::Agents)];
         for _ in 0..20 {
             let users = reader.read(Topic::Users);
-            writer.announce(Topic::Agents);
+            writer.announce(Topic::Agents).await;
             let now = reader.read(Topic::Agents);
             assert!(!seen.contains(&now), "an announcement went unseen");
             seen.push(now);
@@ -284,15 +420,15 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
-    #[test]
-    fn private_signals_count_and_no_signal_reads_none() {
+    #[tokio::test]
+    async fn private_signals_count_and_no_signal_reads_none() {
         let private = Changes::private();
         let before = private.read(Topic::Users);
-        private.announce(Topic::Users);
+        private.announce(Topic::Users).await;
         assert_ne!(private.read(Topic::Users), before);
         assert_eq!(private.read(Topic::Agents), Some(0));
         let none = Changes::none();
-        none.announce(Topic::Users);
+        none.announce(Topic::Users).await;
         assert_eq!(none.read(Topic::Users), None);
     }
 
@@ -340,19 +476,19 @@ mod tests {
             "served from the cache"
         );
         assert_eq!(fills.get(), 1);
-        other.announce(Topic::Agents);
+        other.announce(Topic::Agents).await;
         assert_eq!(
             cached(&cache, "a", &fills, 2).await,
             1,
             "another topic changed"
         );
-        other.announce(Topic::Users);
+        other.announce(Topic::Users).await;
         assert_eq!(
             cached(&cache, "a", &fills, 3).await,
             3,
             "refilled after a change"
         );
-        cache.changed();
+        cache.changed().await;
         assert_eq!(
             cached(&cache, "a", &fills, 4).await,
             4,
@@ -392,6 +528,50 @@ mod tests {
             cached(&heavy, key, &fills, 1).await;
         }
         assert!(heavy.entries().map.len() <= 2);
+    }
+
+    /// Waits (at most 10 s) until `done` holds.
+    async fn until(done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::task::yield_now().await;
+        }
+        true
+    }
+
+    #[tokio::test]
+    async fn notifications_carry_changes_between_processes_and_nothing_is_trusted_unheard() {
+        // Nobody listens where nothing answers: every read goes to the database.
+        let sender = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let deaf = Changes::notified("postgres://postgres@127.0.0.1:1/test", sender);
+        assert_eq!(deaf.read(Topic::Users), None);
+
+        let Some(url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        else {
+            return;
+        };
+        // Two processes on one PostgreSQL database, each with its own listener.
+        let a = super::super::connect_url(&url).await.unwrap().changes();
+        let b = super::super::connect_url(&url).await.unwrap().changes();
+        assert!(until(|| a.read(Topic::Agents).is_some() && b.read(Topic::Agents).is_some()).await);
+        for _ in 0..5 {
+            let (mine, theirs) = (a.read(Topic::Agents), b.read(Topic::Agents));
+            a.announce(Topic::Agents).await;
+            assert_ne!(
+                a.read(Topic::Agents),
+                mine,
+                "the writer's own change counts at once"
+            );
+            assert!(
+                until(|| b.read(Topic::Agents) != theirs).await,
+                "the other process heard nothing"
+            );
+        }
     }
 
     #[tokio::test]

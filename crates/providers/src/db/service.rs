@@ -415,7 +415,7 @@ impl Providers for SeaOrmProviders {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        self.has_provider.changed();
+        self.has_provider.changed().await;
         Ok(id)
     }
 
@@ -464,7 +464,7 @@ impl Providers for SeaOrmProviders {
             return Err(ProviderError::DefaultInUse);
         }
         entity::Entity::delete_by_id(row.id).exec(&self.db).await?;
-        self.has_provider.changed();
+        self.has_provider.changed().await;
         Ok(())
     }
 
@@ -563,7 +563,7 @@ impl platform::UserCleanup for SeaOrmProviders {
             .filter(entity::Column::UserId.eq(user_id.to_owned()))
             .exec(&self.db)
             .await?;
-        self.has_provider.changed();
+        self.has_provider.changed().await;
         Ok(())
     }
 }

@@ -408,7 +408,7 @@ impl SeaOrmIdentity {
         }
         let changed = update.exec(&txn).await?.rows_affected;
         txn.commit().await?;
-        self.current.changed();
+        self.current.changed().await;
         if changed == 0 {
             // The last admin stays one.
             return Ok(user);
