@@ -15,6 +15,7 @@ mod m20261202_144500_conversations_create_conversations;
 mod m20261202_144500_identity_create_sessions;
 mod m20261203_100000_conversations_listing;
 mod m20261203_160000_conversations_owner_counts;
+mod m20261203_190000_conversations_search;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_144500_conversations_create_conversations::Migration),
             Box::new(m20261203_100000_conversations_listing::Migration),
             Box::new(m20261203_160000_conversations_owner_counts::Migration),
+            Box::new(m20261203_190000_conversations_search::Migration),
         ]
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use platform::Actor;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -429,9 +429,17 @@ impl Conversations for SeaOrmConversations {
         }
         if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
             let pattern = contains_pattern(search);
+            // PostgreSQL's LIKE minds case: it compares lowered text, as its trigram indexes
+            // hold it. SQLite's LIKE ignores ASCII case and its lower() folds nothing else, so
+            // the plain comparison matches the same rows at a third of the cost.
+            let lowered = self.db.get_database_backend() == DbBackend::Postgres;
             let like = |col: C| {
-                Expr::expr(Func::lower(Expr::col(col)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+                let text = if lowered {
+                    Expr::expr(Func::lower(Expr::col(col)))
+                } else {
+                    Expr::col(col).into()
+                };
+                text.like(LikeExpr::new(pattern.clone()).escape('\\'))
             };
             select = select.filter(Condition::any().add(like(C::Title)).add(like(C::SessionId)));
         }
