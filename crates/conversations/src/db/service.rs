@@ -437,7 +437,7 @@ impl Conversations for SeaOrmConversations {
                 let text = if lowered {
                     Expr::expr(Func::lower(Expr::col(col)))
                 } else {
-                    Expr::col(col).into()
+                    Expr::col(col)
                 };
                 text.like(LikeExpr::new(pattern.clone()).escape('\\'))
             };
