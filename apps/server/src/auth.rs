@@ -246,13 +246,17 @@ pub(crate) async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let path = req.path().to_owned();
-    if !is_gated(&path) || req.method() == Method::OPTIONS || PROBES.contains(&path.as_str()) {
+    let open = {
+        let path = req.path();
+        !is_gated(path) || req.method() == Method::OPTIONS || PROBES.contains(&path)
+    };
+    if open {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body);
     }
+    let path = req.path().to_owned();
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next
             .call(req)

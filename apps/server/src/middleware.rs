@@ -116,16 +116,14 @@ pub(crate) async fn request_context(
         locale: Locale::from_request(&req),
     };
     req.extensions_mut().insert(ctx.clone());
-    let method = req.method().clone();
-    let path = req.path().to_owned();
     let span = tracing::info_span!(
         "http",
         request_id = %ctx.request_id,
-        method = %method,
-        path = %path,
+        method = %req.method(),
+        path = %req.path(),
     );
     let request_id = ctx.request_id.clone();
-    let under_api = path == "/api" || path.starts_with("/api/");
+    let under_api = req.path() == "/api" || req.path().starts_with("/api/");
     let result = CONTEXT
         .scope(ctx.clone(), async move {
             let res = next.call(req).await;
@@ -134,7 +132,7 @@ pub(crate) async fn request_context(
                 Ok(res) => res.map_into_boxed_body(),
                 Err(e) => return Err(e),
             };
-            Ok(fallback(res, &method, &path))
+            Ok(fallback(res))
         })
         .instrument(span.clone())
         .await;
@@ -182,16 +180,13 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, under_api:
 
 /// Routing answers unknown paths with an empty 404 and wrong methods with an empty 405;
 /// under `/api` those become envelopes, elsewhere short plain text.
-fn fallback(
-    res: ServiceResponse<BoxBody>,
-    method: &actix_web::http::Method,
-    path: &str,
-) -> ServiceResponse<BoxBody> {
+fn fallback(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status().as_u16();
     if !(status == 404 || status == 405) || res.headers().contains_key(header::CONTENT_TYPE) {
         return res;
     }
     let (req, _) = res.into_parts();
+    let (method, path) = (req.method(), req.path());
     let mut response = if path == "/api" || path.starts_with("/api/") {
         let key = if status == 404 {
             "route.not_found"

@@ -1,7 +1,7 @@
 //! Success responses of the `/api` family: the legacy `BaseResponse` envelope.
 
 use actix_web::body::BoxBody;
-use actix_web::{HttpRequest, HttpResponse, Responder};
+use actix_web::{HttpRequest, HttpResponse, Responder, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -29,14 +29,23 @@ pub(crate) struct ApiOk<T>(pub T);
 impl<T: Serialize + ToSchema> ApiOk<T> {
     /// The envelope as a response, for handlers that add cookies or headers.
     pub fn into_response(self) -> HttpResponse {
-        HttpResponse::Ok().json(Envelope {
+        let envelope = Envelope {
             code: 200,
             message: "success".to_owned(),
             data: Some(self.0),
             timestamp: timestamp(),
             error_code: None,
             error_detail: None,
-        })
+        };
+        // Written into one buffer sized for a small answer: most envelopes fit without a
+        // reallocation (`HttpResponse::json` grows an empty string several times).
+        let mut body = Vec::with_capacity(256);
+        match serde_json::to_writer(&mut body, &envelope) {
+            Ok(()) => HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body),
+            Err(e) => AppError::internal(e).error_response(),
+        }
     }
 }
 
