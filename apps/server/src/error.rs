@@ -385,6 +385,24 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "该排队消息不存在（可能已被使用）。",
     },
     ErrorSpec {
+        key: "tool.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such tool in this deployment.",
+        zh: "该部署中没有这个工具。",
+    },
+    ErrorSpec {
+        key: "tool.use_forbidden",
+        kind: ErrorKind::Forbidden,
+        en: "Only an administrator may call this tool directly (it changes files).",
+        zh: "只有管理员可以直接调用此工具（它会修改文件）。",
+    },
+    ErrorSpec {
+        key: "tool.failed",
+        kind: ErrorKind::Invalid,
+        en: "The tool reported an error: {reason}",
+        zh: "工具返回错误：{reason}",
+    },
+    ErrorSpec {
         key: "conversation.not_found",
         kind: ErrorKind::NotFound,
         en: "No such conversation.",
@@ -706,6 +724,7 @@ impl From<chat_runtime::ChatError> for AppError {
             E::Provider(p) => AppError::from(p),
             E::Store(source) => AppError::unavailable(source),
             E::Internal(source) => AppError::internal(source),
+            E::ToolFailed(reason) => AppError::new("tool.failed").param("reason", reason),
             other => AppError::domain(other.key(), other.kind()),
         }
     }

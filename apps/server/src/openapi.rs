@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, chat, conversations, llm_providers, observability, system, upstream, users,
-    workspaces,
+    agents, auth, chat, conversations, llm_providers, observability, system, tools, upstream,
+    users, workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -76,6 +76,7 @@ impl utoipa::Modify for Security {
         conversations::delete, conversations::edit_last_user_message, conversations::rerun_stream,
         conversations::share, conversations::delete_session_file, conversations::download,
         conversations::usage_stats, conversations::token_stats,
+        tools::list_tools, tools::exec_tool,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -88,6 +89,7 @@ impl utoipa::Modify for Security {
         (name = "agent", description = "Agents: configurations, sharing, generation"),
         (name = "chat", description = "Chat runs: NDJSON streams, resume, interrupt, running sessions"),
         (name = "conversations", description = "History: list, messages, sharing, edit and re-run, downloads, usage statistics"),
+        (name = "tools", description = "The tool catalogue and direct tool calls"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),
     )
 )]

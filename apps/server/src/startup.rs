@@ -147,6 +147,7 @@ impl Services {
             platform::spend::SpendLimits::from_config(config),
         );
         let user_cleanup: Vec<Arc<dyn platform::UserCleanup>> = vec![
+            chat.clone(),
             jobs.clone(),
             agents.clone(),
             providers.clone(),
@@ -251,6 +252,7 @@ impl Application {
             workspaces,
             budget,
             user_cleanup,
+            tools: chat.clone(),
             chat,
             conversations,
             session_max_age_secs,

@@ -20,6 +20,8 @@ pub(crate) struct AppState {
     /// Called after a user is deleted.
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     pub chat: Arc<dyn chat_runtime::ChatRuntime>,
+    /// The tool catalogue and direct calls (the same runtime).
+    pub tools: Arc<dyn chat_runtime::DirectTools>,
     pub conversations: Arc<dyn conversations::Conversations>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,

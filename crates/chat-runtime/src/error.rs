@@ -23,6 +23,15 @@ pub enum ChatError {
     /// Editing or re-running a conversation needs a visible user message.
     #[error("the conversation has no user message")]
     NoUserMessage,
+    /// No tool of that name in this deployment.
+    #[error("no such tool")]
+    ToolNotFound,
+    /// A direct call of a tool that changes files, by a non-admin.
+    #[error("only an admin may call this tool directly")]
+    ToolForbidden,
+    /// A direct call ran and the tool reported a failure (its message).
+    #[error("the tool failed: {0}")]
+    ToolFailed(String),
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// More text than one request may send to a model (`SAGE_MAX_PROMPT_CHARS`).
@@ -47,6 +56,9 @@ impl ChatError {
             ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
             ChatError::GuidanceNotFound => ErrorKind::NotFound,
             ChatError::NoUserMessage => ErrorKind::Conflict,
+            ChatError::ToolNotFound => ErrorKind::NotFound,
+            ChatError::ToolForbidden => ErrorKind::Forbidden,
+            ChatError::ToolFailed(_) => ErrorKind::Invalid,
             ChatError::InputTooLarge(_) => ErrorKind::PayloadTooLarge,
             ChatError::Agent(e) => e.kind(),
             ChatError::Provider(e) => e.kind(),
@@ -64,6 +76,9 @@ impl ChatError {
             ChatError::SessionNotRunning => "chat.session_not_running",
             ChatError::GuidanceNotFound => "chat.guidance_not_found",
             ChatError::NoUserMessage => "conversation.no_user_message",
+            ChatError::ToolNotFound => "tool.not_found",
+            ChatError::ToolForbidden => "tool.use_forbidden",
+            ChatError::ToolFailed(_) => "tool.failed",
             ChatError::Invalid { .. } => "request.validation",
             ChatError::InputTooLarge(_) => "model.input_too_large",
             ChatError::Agent(e) => e.key(),

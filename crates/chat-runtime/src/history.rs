@@ -126,6 +126,19 @@ impl Runtime {
         Ok(())
     }
 
+    /// A deleted user's live runs stop, then their conversations and replay logs go.
+    async fn remove_user(&self, user_id: &str) -> Result<(), ChatError> {
+        for run in self.hub().running().await? {
+            if run.user_id == user_id {
+                self.stop_run(&run.session_id).await?;
+            }
+        }
+        for session_id in self.conversations().remove_user(user_id).await? {
+            self.hub().delete_log(&session_id).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn view(
         &self,
         actor: &Actor,
@@ -236,5 +249,12 @@ impl Runtime {
             name: format!("{}.zip", c.session_id),
             chunks,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl platform::UserCleanup for Runtime {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        Ok(self.remove_user(user_id).await?)
     }
 }

@@ -19,6 +19,7 @@ mod prompt;
 mod run;
 mod runtime;
 mod service;
+mod tools;
 pub mod wire;
 
 pub use error::ChatError;
@@ -30,3 +31,4 @@ pub use service::{
     ActiveSession, ChatRuntime, ConversationView, InputMessage, LineStream, RunRequest,
     SessionDownload, Source, StartedRun,
 };
+pub use tools::{DirectTools, ExecRequest, ToolEntry};

@@ -15,6 +15,8 @@ use providers::{Endpoint, LlmClient, ProviderError, Providers};
 use serde_json::{Value, json};
 use tooling::Registry;
 
+use crate::tools::AGENTLESS_WORKSPACE;
+
 use crate::hub::{ActiveSession, Hub};
 use crate::service::{ChatRuntime, LineStream, RunRequest, Source, StartedRun};
 use crate::{ChatError, prompt, run, wire};
@@ -152,6 +154,14 @@ impl Runtime {
         self.inner.conversations.as_ref()
     }
 
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.tools
+    }
+
+    pub(crate) fn agent_service(&self) -> &dyn Agents {
+        self.inner.agents.as_ref()
+    }
+
     pub(crate) fn workspaces(&self) -> Workspaces {
         self.inner.workspaces.clone()
     }
@@ -234,7 +244,7 @@ impl Runtime {
             existing
                 .as_ref()
                 .map(|c| c.agent_id.clone())
-                .filter(|a| a != "default_agent")
+                .filter(|a| a != AGENTLESS_WORKSPACE)
         });
         let agent = match agent_id.as_deref() {
             Some(id) => Some(inner.agents.get(actor, id).await?),
@@ -328,7 +338,7 @@ impl Runtime {
 
         let agent_id = agent
             .as_ref()
-            .map_or_else(|| "default_agent".to_owned(), |a| a.id.clone());
+            .map_or_else(|| AGENTLESS_WORKSPACE.to_owned(), |a| a.id.clone());
         let agent_name = agent
             .as_ref()
             .map_or_else(|| "Sage".to_owned(), |a| a.config.name().to_owned());

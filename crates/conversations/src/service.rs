@@ -239,6 +239,11 @@ pub trait Conversations: Send + Sync {
     /// but lose their link to the conversation. (The replay log is the runtime's.)
     async fn delete(&self, actor: &Actor, session_id: &str) -> Result<(), ConversationError>;
 
+    /// A deleted user's conversations: every row, its messages, share state and the owner's
+    /// count go (usage rows stay in the totals, unlinked, as on `delete`). Returns their
+    /// session ids, so the runtime can drop their replay logs. Idempotent.
+    async fn remove_user(&self, user_id: &str) -> Result<Vec<String>, ConversationError>;
+
     /// Turns the share link on or off (the owner only).
     async fn set_shared(
         &self,

@@ -164,6 +164,9 @@ impl Tool for FileWrite {
             _ => "Write a file in the workspace (overwrite or append), creating directories.",
         }
     }
+    fn writes(&self) -> bool {
+        true
+    }
     fn parameters(&self) -> Value {
         json!({"type": "object", "properties": {
             "file_path": {"type": "string", "description": "Path relative to the workspace"},
@@ -448,6 +451,9 @@ impl Tool for FileUpdate {
                 "Replace the exact text old_string with new_string in a workspace file (it must match once unless replace_all)."
             }
         }
+    }
+    fn writes(&self) -> bool {
+        true
     }
     fn parameters(&self) -> Value {
         json!({"type": "object", "properties": {

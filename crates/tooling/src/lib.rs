@@ -14,5 +14,5 @@ mod builtin;
 mod registry;
 mod tool;
 
-pub use registry::{Limits, Registry};
+pub use registry::{Limits, Registry, ToolInfo};
 pub use tool::{Cancel, Progress, ProgressNote, Tool, ToolContext, ToolError, ToolOutput, todos};

@@ -26,6 +26,17 @@ impl Default for Limits {
     }
 }
 
+/// One tool as the catalogue shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The JSON schema of the arguments.
+    pub parameters: Value,
+    /// Whether it changes files.
+    pub writes: bool,
+}
+
 /// The tools a deployment offers.
 #[derive(Clone)]
 pub struct Registry {
@@ -72,29 +83,60 @@ impl Registry {
             .collect()
     }
 
+    /// Every tool with its description in `language` and its schema, in name order.
+    pub fn catalogue(&self, language: &str) -> Vec<ToolInfo> {
+        self.tools
+            .values()
+            .map(|t| ToolInfo {
+                name: t.name(),
+                description: t.description(language),
+                parameters: t.parameters(),
+                writes: t.writes(),
+            })
+            .collect()
+    }
+
+    /// Whether `name` changes files; `None` when there is no such tool.
+    pub fn writes(&self, name: &str) -> Option<bool> {
+        self.tools.get(name).map(|t| t.writes())
+    }
+
+    /// Runs `name` with `args` (a JSON object) within the time limit, its output capped.
+    pub async fn call(
+        &self,
+        ctx: &ToolContext,
+        name: &str,
+        args: Value,
+    ) -> Result<Value, ToolError> {
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| ToolError::Unknown(name.to_owned()))?;
+        if ctx.cancel.is_cancelled() {
+            return Err(ToolError::Cancelled);
+        }
+        let limit = self.limits.time_limit;
+        let content = tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
+            r = tokio::time::timeout(limit, tool.call(ctx, args)) => {
+                r.unwrap_or(Err(ToolError::TimedOut(limit.as_secs())))
+            }
+        }?;
+        Ok(cap(content, self.limits.output_cap))
+    }
+
     /// Runs `name` with the raw argument text the model produced. Never fails: unknown
     /// tools, bad arguments, errors, time-outs and cancellation become error outputs.
     pub async fn run(&self, ctx: &ToolContext, name: &str, arguments: &str) -> ToolOutput {
-        let result = match self.tools.get(name) {
-            None => Err(ToolError::Unknown(name.to_owned())),
-            Some(_) if ctx.cancel.is_cancelled() => Err(ToolError::Cancelled),
-            Some(tool) => match parse_arguments(arguments) {
-                Err(e) => Err(e),
-                Ok(args) => {
-                    let limit = self.limits.time_limit;
-                    tokio::select! {
-                        biased;
-                        () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
-                        r = tokio::time::timeout(limit, tool.call(ctx, args)) => {
-                            r.unwrap_or(Err(ToolError::TimedOut(limit.as_secs())))
-                        }
-                    }
-                }
-            },
+        let result = match parse_arguments(arguments) {
+            Err(e) if self.tools.contains_key(name) => Err(e),
+            Err(_) => Err(ToolError::Unknown(name.to_owned())),
+            Ok(args) => self.call(ctx, name, args).await,
         };
         match result {
             Ok(content) => ToolOutput {
-                content: cap(content, self.limits.output_cap),
+                content,
                 is_error: false,
             },
             Err(e) => ToolOutput {

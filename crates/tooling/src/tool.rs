@@ -166,6 +166,10 @@ pub trait Tool: Send + Sync {
     fn description(&self, language: &str) -> &'static str;
     /// The JSON schema of the arguments (an object schema).
     fn parameters(&self) -> Value;
+    /// Whether the tool changes files (a direct call of it needs an admin).
+    fn writes(&self) -> bool {
+        false
+    }
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError>;
 }
 

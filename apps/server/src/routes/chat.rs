@@ -98,7 +98,7 @@ pub(crate) struct ChatBody {
     system_context: Option<Value>,
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod conversations;
 pub(crate) mod llm_providers;
 pub(crate) mod observability;
 pub(crate) mod system;
+pub(crate) mod tools;
 pub(crate) mod upstream;
 pub(crate) mod users;
 pub(crate) mod workspaces;
@@ -27,6 +28,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(agents::configure)
                 .configure(chat::configure)
                 .configure(conversations::configure)
+                .configure(tools::configure)
                 .configure(observability::configure),
         );
 }

@@ -756,3 +756,60 @@ async fn a_live_run_shows_its_replay_position_and_is_stopped_by_delete() {
     let r = get(&s, &s.alice, "/api/stream/resume/conv-live?last_index=0").await;
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn deleting_a_user_stops_their_runs_and_removes_their_conversations() {
+    let s = setup(&[]).await;
+    s.llm.push(Reply::text(&["Kept answer"]));
+    run(&s, &s.alice, &s.agent, "conv-gone", "Remember this").await;
+    s.llm.push(slow(60, 100));
+    let r = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/web-stream",
+            json!({"messages": [{"role": "user", "content": "Go slow"}], "session_id": "conv-running",
+                   "agent_id": s.agent, "max_loop_count": 5}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mut live = r.bytes_stream();
+    let mut seen = String::new();
+    while seen.lines().filter(|l| l.starts_with('{')).count() < 2 {
+        let chunk = live.next().await.unwrap().unwrap();
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let admin = s.app.admin().await;
+    let before = list(&s, &admin, &format!("?user_id={}", s.alice_id)).await;
+    assert_eq!(before["total"], 2);
+
+    let r = s
+        .app
+        .post_json(&admin, "/api/user/delete", json!({"user_id": s.alice_id}))
+        .await;
+    assert_eq!(r.status(), 200);
+    // The live run was stopped, and nothing of either conversation is left to read.
+    while let Some(chunk) = live.next().await {
+        seen.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert!(!seen.contains("part59"), "{seen}");
+    let after = list(&s, &admin, &format!("?user_id={}", s.alice_id)).await;
+    assert_eq!(after["total"], 0, "{after}");
+    assert_eq!(after["list"], json!([]));
+    for session in ["conv-gone", "conv-running"] {
+        let r = get(
+            &s,
+            &admin,
+            &format!("/api/conversations/{session}/messages"),
+        )
+        .await;
+        assert_eq!(r.status(), 404, "{session}");
+        let r = get(
+            &s,
+            &admin,
+            &format!("/api/stream/resume/{session}?last_index=0"),
+        )
+        .await;
+        assert_eq!(r.status(), 404, "{session}");
+    }
+}

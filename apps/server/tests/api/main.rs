@@ -31,6 +31,7 @@ mod shutdown;
 mod smtp;
 mod spend;
 mod system;
+mod tools;
 mod upstream;
 mod users;
 mod workspaces;

@@ -46,6 +46,8 @@ const STRICT: &[&str] = &[
     "/api/share/",
     "/api/system/agent/usage-stats",
     "/api/token-usage/",
+    "/api/tools",
+    "/api/tools/",
 ];
 
 /// Compatibility aliases of documented `/api/auth/*` routes.

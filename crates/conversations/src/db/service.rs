@@ -528,6 +528,44 @@ impl Conversations for SeaOrmConversations {
         Ok(())
     }
 
+    async fn remove_user(&self, user_id: &str) -> Result<Vec<String>, ConversationError> {
+        use conversations::Column as C;
+        let owned = || {
+            Query::select()
+                .column(C::SessionId)
+                .from(conversations::Entity)
+                .and_where(Expr::col(C::UserId).eq(user_id))
+                .to_owned()
+        };
+        let txn = self.db.begin().await?;
+        let ids: Vec<String> = conversations::Entity::find()
+            .filter(C::UserId.eq(user_id.to_owned()))
+            .select_only()
+            .column(C::SessionId)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        messages::Entity::delete_many()
+            .filter(messages::Column::SessionId.in_subquery(owned()))
+            .exec(&txn)
+            .await?;
+        token_usage::Entity::update_many()
+            .col_expr(token_usage::Column::SessionId, Expr::value(""))
+            .filter(token_usage::Column::SessionId.in_subquery(owned()))
+            .exec(&txn)
+            .await?;
+        conversations::Entity::delete_many()
+            .filter(C::UserId.eq(user_id.to_owned()))
+            .exec(&txn)
+            .await?;
+        conversation_counts::Entity::delete_many()
+            .filter(conversation_counts::Column::UserId.eq(user_id.to_owned()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(ids)
+    }
+
     async fn set_shared(
         &self,
         actor: &Actor,

@@ -1,0 +1,281 @@
+//! The tool catalogue and direct calls: `GET /api/tools`, `POST /api/tools/exec`, against a
+//! workspace a real run (the scripted model calling `file_write`) filled.
+
+use llm_double::Reply;
+use serde_json::{Value, json};
+
+use crate::chat::{body, call, parse, post, setup};
+use crate::helpers::envelope;
+
+async fn exec(
+    app: &crate::helpers::TestApp,
+    client: &reqwest::Client,
+    body: Value,
+) -> (u16, Value) {
+    let r = app.post_json(client, "/api/tools/exec", body).await;
+    let status = r.status().as_u16();
+    (status, envelope(r).await)
+}
+
+#[tokio::test]
+async fn the_catalogue_lists_the_built_ins_with_their_schemas_in_the_callers_language() {
+    let s = setup(&[]).await;
+    assert_eq!(s.app.get("/api/tools").await.status(), 401);
+
+    let r = s.alice.get(s.app.url("/api/tools")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let tools = envelope(r).await["data"]["tools"].clone();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "file_read",
+        "file_write",
+        "file_update",
+        "list_dir",
+        "glob",
+        "grep",
+        "todo_read",
+        "todo_write",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let read = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "file_read")
+        .unwrap();
+    assert_eq!(read["type"], "basic");
+    assert_eq!(read["source"], "Basic tools");
+    assert_eq!(read["user_id"], "");
+    assert_eq!(read["server_kind"], "");
+    assert_eq!(read["admin_only"], false);
+    assert_eq!(read["input_schema"]["type"], "object");
+    assert_eq!(read["parameters"], read["input_schema"]["properties"]);
+    assert!(read["parameters"].get("file_path").is_some(), "{read}");
+    assert_eq!(read["required"], json!(["file_path"]));
+    let write = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "file_write")
+        .unwrap();
+    assert_eq!(write["admin_only"], true);
+    let english = read["description"].as_str().unwrap().to_owned();
+
+    // Chinese by query or by header; Portuguese names the source in Portuguese.
+    for (path, header) in [
+        ("/api/tools?language=zh", "en-US"),
+        ("/api/tools", "zh-CN,zh;q=0.9"),
+    ] {
+        let r = s
+            .alice
+            .get(s.app.url(path))
+            .header("accept-language", header)
+            .send()
+            .await
+            .unwrap();
+        let tools = envelope(r).await["data"]["tools"].clone();
+        let read = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "file_read")
+            .unwrap()
+            .clone();
+        assert_eq!(read["source"], "基础工具", "{path}");
+        assert_ne!(read["description"], english.as_str(), "{path}");
+    }
+    let r = s
+        .alice
+        .get(s.app.url("/api/tools?language=pt&type="))
+        .send()
+        .await
+        .unwrap();
+    let tools = envelope(r).await["data"]["tools"].clone();
+    assert_eq!(tools[0]["source"], "Ferramentas básicas");
+    assert_eq!(tools.as_array().unwrap().len(), names.len());
+
+    // A type with no tools here yet.
+    let r = s
+        .alice
+        .get(s.app.url("/api/tools?type=mcp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(envelope(r).await["data"]["tools"], json!([]));
+}
+
+#[tokio::test]
+async fn a_direct_call_runs_in_the_callers_agent_workspace_and_writes_need_an_admin() {
+    let s = setup(&["file_write"]).await;
+    // A run writes a file into Alice's workspace of her agent.
+    s.llm.push(call(
+        "c1",
+        "file_write",
+        json!({"file_path": "notes/plan.md", "content": "# Plan\nship it\n"}),
+    ));
+    s.llm.push(Reply::text(&["Written."]));
+    let (_, text) = post(
+        &s,
+        &s.alice,
+        "/api/web-stream",
+        body(&s.agent, "tools-1", "Write the plan"),
+    )
+    .await;
+    assert_eq!(parse(&text).last().unwrap()["type"], "stream_end");
+
+    // Alice reads it back directly, from the same workspace.
+    let (status, read) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "notes/plan.md"},
+               "agent_id": s.agent}),
+    )
+    .await;
+    assert_eq!(status, 200, "{read}");
+    let data = &read["data"];
+    assert!(
+        data["raw_text"].as_str().unwrap().contains("ship it"),
+        "{data}"
+    );
+    assert_eq!(data["content"], data["raw_text"]);
+    assert_eq!(data["parsed"], data["tool_response"]);
+    assert!(data["formatted_text"].as_str().unwrap().contains("ship it"));
+    assert!(data["tool_response"].is_object(), "{data}");
+
+    // `arguments` as JSON text works too; `session_id` in the arguments is ignored.
+    let (status, listed) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "list_dir", "arguments": "{\"path\": \"notes\", \"session_id\": \"x\"}",
+               "tool_params": null, "agent_id": s.agent}),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["data"]["raw_text"]
+            .as_str()
+            .unwrap()
+            .contains("plan.md")
+    );
+
+    // The agentless workspace is another one: the file is not there.
+    let (status, missing) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "notes/plan.md"},
+               "agent_id": ""}),
+    )
+    .await;
+    assert_eq!(status, 422, "{missing}");
+    assert_eq!(missing["error_code"], "tool.failed");
+
+    // Writing tools need an admin; the refusal changes nothing.
+    let (status, refused) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_write", "agent_id": s.agent,
+               "tool_params": {"file_path": "notes/plan.md", "content": "overwritten"}}),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error_code"], "tool.use_forbidden");
+    let (_, again) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "notes/plan.md"},
+               "agent_id": s.agent}),
+    )
+    .await;
+    assert!(
+        again["data"]["raw_text"]
+            .as_str()
+            .unwrap()
+            .contains("ship it")
+    );
+
+    // An admin may write, in their own agentless workspace, and read it back.
+    let admin = s.app.admin().await;
+    let (status, written) = exec(
+        &s.app,
+        &admin,
+        json!({"tool_name": "file_write",
+               "tool_params": {"file_path": "admin.txt", "content": "from the admin"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{written}");
+    let (_, read) = exec(
+        &s.app,
+        &admin,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "admin.txt"}}),
+    )
+    .await;
+    assert!(
+        read["data"]["raw_text"]
+            .as_str()
+            .unwrap()
+            .contains("from the admin")
+    );
+
+    // The todo list of direct calls round-trips.
+    let (status, _) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "todo_write", "tool_params": {"tasks": [
+            {"id": "1", "content": "review", "status": "pending"}]}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, todos) = exec(&s.app, &s.alice, json!({"tool_name": "todo_read"})).await;
+    assert!(
+        todos["data"]["raw_text"]
+            .as_str()
+            .unwrap()
+            .contains("review"),
+        "{todos}"
+    );
+
+    // Unknown tools, bad arguments, and Bob on Alice's agent.
+    let (status, unknown) = exec(&s.app, &s.alice, json!({"tool_name": "web_search"})).await;
+    assert_eq!(status, 404);
+    assert_eq!(unknown["error_code"], "tool.not_found");
+    let (status, bad) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_read", "tool_params": [1, 2]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    let (status, bad) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "../../etc/passwd"},
+               "agent_id": s.agent}),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    let (bob, _) = s.app.user("bob").await;
+    let foreign = exec(
+        &s.app,
+        &bob,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "notes/plan.md"},
+               "agent_id": s.agent}),
+    )
+    .await;
+    let missing = exec(
+        &s.app,
+        &bob,
+        json!({"tool_name": "file_read", "tool_params": {"file_path": "notes/plan.md"},
+               "agent_id": "agent_does_not_exist"}),
+    )
+    .await;
+    assert_eq!(foreign.0, 404);
+    assert_eq!(foreign.0, missing.0);
+    assert_eq!(foreign.1["error_code"], missing.1["error_code"]);
+    assert_eq!(foreign.1["message"], missing.1["message"]);
+}

@@ -1,0 +1,126 @@
+//! Tools called directly, outside a run (`/api/tools`, `/api/tools/exec`): the deployment's
+//! catalogue, and one call in the caller's workspace of an agent they may use (the
+//! agentless chat workspace when none is named), within the registry's limits.
+
+use async_trait::async_trait;
+use platform::Actor;
+use serde_json::Value;
+use tooling::{Cancel, Progress, ToolContext, ToolError};
+
+use crate::ChatError;
+use crate::runtime::Runtime;
+
+/// The agent id of conversations, runs and direct calls that name no agent (and so of
+/// their workspace).
+pub(crate) const AGENTLESS_WORKSPACE: &str = "default_agent";
+
+/// One tool of the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolEntry {
+    pub name: String,
+    pub description: String,
+    /// The JSON schema of the arguments (an object schema).
+    pub input_schema: Value,
+    /// `basic` for the built-ins (MCP servers add `mcp` with their issue).
+    pub kind: &'static str,
+    /// Whether a direct call needs an admin (the tool changes files).
+    pub admin_only: bool,
+}
+
+/// One direct call.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub tool_name: String,
+    /// A JSON object.
+    pub arguments: Value,
+    /// The agent whose workspace (the caller's) the call runs in.
+    pub agent_id: Option<String>,
+    /// `en` or `zh`.
+    pub language: String,
+}
+
+/// The deployment's tools, and running one directly.
+#[async_trait]
+pub trait DirectTools: Send + Sync {
+    /// Every tool the caller may see, of `kind` when given, in name order.
+    async fn tools(
+        &self,
+        actor: &Actor,
+        kind: Option<&str>,
+        language: &str,
+    ) -> Result<Vec<ToolEntry>, ChatError>;
+
+    /// Runs one call and returns the tool's output. Unknown tool → `ToolNotFound`; a tool
+    /// that changes files, for a non-admin → `ToolForbidden`; an unknown or foreign agent →
+    /// not found; a failing call → `ToolFailed` with the tool's message.
+    async fn exec(&self, actor: &Actor, request: ExecRequest) -> Result<Value, ChatError>;
+}
+
+#[async_trait]
+impl DirectTools for Runtime {
+    async fn tools(
+        &self,
+        _actor: &Actor,
+        kind: Option<&str>,
+        language: &str,
+    ) -> Result<Vec<ToolEntry>, ChatError> {
+        Ok(self
+            .registry()
+            .catalogue(language)
+            .into_iter()
+            .filter(|_| kind.is_none_or(|k| k == "basic"))
+            .map(|t| ToolEntry {
+                name: t.name.to_owned(),
+                description: t.description.to_owned(),
+                input_schema: t.parameters,
+                kind: "basic",
+                admin_only: t.writes,
+            })
+            .collect())
+    }
+
+    async fn exec(&self, actor: &Actor, request: ExecRequest) -> Result<Value, ChatError> {
+        let registry = self.registry();
+        let writes = registry
+            .writes(&request.tool_name)
+            .ok_or(ChatError::ToolNotFound)?;
+        if writes && !actor.is_admin {
+            return Err(ChatError::ToolForbidden);
+        }
+        if !request.arguments.is_object() {
+            return Err(ChatError::Invalid {
+                field: "tool_params",
+                reason: "must be a JSON object".into(),
+            });
+        }
+        let agent_id = match request.agent_id.as_deref() {
+            Some(id) => self.agent_service().get(actor, id).await?.id,
+            None => AGENTLESS_WORKSPACE.to_owned(),
+        };
+        let workspace = self.workspaces().root_of(&actor.user_id, &agent_id)?;
+        std::fs::create_dir_all(&workspace).map_err(|e| ChatError::Internal(e.into()))?;
+        // A direct call is never cancelled; its time limit still holds.
+        let (_cancel_tx, cancel) = Cancel::new();
+        let ctx = ToolContext {
+            workspace,
+            // A direct call's todo list is the caller's own, apart from every session's.
+            session_id: format!("direct-{}", actor.user_id),
+            user_id: actor.user_id.clone(),
+            language: request.language,
+            kv: self.hub().kv().clone(),
+            cancel,
+            progress: Progress::silent(),
+        };
+        registry
+            .call(&ctx, &request.tool_name, request.arguments)
+            .await
+            .map_err(|e| match e {
+                ToolError::Unknown(_) => ChatError::ToolNotFound,
+                ToolError::Invalid(reason) => ChatError::Invalid {
+                    field: "tool_params",
+                    reason,
+                },
+                other => ChatError::ToolFailed(other.to_string()),
+            })
+    }
+}
