@@ -16,6 +16,7 @@ mod m20261202_144500_identity_create_sessions;
 mod m20261203_100000_conversations_listing;
 mod m20261203_160000_conversations_owner_counts;
 mod m20261203_190000_conversations_search;
+mod m20261204_190000_planner_create_tasks;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -35,8 +36,43 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_100000_conversations_listing::Migration),
             Box::new(m20261203_160000_conversations_owner_counts::Migration),
             Box::new(m20261203_190000_conversations_search::Migration),
+            Box::new(m20261204_190000_planner_create_tasks::Migration),
         ]
     }
+}
+
+/// A fresh, migrated database for a domain crate's storage tests: a new database on the
+/// PostgreSQL server of `TEST_DATABASE_URL` when it is set, else SQLite in `dir`.
+pub async fn test_database(dir: &std::path::Path) -> Result<platform::db::Db, String> {
+    use sea_orm_migration::sea_orm::ConnectionTrait;
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let url = match base {
+        Some(base) => {
+            let admin = platform::db::connect_url(&base)
+                .await
+                .map_err(|e| e.to_string())?;
+            let name = format!("sage_test_{}", platform::ids::new_hex_id());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .map_err(|e| e.to_string())?;
+            let without_query = base.split('?').next().unwrap_or(&base);
+            let (server, _) = without_query
+                .rsplit_once('/')
+                .ok_or_else(|| format!("TEST_DATABASE_URL has no database name: {base}"))?;
+            format!("{server}/{name}")
+        }
+        None => format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+    };
+    let db = platform::db::connect_url(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    Migrator::up(db.primary(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(db)
 }
 
 #[cfg(test)]

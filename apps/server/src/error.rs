@@ -741,6 +741,17 @@ impl From<conversations::ConversationError> for AppError {
     }
 }
 
+impl From<planner::PlannerError> for AppError {
+    fn from(e: planner::PlannerError) -> Self {
+        use planner::PlannerError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Internal(source) => AppError::internal(source),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
 impl From<platform::spend::InputTooLarge> for AppError {
     fn from(e: platform::spend::InputTooLarge) -> Self {
         let detail = json!([{ "location": "body", "field": e.field, "message": e.to_string(), "length": e.length, "limit": e.limit }]);

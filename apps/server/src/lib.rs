@@ -14,6 +14,7 @@ mod extract;
 mod lenient;
 mod middleware;
 pub mod openapi;
+mod planner_glue;
 mod response;
 mod routes;
 mod startup;

@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, chat, conversations, llm_providers, observability, system, tools, upstream,
-    users, workspaces,
+    agents, auth, chat, conversations, llm_providers, observability, system, tasks, tools,
+    upstream, users, workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -77,6 +77,11 @@ impl utoipa::Modify for Security {
         conversations::share, conversations::delete_session_file, conversations::download,
         conversations::usage_stats, conversations::token_stats,
         tools::list_tools, tools::exec_tool,
+        tasks::list_one_time, tasks::get_one_time, tasks::create_one_time, tasks::update_one_time,
+        tasks::delete_one_time, tasks::one_time_history, tasks::list_recurring, tasks::get_recurring,
+        tasks::create_recurring, tasks::update_recurring, tasks::delete_recurring,
+        tasks::toggle_recurring, tasks::recurring_history, tasks::spawn_due, tasks::due, tasks::claim,
+        tasks::complete, tasks::fail, tasks::complete_recurring,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -90,6 +95,7 @@ impl utoipa::Modify for Security {
         (name = "chat", description = "Chat runs: NDJSON streams, resume, interrupt, running sessions"),
         (name = "conversations", description = "History: list, messages, sharing, edit and re-run, downloads, usage statistics"),
         (name = "tools", description = "The tool catalogue and direct tool calls"),
+        (name = "planner", description = "One-time and recurring (cron) tasks and the worker's protocol; plain JSON, errors `{detail, code}`"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),
     )
 )]

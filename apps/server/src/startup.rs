@@ -34,6 +34,7 @@ pub struct Services {
     pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
     pub chat: Arc<chat_runtime::Runtime>,
     pub conversations: Arc<dyn conversations::Conversations>,
+    pub planner: Arc<planner::SeaOrmPlanner>,
     pub session_max_age_secs: i64,
     /// What `/api/ready` checks.
     pub readiness: platform::readiness::Readiness,
@@ -107,6 +108,16 @@ impl Services {
                 ..agents::JobSettings::default()
             },
         ));
+        let zone = planner::parse_zone(&config.timezone)
+            .map_err(|e| StartError::new(format!("invalid configuration: SAGE_TIMEZONE: {e}")))?;
+        let planner = Arc::new(
+            planner::SeaOrmPlanner::new(
+                db.clone(),
+                Arc::new(crate::planner_glue::VisibleAgents(agents.clone())),
+            )
+            .with_zone(zone)
+            .with_lease(config.task_time_limit + std::time::Duration::from_secs(60)),
+        );
         let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
             Some(url) => {
                 let from = config
@@ -149,6 +160,7 @@ impl Services {
         let user_cleanup: Vec<Arc<dyn platform::UserCleanup>> = vec![
             chat.clone(),
             jobs.clone(),
+            planner.clone(),
             agents.clone(),
             providers.clone(),
             Arc::new(workspaces.clone()),
@@ -171,6 +183,7 @@ impl Services {
             user_cleanup,
             chat,
             conversations,
+            planner,
             session_max_age_secs,
         })
     }
@@ -203,6 +216,7 @@ impl Application {
             user_cleanup,
             chat,
             conversations,
+            planner,
             session_max_age_secs,
             readiness,
             ..
@@ -242,6 +256,17 @@ impl Application {
         let upload_dir = extract::prepare_upload_dir(&config.data_dir)
             .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
         let cors_origins = config.cors_origins.clone();
+        let task_worker = Arc::new(planner::Worker::new(
+            planner.clone(),
+            Arc::new(crate::planner_glue::ChatTaskRunner {
+                chat: chat.clone(),
+                time_limit: config.task_time_limit,
+            }),
+            planner::WorkerSettings {
+                poll: config.task_poll,
+                ..planner::WorkerSettings::default()
+            },
+        ));
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             started_at,
@@ -255,13 +280,20 @@ impl Application {
             tools: chat.clone(),
             chat,
             conversations,
+            planner,
             session_max_age_secs,
             readiness,
         });
         // The in-process worker stops claiming at SIGINT/SIGTERM (while HTTP drains), and is
         // waited for, with its own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(jobs.work(workers_stopped));
+        let tasks_stopped = workers_stopped.clone();
+        let agent_jobs = tokio::spawn(jobs.work(workers_stopped));
+        let planner_worker = tokio::spawn(task_worker.work(tasks_stopped));
+        let worker = tokio::spawn(async move {
+            let _ = agent_jobs.await;
+            let _ = planner_worker.await;
+        });
         let on_signal = stop_workers.clone();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -23,6 +23,7 @@ pub(crate) struct AppState {
     /// The tool catalogue and direct calls (the same runtime).
     pub tools: Arc<dyn chat_runtime::DirectTools>,
     pub conversations: Arc<dyn conversations::Conversations>,
+    pub planner: Arc<dyn planner::Planner>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
     /// The dependencies `/api/ready` checks.

@@ -21,6 +21,8 @@ pub enum Source {
     /// `/api/conversations/{id}/rerun-stream`: a web-stream that continues from the stored
     /// history (its messages may be empty) as the conversation's owner.
     Rerun,
+    /// A planner task run by the worker: no client, so it runs to its end.
+    Task,
 }
 
 impl Source {
@@ -30,13 +32,14 @@ impl Source {
             Source::Stream => "api/stream",
             Source::WebStream => "api/web-stream",
             Source::Rerun => "api/conversations/rerun-stream",
+            Source::Task => "tasks",
         }
     }
 
     /// Whether the run goes on after its client disconnects (and takes over a running
     /// session instead of being refused).
     pub fn survives_client(self) -> bool {
-        matches!(self, Source::WebStream | Source::Rerun)
+        matches!(self, Source::WebStream | Source::Rerun | Source::Task)
     }
 }
 

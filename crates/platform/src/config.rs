@@ -182,6 +182,10 @@ pub struct Config {
     pub job_lease: Duration,
     /// How long finished background jobs are kept.
     pub job_retention: Duration,
+    /// How long one planner task's run may take before it fails.
+    pub task_time_limit: Duration,
+    /// Pause between the planner worker's rounds when nothing was due.
+    pub task_poll: Duration,
     /// Background jobs one worker (replica) runs at once.
     pub job_concurrency: usize,
     /// Unfinished (pending or running) background jobs one user may have.
@@ -264,6 +268,8 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(3600),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(1800),
+            task_time_limit: Duration::from_secs(1800),
+            task_poll: Duration::from_secs(5),
             job_concurrency: 4,
             max_pending_jobs_per_user: 20,
             max_prompt_chars: 64_000,
@@ -334,6 +340,8 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_ACCESS_TOKEN_TTL_SECS",
     "SAGE_JOB_LEASE_SECS",
     "SAGE_JOB_RETENTION_SECS",
+    "SAGE_TASK_TIME_LIMIT_SECS",
+    "SAGE_TASK_POLL_SECS",
     "SAGE_JOB_CONCURRENCY",
     "SAGE_MAX_PENDING_JOBS_PER_USER",
     "SAGE_MAX_PROMPT_CHARS",
@@ -738,6 +746,16 @@ impl Config {
                 .filter(|s| *s >= 1)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.job_lease),
+            task_time_limit: src
+                .parse::<u64>("SAGE_TASK_TIME_LIMIT_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.task_time_limit),
+            task_poll: src
+                .parse::<u64>("SAGE_TASK_POLL_SECS", "a whole number of seconds")?
+                .filter(|s| *s >= 1)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.task_poll),
             job_retention: src
                 .parse::<u64>("SAGE_JOB_RETENTION_SECS", "a whole number of seconds")?
                 .map(Duration::from_secs)

@@ -57,7 +57,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 /// A whole number from the query within `range`; `None` when absent or empty.
-fn query_number(
+pub(crate) fn query_number(
     name: &str,
     value: Option<String>,
     range: std::ops::RangeInclusive<u64>,

@@ -10,6 +10,7 @@ pub(crate) mod conversations;
 pub(crate) mod llm_providers;
 pub(crate) mod observability;
 pub(crate) mod system;
+pub(crate) mod tasks;
 pub(crate) mod tools;
 pub(crate) mod upstream;
 pub(crate) mod users;
@@ -30,5 +31,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(conversations::configure)
                 .configure(tools::configure)
                 .configure(observability::configure),
-        );
+        )
+        .configure(tasks::configure);
 }

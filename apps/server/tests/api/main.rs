@@ -21,6 +21,7 @@ mod leaks;
 mod login_hardening;
 mod observability;
 mod outages;
+mod planner;
 mod providers;
 mod registration;
 mod rotation;

@@ -48,6 +48,7 @@ const STRICT: &[&str] = &[
     "/api/token-usage/",
     "/api/tools",
     "/api/tools/",
+    "/tasks/",
 ];
 
 /// Compatibility aliases of documented `/api/auth/*` routes.

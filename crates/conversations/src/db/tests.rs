@@ -1,34 +1,14 @@
 //! Storage tests on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
 
 use chrono::Utc;
-use migration::{Migrator, MigratorTrait};
 use platform::Actor;
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::SeaOrmConversations;
 use crate::{ConversationError, Conversations, NewConversation, StoredMessage, UsageRecord};
 
 async fn database(dir: &tempfile::TempDir) -> platform::db::Db {
-    let url = match std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(base) => {
-            let admin = platform::db::connect_url(&base).await.unwrap();
-            let name = format!("sage_test_{}", platform::ids::new_hex_id());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap();
-            let (server, _) = base.split('?').next().unwrap().rsplit_once('/').unwrap();
-            format!("{server}/{name}")
-        }
-        None => format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
-    };
-    let db = platform::db::connect_url(&url).await.unwrap();
-    Migrator::up(db.primary(), None).await.unwrap();
-    db
+    migration::test_database(dir.path()).await.unwrap()
 }
 
 fn message(id: &str, role: &str, content: &str) -> StoredMessage {
