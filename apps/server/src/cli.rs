@@ -28,7 +28,7 @@ pub enum Command {
 pub const USAGE: &str = "usage: sage-server [serve | migrate | openapi | admin … | help]
   serve     apply migrations, then serve HTTP (default)
   migrate   apply database migrations and exit
-  worker    run background workers only (agent jobs), until SIGINT/SIGTERM
+  worker    run background workers only (agent jobs, planner tasks), until SIGINT/SIGTERM
   openapi   print the OpenAPI 3.1 document and exit
   admin create-user --username U --password-stdin [--email E] [--role user|admin]
   admin reset-password --username U --password-stdin

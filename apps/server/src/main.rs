@@ -91,7 +91,7 @@ fn run(command: Command) -> Result<(), StartError> {
             Command::Worker => {
                 let services = server::Services::connect(&config, config.migrate_on_start).await?;
                 let (stop, stopped) = tokio::sync::watch::channel(false);
-                let worker = tokio::spawn(services.jobs.clone().work(stopped));
+                let worker = services.run_workers(&config, stopped);
                 tracing::info!("Sage Server worker running");
                 server::shutdown_signal().await;
                 let _ = stop.send(true);

@@ -40,7 +40,45 @@ pub struct Services {
     pub readiness: platform::readiness::Readiness,
 }
 
+/// The agent-job worker and the planner's worker (due tasks run through the chat runtime),
+/// until `stopped` turns true.
+fn spawn_workers(
+    jobs: &Arc<agents::SeaOrmJobs>,
+    planner: &Arc<planner::SeaOrmPlanner>,
+    chat: &Arc<chat_runtime::Runtime>,
+    config: &Config,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let tasks = Arc::new(planner::Worker::new(
+        planner.clone(),
+        Arc::new(crate::planner_glue::ChatTaskRunner {
+            chat: chat.clone(),
+            time_limit: config.task_time_limit,
+        }),
+        planner::WorkerSettings {
+            poll: config.task_poll,
+            ..planner::WorkerSettings::default()
+        },
+    ));
+    let agent_jobs = tokio::spawn(jobs.clone().work(stopped.clone()));
+    let tasks = tokio::spawn(tasks.work(stopped));
+    tokio::spawn(async move {
+        let _ = agent_jobs.await;
+        let _ = tasks.await;
+    })
+}
+
 impl Services {
+    /// The background workers (agent jobs and planner tasks) until `stopped` turns true;
+    /// `sage-server serve` runs them beside HTTP, `sage-server worker` alone.
+    pub fn run_workers(
+        &self,
+        config: &Config,
+        stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        spawn_workers(&self.jobs, &self.planner, &self.chat, config, stopped)
+    }
+
     /// Reaches every external system before anything changes (so a bad setting or an
     /// unreachable service fails cleanly), then migrates when asked.
     pub async fn connect(config: &Config, migrate: bool) -> Result<Self, StartError> {
@@ -256,24 +294,17 @@ impl Application {
         let upload_dir = extract::prepare_upload_dir(&config.data_dir)
             .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
         let cors_origins = config.cors_origins.clone();
-        let task_worker = Arc::new(planner::Worker::new(
-            planner.clone(),
-            Arc::new(crate::planner_glue::ChatTaskRunner {
-                chat: chat.clone(),
-                time_limit: config.task_time_limit,
-            }),
-            planner::WorkerSettings {
-                poll: config.task_poll,
-                ..planner::WorkerSettings::default()
-            },
-        ));
+        // The in-process workers stop claiming at SIGINT/SIGTERM (while HTTP drains), and are
+        // waited for, with their own grace period, before the process ends.
+        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+        let worker = spawn_workers(&jobs, &planner, &chat, &config, workers_stopped);
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             started_at,
             identity,
             providers,
             agents,
-            jobs: jobs.clone(),
+            jobs,
             workspaces,
             budget,
             user_cleanup,
@@ -283,16 +314,6 @@ impl Application {
             planner,
             session_max_age_secs,
             readiness,
-        });
-        // The in-process worker stops claiming at SIGINT/SIGTERM (while HTTP drains), and is
-        // waited for, with its own grace period, before the process ends.
-        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let tasks_stopped = workers_stopped.clone();
-        let agent_jobs = tokio::spawn(jobs.work(workers_stopped));
-        let planner_worker = tokio::spawn(task_worker.work(tasks_stopped));
-        let worker = tokio::spawn(async move {
-            let _ = agent_jobs.await;
-            let _ = planner_worker.await;
         });
         let on_signal = stop_workers.clone();
         tokio::spawn(async move {

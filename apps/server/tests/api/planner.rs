@@ -465,14 +465,7 @@ async fn the_worker_protocol_claims_once_retries_and_keeps_history() {
     assert_eq!(done.1["status"], "completed");
     assert!(done.1["completed_at"].is_string());
 
-    let (status, history) = send(
-        &s.app,
-        &s.alice,
-        "GET",
-        &format!("/tasks/one-time/{past_id}/history"),
-        None,
-    )
-    .await;
+    let (status, history) = history_of(&s, past_id).await;
     assert_eq!(status, 200);
     let entries = history.as_array().unwrap();
     assert_eq!(entries.len(), 2, "{history}");
@@ -531,6 +524,18 @@ async fn the_worker_protocol_claims_once_retries_and_keeps_history() {
     );
 }
 
+/// A task's history as its owner reads it.
+async fn history_of(s: &Chat, id: i64) -> (u16, Value) {
+    send(
+        &s.app,
+        &s.alice,
+        "GET",
+        &format!("/tasks/one-time/{id}/history"),
+        None,
+    )
+    .await
+}
+
 async fn wait_for_status(s: &Chat, id: i64, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -564,14 +569,7 @@ async fn the_worker_runs_a_due_task_through_its_agent_and_records_the_answer() {
     let id = task["id"].as_i64().unwrap();
     let done = wait_for_status(&s, id, "completed").await;
     assert!(done["completed_at"].is_string());
-    let history = send(
-        &s.app,
-        &s.alice,
-        "GET",
-        &format!("/tasks/one-time/{id}/history"),
-        None,
-    )
-    .await;
+    let history = history_of(&s, id).await;
     assert_eq!(history.1[0]["status"], "completed");
     assert_eq!(history.1[0]["response"], "Three headlines.");
     // The model was asked the task's description.
@@ -601,14 +599,7 @@ async fn the_worker_runs_a_due_task_through_its_agent_and_records_the_answer() {
     let doomed_id = doomed["id"].as_i64().unwrap();
     let failed = wait_for_status(&s, doomed_id, "failed").await;
     assert_eq!(failed["retry_count"], 4);
-    let history = send(
-        &s.app,
-        &s.alice,
-        "GET",
-        &format!("/tasks/one-time/{doomed_id}/history"),
-        None,
-    )
-    .await;
+    let history = history_of(&s, doomed_id).await;
     let entries = history.1.as_array().unwrap();
     assert_eq!(entries.len(), 4);
     assert!(entries.iter().all(|e| e["status"] == "failed"));
@@ -619,4 +610,33 @@ async fn the_worker_runs_a_due_task_through_its_agent_and_records_the_answer() {
             .contains("400"),
         "{entries:?}"
     );
+}
+
+#[tokio::test]
+async fn a_separate_worker_process_runs_due_tasks() {
+    // The server's own worker sleeps through the test: only `sage-server worker` can run it.
+    let s = setup_with(&[], |c| c.task_poll = Duration::from_secs(3600)).await;
+    s.llm.push(Reply::text(&["Ran elsewhere."]));
+    let task = one_time(
+        &s,
+        json!({"name": "Offloaded", "agent_id": s.agent, "execute_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    let id = task["id"].as_i64().unwrap();
+    let mut env = s.app.binary_env();
+    env.push(("SAGE_TASK_POLL_SECS".into(), "1".into()));
+    env.push(("SAGE_OUTBOUND_ALLOW".into(), "loopback".into()));
+    env.push(("RUST_LOG".into(), "warn".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut worker = crate::binary::sage(&["worker"], &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = wait_for_status(&s, id, "completed").await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(done["completed_at"].is_string());
+    let history = history_of(&s, id).await;
+    assert_eq!(history.1[0]["response"], "Ran elsewhere.");
 }
