@@ -65,9 +65,16 @@ impl Worker {
             .due(&self.actor, self.settings.concurrency.max(1) as u64)
             .await?;
         let mut runs = tokio::task::JoinSet::new();
+        let mut claim_failed = None;
         for task in due {
-            if !self.planner.claim(&self.actor, task.id).await? {
-                continue;
+            // A failed claim ends the round, but never cuts off the runs already started.
+            match self.planner.claim(&self.actor, task.id).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    claim_failed = Some(e);
+                    break;
+                }
             }
             let planner = self.planner.clone();
             let runner = self.runner.clone();
@@ -94,7 +101,10 @@ impl Worker {
         while runs.join_next().await.is_some() {
             ran += 1;
         }
-        Ok(ran)
+        match claim_failed {
+            Some(e) => Err(e),
+            None => Ok(ran),
+        }
     }
 
     /// Rounds until `shutdown` turns true; a round in progress finishes first (a task cut
