@@ -259,6 +259,25 @@ impl SeaOrmPlanner {
     }
 }
 
+/// One page of an ordered query and the total it pages over.
+async fn fetch_page<E>(
+    db: &platform::db::Db,
+    query: sea_orm::Select<E>,
+    page: PageRequest,
+) -> Result<(Vec<E::Model>, u64), PlannerError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .offset(page.offset())
+        .limit(page.page_size())
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
 fn bounded(mut text: String, max_chars: usize) -> String {
     if let Some((cut, _)) = text.char_indices().nth(max_chars) {
         text.truncate(cut);
@@ -389,14 +408,10 @@ impl Planner for SeaOrmPlanner {
         if let Some(agent_id) = agent_id {
             filter = filter.add(tasks::Column::AgentId.eq(agent_id));
         }
-        let query = tasks::Entity::find().filter(filter);
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
-            .order_by_desc(tasks::Column::Id)
-            .offset(page.offset())
-            .limit(page.page_size())
-            .all(&self.db)
-            .await?;
+        let query = tasks::Entity::find()
+            .filter(filter)
+            .order_by_desc(tasks::Column::Id);
+        let (rows, total) = fetch_page(&self.db, query, page).await?;
         Ok(Page {
             items: rows.into_iter().map(to_task).collect(),
             total,
@@ -513,14 +528,10 @@ impl Planner for SeaOrmPlanner {
         if let Some(agent_id) = agent_id {
             filter = filter.add(recurring::Column::AgentId.eq(agent_id));
         }
-        let query = recurring::Entity::find().filter(filter);
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
-            .order_by_desc(recurring::Column::Id)
-            .offset(page.offset())
-            .limit(page.page_size())
-            .all(&self.db)
-            .await?;
+        let query = recurring::Entity::find()
+            .filter(filter)
+            .order_by_desc(recurring::Column::Id);
+        let (rows, total) = fetch_page(&self.db, query, page).await?;
         Ok(Page {
             items: rows.into_iter().map(to_recurring).collect(),
             total,
@@ -623,15 +634,11 @@ impl Planner for SeaOrmPlanner {
         page: PageRequest,
     ) -> Result<Page<Task>, PlannerError> {
         let row = self.own_recurring(actor, id).await?;
-        let query = tasks::Entity::find().filter(tasks::Column::RecurringTaskId.eq(row.id));
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let query = tasks::Entity::find()
+            .filter(tasks::Column::RecurringTaskId.eq(row.id))
             .order_by_desc(tasks::Column::ExecuteAt)
-            .order_by_desc(tasks::Column::Id)
-            .offset(page.offset())
-            .limit(page.page_size())
-            .all(&self.db)
-            .await?;
+            .order_by_desc(tasks::Column::Id);
+        let (rows, total) = fetch_page(&self.db, query, page).await?;
         Ok(Page {
             items: rows.into_iter().map(to_task).collect(),
             total,
