@@ -17,6 +17,7 @@ mod m20261203_100000_conversations_listing;
 mod m20261203_160000_conversations_owner_counts;
 mod m20261203_190000_conversations_search;
 mod m20261204_190000_planner_create_tasks;
+mod m20261204_230000_oauth_as_create_tables;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_160000_conversations_owner_counts::Migration),
             Box::new(m20261203_190000_conversations_search::Migration),
             Box::new(m20261204_190000_planner_create_tasks::Migration),
+            Box::new(m20261204_230000_oauth_as_create_tables::Migration),
         ]
     }
 }
