@@ -52,6 +52,9 @@ pub const ALLOW_LIST: &[&str] = &[
     "/api/oauth2/authorize",
     "/api/oauth2/token",
     "/api/oauth2/userinfo",
+    "/api/oauth2/authorize/consent",
+    "/oauth2/authorize",
+    "/oauth2/authorize/consent",
     "/api/share/conversations/{}/messages",
     "/api/observability/metrics",
     "/api/observability/jaeger",
@@ -84,9 +87,23 @@ fn matches_pattern(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Paths behind the gate: the JSON API and the planner.
+/// Paths behind the gate: the JSON API, the planner, and the two OAuth2 authorization
+/// steps at the root (they need the login session).
 fn is_gated(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/tasks" || path.starts_with("/tasks/")
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/tasks"
+        || path.starts_with("/tasks/")
+        || path.starts_with("/oauth2/authorize")
+}
+
+/// The OAuth2 endpoints clients call with their own credentials (token, userinfo, revoke,
+/// introspect, metadata, keys): never authenticated by our session or access token.
+fn is_oauth2_client_endpoint(path: &str) -> bool {
+    path.strip_prefix("/api")
+        .unwrap_or(path)
+        .strip_prefix("/oauth2/")
+        .is_some_and(|rest| !rest.starts_with("authorize"))
 }
 
 /// The client's address: the peer, or through configured trusted proxies the last
@@ -193,7 +210,7 @@ fn origin_of(url: &str) -> Option<String> {
 
 /// This server's origin as the request reached it: `Host` and plain http, or, only from a
 /// trusted proxy, its `X-Forwarded-Host` and `X-Forwarded-Proto`.
-fn request_origin(req: &ServiceRequest, config: &Config) -> Option<String> {
+pub(crate) fn request_origin(req: &HttpRequest, config: &Config) -> Option<String> {
     let header_text = |name: &str| {
         req.headers()
             .get(name)
@@ -227,7 +244,7 @@ fn cross_site(req: &ServiceRequest, state: &AppState) -> bool {
     let Some(origin) = origin_of(origin) else {
         return true;
     };
-    let ours = request_origin(req, &state.config);
+    let ours = request_origin(req.request(), &state.config);
     let public = state.config.public_url.as_deref().and_then(origin_of);
     let listed = state
         .config
@@ -274,7 +291,10 @@ pub(crate) async fn authenticate(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let open = {
         let path = req.path();
-        !is_gated(path) || req.method() == Method::OPTIONS || PROBES.contains(&path)
+        !is_gated(path)
+            || req.method() == Method::OPTIONS
+            || PROBES.contains(&path)
+            || is_oauth2_client_endpoint(path)
     };
     if open {
         return next

@@ -13,6 +13,7 @@ pub mod error;
 mod extract;
 mod lenient;
 mod middleware;
+mod oauth_glue;
 pub mod openapi;
 mod planner_glue;
 mod response;

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, chat, conversations, llm_providers, observability, system, tasks, tools,
+    agents, auth, chat, conversations, llm_providers, oauth2, observability, system, tasks, tools,
     upstream, users, workspaces,
 };
 
@@ -82,6 +82,9 @@ impl utoipa::Modify for Security {
         tasks::create_recurring, tasks::update_recurring, tasks::delete_recurring,
         tasks::toggle_recurring, tasks::recurring_history, tasks::spawn_due, tasks::due, tasks::claim,
         tasks::complete, tasks::fail, tasks::complete_recurring,
+        oauth2::well_known_oauth, oauth2::well_known_openid, oauth2::metadata, oauth2::authorize,
+        oauth2::consent, oauth2::token, oauth2::userinfo, oauth2::userinfo_post, oauth2::jwks, oauth2::revoke,
+        oauth2::introspect,
     ),
     components(schemas(ErrorEnvelope)),
     modifiers(&Security),
@@ -97,6 +100,7 @@ impl utoipa::Modify for Security {
         (name = "tools", description = "The tool catalogue and direct tool calls"),
         (name = "planner", description = "One-time and recurring (cron) tasks and the worker's protocol; plain JSON, errors `{detail, code}`"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),
+        (name = "oauth2", description = "OAuth2 authorization server (RFC 6749, PKCE S256, OpenID Connect id_tokens); RFC 6749 bodies; the same routes under /api/oauth2"),
     )
 )]
 struct ApiDoc;

@@ -35,6 +35,9 @@ pub struct Services {
     pub chat: Arc<chat_runtime::Runtime>,
     pub conversations: Arc<dyn conversations::Conversations>,
     pub planner: Arc<planner::SeaOrmPlanner>,
+    pub oauth: Arc<oauth_as::SeaOrmAuthorizationServer>,
+    /// The OAuth2 clients of `SAGE_OAUTH2_CLIENTS`, registered at start.
+    pub oauth_clients: Vec<oauth_as::ClientConfig>,
     pub session_max_age_secs: i64,
     /// What `/api/ready` checks.
     pub readiness: platform::readiness::Readiness,
@@ -195,7 +198,22 @@ impl Services {
             stores.kv.clone(),
             platform::spend::SpendLimits::from_config(config),
         );
+        let oauth_clients = oauth_as::parse_clients(&config.oauth2_clients).map_err(|e| {
+            StartError::new(format!("invalid configuration: SAGE_OAUTH2_CLIENTS: {e}"))
+        })?;
+        let oauth = Arc::new(oauth_as::SeaOrmAuthorizationServer::new(
+            db.clone(),
+            stores.kv.clone(),
+            platform::secret::Sealer::with_keys(&secret),
+            Arc::new(crate::oauth_glue::IdentityAccounts(identity.clone())),
+            oauth_as::Settings {
+                access_token_ttl: config.access_token_ttl,
+                refresh_token_ttl: config.session_lifetime,
+                ..oauth_as::Settings::default()
+            },
+        ));
         let user_cleanup: Vec<Arc<dyn platform::UserCleanup>> = vec![
+            oauth.clone(),
             chat.clone(),
             jobs.clone(),
             planner.clone(),
@@ -222,6 +240,8 @@ impl Services {
             chat,
             conversations,
             planner,
+            oauth,
+            oauth_clients,
             session_max_age_secs,
         })
     }
@@ -255,11 +275,20 @@ impl Application {
             chat,
             conversations,
             planner,
+            oauth,
+            oauth_clients,
             session_max_age_secs,
             readiness,
             ..
         } = Services::connect(&config, config.migrate_on_start).await?;
         bootstrap_admin(identity.as_ref()).await?;
+        {
+            use oauth_as::AuthorizationServer;
+            oauth
+                .sync_clients(&oauth_clients)
+                .await
+                .map_err(|e| StartError::new(format!("cannot register the OAuth2 clients: {e}")))?;
+        }
 
         if config.plain_http_cookies_off_loopback() {
             tracing::warn!(
@@ -312,6 +341,7 @@ impl Application {
             chat,
             conversations,
             planner,
+            oauth,
             session_max_age_secs,
             readiness,
         });

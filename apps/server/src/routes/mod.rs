@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod conversations;
 pub(crate) mod llm_providers;
+pub(crate) mod oauth2;
 pub(crate) mod observability;
 pub(crate) mod system;
 pub(crate) mod tasks;
@@ -30,7 +31,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(chat::configure)
                 .configure(conversations::configure)
                 .configure(tools::configure)
-                .configure(observability::configure),
+                .configure(observability::configure)
+                .configure(oauth2::configure_api),
         )
+        .configure(oauth2::configure_root)
         .configure(tasks::configure);
 }

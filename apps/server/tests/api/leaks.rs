@@ -50,8 +50,9 @@ const CREATES_ON_UNKNOWN: &[(&str, &str, &str)] = &[
     ("POST", "/api/chat", "session_id"),
 ];
 
-/// Paths whose ids are not per-user resources (the deployment's login providers).
-const NOT_RESOURCES: &[&str] = &["/api/auth/upstream/", "/api/user/oauth/"];
+/// Paths whose ids are not per-user resources (the deployment's login providers and OAuth2
+/// clients).
+const NOT_RESOURCES: &[&str] = &["/api/auth/upstream/", "/api/user/oauth/", "/oauth2/"];
 
 const KEY: &str = "sk-walk-key-1234567890";
 const MODEL: &str = "walk-model";

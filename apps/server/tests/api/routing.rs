@@ -49,6 +49,9 @@ const STRICT: &[&str] = &[
     "/api/tools",
     "/api/tools/",
     "/tasks/",
+    "/oauth2/",
+    "/api/oauth2/",
+    "/.well-known/",
 ];
 
 /// Compatibility aliases of documented `/api/auth/*` routes.
@@ -62,6 +65,11 @@ const ALIASES: &[&str] = &[
     "/api/user/oauth/callback/{provider_id}",
     "/api/user/logout",
     "/api/user/check_login",
+    // `/oauth2/*` is documented; `/api/oauth2/*` serves the same handlers.
+    "/api/oauth2/metadata",
+    "/api/oauth2/authorize",
+    "/api/oauth2/token",
+    "/api/oauth2/userinfo",
 ];
 
 /// Routes the Sage web UI calls that the endpoint index does not list; walked like the index
