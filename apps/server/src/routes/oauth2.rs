@@ -50,6 +50,34 @@ fn issuer(req: &HttpRequest, state: &AppState) -> String {
     format!("{base}/oauth2")
 }
 
+/// The token endpoint's form fields (documentation only: the handler reads the raw form, so
+/// repeated fields can be refused and any Content-Type accepted).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct TokenForm {
+    /// `authorization_code` or `refresh_token`.
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    /// Unless HTTP Basic authenticates the client.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The revocation and introspection endpoints' form fields (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct TokenHintForm {
+    /// Required.
+    token: Option<String>,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     builder
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -295,7 +323,7 @@ pub(crate) async fn consent(
 /// Exchange a code or a refresh token (form body, whatever the Content-Type); also under
 /// `/api/oauth2`.
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth2", security(()),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded",
         description = "grant_type, code, redirect_uri, code_verifier | refresh_token, scope; client_id/client_secret unless HTTP Basic"),
     responses((status = 200, description = "`{token_type, access_token, expires_in, refresh_token?, scope, id_token?}`"),
               (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unauthorized_client`, `unsupported_grant_type`"),
@@ -369,7 +397,7 @@ pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 /// Token revocation (RFC 7009): `token` in the form, client authenticated; also under
 /// `/api/oauth2`.
 #[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth2", security(()),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token, token_type_hint?"),
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded", description = "token, token_type_hint?"),
     responses((status = 200, description = "Revoked, or unknown (ignored)"),
               (status = 400, description = "`invalid_request`"), (status = 401, description = "`invalid_client`")))]
 pub(crate) async fn revoke(
@@ -393,7 +421,7 @@ pub(crate) async fn revoke(
 
 /// Token introspection (RFC 7662) of the client's own tokens; also under `/api/oauth2`.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2", security(()),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token, token_type_hint?"),
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded", description = "token, token_type_hint?"),
     responses((status = 200, description = "`{active: false}` or `{active: true, scope, client_id, username, sub, token_type, exp, iat, iss}`"),
               (status = 400, description = "`invalid_request`"), (status = 401, description = "`invalid_client`")))]
 pub(crate) async fn introspect(
