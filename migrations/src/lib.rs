@@ -18,6 +18,7 @@ mod m20261203_160000_conversations_owner_counts;
 mod m20261203_190000_conversations_search;
 mod m20261204_190000_planner_create_tasks;
 mod m20261204_230000_oauth_as_create_tables;
+mod m20261207_040000_releases_create_desktop_releases;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_190000_conversations_search::Migration),
             Box::new(m20261204_190000_planner_create_tasks::Migration),
             Box::new(m20261204_230000_oauth_as_create_tables::Migration),
+            Box::new(m20261207_040000_releases_create_desktop_releases::Migration),
         ]
     }
 }

@@ -24,6 +24,7 @@ fn allowed_workspace_deps() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     allow("providers", &["platform"]);
     allow("tooling", &["platform"]);
     allow("planner", &["platform"]);
+    allow("releases", &["platform"]);
     allow("knowledge", &["platform", "providers"]);
     allow("agents", &["platform", "providers"]);
     allow(

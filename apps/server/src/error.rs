@@ -295,6 +295,24 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "你的智能体数量已达上限（{limit} 个），请先删除一个。",
     },
     ErrorSpec {
+        key: "release.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such release.",
+        zh: "版本不存在。",
+    },
+    ErrorSpec {
+        key: "release.exists",
+        kind: ErrorKind::Conflict,
+        en: "This version already exists; delete it first or import it again.",
+        zh: "该版本已存在，请先删除或重新导入。",
+    },
+    ErrorSpec {
+        key: "release.feed_failed",
+        kind: ErrorKind::Upstream,
+        en: "The release feed could not be read: {reason}",
+        zh: "无法读取版本发布源：{reason}",
+    },
+    ErrorSpec {
         key: "task.not_found",
         kind: ErrorKind::NotFound,
         en: "No such task.",
@@ -752,6 +770,18 @@ impl From<planner::PlannerError> for AppError {
     }
 }
 
+impl From<releases::ReleaseError> for AppError {
+    fn from(e: releases::ReleaseError) -> Self {
+        use releases::ReleaseError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Internal(source) => AppError::internal(source),
+            E::Feed(reason) => AppError::new("release.feed_failed").param("reason", reason),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
 impl From<platform::spend::InputTooLarge> for AppError {
     fn from(e: platform::spend::InputTooLarge) -> Self {
         let detail = json!([{ "location": "body", "field": e.field, "message": e.to_string(), "length": e.length, "limit": e.limit }]);
@@ -778,8 +808,13 @@ pub fn render_error_matrix() -> String {
          with the HTTP status equal to `code`. `message` is the sentence below in the locale chosen by \
          `X-Sage-Locale`, then `Accept-Language`, then en-US; `error_code` is the key below. 5xx answers never carry internal text; \
          `error_detail.request_id` and the `X-Request-Id` header tie them to the log. `/tasks/*` failures \
-         answer `{\"detail\": <sentence>, \"code\": <key>}` with the same status; `/oauth2/*` failures \
-         answer RFC 6749 bodies.\n\n\
+         answer `{\"detail\": <sentence>, \"code\": <key>}` with the same status; `/oauth2/*` (and \
+         `/api/oauth2/*`) failures answer RFC 6749 bodies `{\"error\", \"error_description\"}` with \
+         `Cache-Control: no-store`: 401 for `invalid_client` (with `WWW-Authenticate: Basic realm=\"sage\"`) \
+         and `invalid_token` (with `WWW-Authenticate: Bearer`), 403 for `unauthorized_client` at `authorize`, \
+         500 for `server_error`, 400 for every other code (`invalid_request`, `invalid_grant`, `invalid_scope`, \
+         `unsupported_grant_type`, `unsupported_response_type`); an anonymous consent post answers 401 \
+         `login_required` (docs/auth.md).\n\n\
          ## Status by kind\n\n| kind | HTTP status = `code` |\n|---|---|\n",
     );
     for kind in ErrorKind::ALL {

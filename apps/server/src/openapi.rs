@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 
 use crate::routes::{
     agents, auth, chat, conversations, llm_providers, oauth2, observability, system, tasks, tools,
-    upstream, users, workspaces,
+    upstream, users, versions, workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -55,6 +55,7 @@ impl utoipa::Modify for Security {
     ),
     paths(
         system::active, system::health, system::ready, system::system_info, system::update_settings,
+        versions::check, versions::latest, versions::list, versions::create, versions::import, versions::delete,
         upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::update_profile, users::list_users, users::add_user, users::delete_user,

@@ -35,6 +35,7 @@ pub struct Services {
     pub chat: Arc<chat_runtime::Runtime>,
     pub conversations: Arc<dyn conversations::Conversations>,
     pub planner: Arc<planner::SeaOrmPlanner>,
+    pub releases: Arc<releases::SeaOrmReleases>,
     pub oauth: Arc<oauth_as::SeaOrmAuthorizationServer>,
     /// The OAuth2 clients of `SAGE_OAUTH2_CLIENTS`, registered at start.
     pub oauth_clients: Vec<oauth_as::ClientConfig>,
@@ -97,11 +98,18 @@ impl Services {
             config.secret_key.as_deref(),
             &config.secret_key_previous,
         )?;
-        let policy = platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow)
-            .map_err(|e| {
-                StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}"))
-            })?;
-        let llm = providers::LlmClient::new(Arc::new(policy), providers::ClientSettings::default())
+        let policy = Arc::new(
+            platform::outbound::OutboundPolicy::from_allow_list(&config.outbound_allow).map_err(
+                |e| StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}")),
+            )?,
+        );
+        let releases = Arc::new(releases::SeaOrmReleases::new(
+            db.clone(),
+            releases::Feed::new(config.releases_url.clone(), policy.clone()).map_err(|e| {
+                StartError::new(format!("cannot build the release feed client: {e}"))
+            })?,
+        ));
+        let llm = providers::LlmClient::new(policy, providers::ClientSettings::default())
             .map_err(|e| StartError::new(format!("cannot build the LLM client: {e}")))?;
         let providers = Arc::new(providers::SeaOrmProviders::new(
             db.clone(),
@@ -240,6 +248,7 @@ impl Services {
             chat,
             conversations,
             planner,
+            releases,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -275,6 +284,7 @@ impl Application {
             chat,
             conversations,
             planner,
+            releases,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -342,6 +352,7 @@ impl Application {
             conversations,
             planner,
             oauth,
+            releases,
             session_max_age_secs,
             readiness,
         });

@@ -25,6 +25,7 @@ pub(crate) struct AppState {
     pub conversations: Arc<dyn conversations::Conversations>,
     pub planner: Arc<dyn planner::Planner>,
     pub oauth: Arc<dyn oauth_as::AuthorizationServer>,
+    pub releases: Arc<dyn releases::Releases>,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
     /// The dependencies `/api/ready` checks.

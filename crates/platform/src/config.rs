@@ -162,6 +162,9 @@ pub struct Config {
     pub enable_shell_tool: bool,
     pub worker_token: Option<String>,
     pub timezone: String,
+    /// The GitHub-style "latest release" document `POST /api/system/version/import_github`
+    /// reads (`SAGE_RELEASES_URL`); it passes the outbound policy like any user-chosen URL.
+    pub releases_url: String,
     pub stream_log_ttl: Duration,
     /// How long a `/api/chat` or `/api/stream` run goes on after its client went, waiting to
     /// be resumed (`SAGE_STREAM_DISCONNECT_GRACE_SECS`; 0 stops it at once).
@@ -258,6 +261,7 @@ impl Default for Config {
             enable_shell_tool: false,
             worker_token: None,
             timezone: "UTC".into(),
+            releases_url: "https://api.github.com/repos/ZHangZHengEric/Sage/releases/latest".into(),
             stream_log_ttl: Duration::from_secs(3600),
             stream_disconnect_grace: Duration::from_secs(10),
             upstream_flow_ttl: Duration::from_secs(600),
@@ -330,6 +334,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_ENABLE_SHELL_TOOL",
     "SAGE_WORKER_TOKEN",
     "SAGE_TIMEZONE",
+    "SAGE_RELEASES_URL",
     "SAGE_STREAM_LOG_TTL_SECS",
     "SAGE_STREAM_DISCONNECT_GRACE_SECS",
     "SAGE_UPSTREAM_FLOW_TTL_SECS",
@@ -705,6 +710,9 @@ impl Config {
                 .unwrap_or(defaults.enable_shell_tool),
             worker_token: src.string("SAGE_WORKER_TOKEN"),
             timezone,
+            releases_url: src
+                .url("SAGE_RELEASES_URL", &["http", "https"])?
+                .unwrap_or(defaults.releases_url),
             stream_log_ttl,
             stream_disconnect_grace,
             upstream_flow_ttl: src

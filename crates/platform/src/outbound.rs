@@ -253,6 +253,85 @@ pub fn http_client_builder(policy: Arc<OutboundPolicy>) -> reqwest::ClientBuilde
         .no_proxy()
 }
 
+/// Why a [`fetch`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL (or a redirect's target) is refused by the policy.
+    #[error(transparent)]
+    Refused(#[from] OutboundError),
+    #[error("`{url}` answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("the answer of `{0}` is larger than allowed")]
+    TooLarge(String),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(usize),
+    #[error("`{url}` could not be fetched: {reason}")]
+    Transport { url: String, reason: String },
+}
+
+/// The most redirects [`fetch`] follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// GETs `url` with `client` (built by [`http_client_builder`]): every hop's URL passes
+/// `policy` (redirects are followed here, each checked, at most [`MAX_REDIRECTS`]), a non-2xx
+/// answer is an error, and at most `limit` bytes of the body are read.
+pub async fn fetch(
+    client: &reqwest::Client,
+    policy: &OutboundPolicy,
+    url: &str,
+    headers: &[(&str, &str)],
+    limit: usize,
+) -> Result<bytes::Bytes, FetchError> {
+    use futures_util::StreamExt;
+    let transport = |url: &str, e: reqwest::Error| FetchError::Transport {
+        url: url.to_owned(),
+        reason: e.without_url().to_string(),
+    };
+    let mut current = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        policy.check_url(&current).await?;
+        let mut request = client.get(&current);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.map_err(|e| transport(&current, e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let next = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| response.url().join(location).ok())
+                .ok_or_else(|| FetchError::Status {
+                    url: current.clone(),
+                    status: status.as_u16(),
+                })?;
+            current = next.to_string();
+            continue;
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: current,
+                status: status.as_u16(),
+            });
+        }
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge(current));
+        }
+        let mut body = bytes::BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport(&current, e))?;
+            if body.len() + chunk.len() > limit {
+                return Err(FetchError::TooLarge(current));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return Ok(body.freeze());
+    }
+    Err(FetchError::TooManyRedirects(MAX_REDIRECTS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub(crate) mod tasks;
 pub(crate) mod tools;
 pub(crate) mod upstream;
 pub(crate) mod users;
+pub(crate) mod versions;
 pub(crate) mod workspaces;
 
 /// Every route of the application.
@@ -24,6 +25,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .configure(system::configure)
+                .configure(versions::configure)
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(llm_providers::configure)

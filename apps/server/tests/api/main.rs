@@ -36,4 +36,5 @@ mod system;
 mod tools;
 mod upstream;
 mod users;
+mod versions;
 mod workspaces;

@@ -24,6 +24,8 @@ const STRICT: &[&str] = &[
     "/api/ready",
     "/api/system/info",
     "/api/system/update_settings",
+    "/api/system/version",
+    "/api/system/version/",
     "/api/auth/register/send-code",
     "/api/auth/register",
     "/api/auth/login",
