@@ -200,3 +200,68 @@ fn every_member_inherits_the_workspace_lints() {
         "manifests without `[lints] workspace = true`: {missing:#?}"
     );
 }
+
+/// The names of the types that derive `ToSchema` in one source text (a `#[schema(as = …)]`
+/// rename counts under its new name).
+fn schema_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = false;
+    let mut renamed: Option<String> = None;
+    for line in text.lines().map(str::trim_start) {
+        if line.starts_with("#[derive(") && line.contains("ToSchema") {
+            pending = true;
+            renamed = None;
+        } else if pending && line.starts_with("#[schema(as") {
+            renamed = line
+                .split('=')
+                .nth(1)
+                .map(|s| s.trim_end_matches(")]").trim().to_owned());
+        } else if pending
+            && let Some(rest) = line
+                .strip_prefix("pub(crate) struct ")
+                .or_else(|| line.strip_prefix("pub struct "))
+                .or_else(|| line.strip_prefix("struct "))
+                .or_else(|| line.strip_prefix("pub(crate) enum "))
+                .or_else(|| line.strip_prefix("pub enum "))
+                .or_else(|| line.strip_prefix("enum "))
+        {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            names.push(renamed.take().unwrap_or(name));
+            pending = false;
+        }
+    }
+    names
+}
+
+#[test]
+fn openapi_schema_names_are_unique() {
+    // utoipa keys components by the type's bare name: two `ToSchema` types of one name in
+    // different route files silently document one shape for both.
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut clashes = Vec::new();
+    let mut files = Vec::new();
+    rust_files(&root().join("apps/server/src"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for name in schema_names(&text) {
+            if let Some(first) = seen.insert(name.clone(), file.clone()) {
+                clashes.push(format!(
+                    "{name}: {} and {}",
+                    first.display(),
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(seen.len() > 50, "found only {} schemas", seen.len());
+    assert!(clashes.is_empty(), "schema names used twice: {clashes:#?}");
+}
+
+#[test]
+fn the_schema_name_check_sees_a_clash() {
+    let text = "#[derive(Debug, Serialize, ToSchema)]\npub(crate) struct A {\n}\n#[derive(ToSchema)]\n#[allow(dead_code)]\nstruct B;\n#[derive(Deserialize, IntoParams)]\npub(crate) struct C {}\n";
+    assert_eq!(schema_names(text), ["A", "B"]);
+}

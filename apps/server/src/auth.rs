@@ -59,6 +59,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "/api/observability/metrics",
     "/api/observability/jaeger",
     "/api/observability/jaeger/**",
+    "/api/oss/files/**",
 ];
 
 /// Probes answer without looking at credentials at all: liveness must not depend on the

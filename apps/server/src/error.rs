@@ -313,6 +313,36 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "无法读取版本发布源：{reason}",
     },
     ErrorSpec {
+        key: "upload.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such file, or the link has expired.",
+        zh: "文件不存在或链接已过期。",
+    },
+    ErrorSpec {
+        key: "upload.path_conflict",
+        kind: ErrorKind::Conflict,
+        en: "The path is taken by a folder or passes through a file.",
+        zh: "该路径已被文件夹占用，或经过一个文件。",
+    },
+    ErrorSpec {
+        key: "skill.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such skill.",
+        zh: "技能不存在。",
+    },
+    ErrorSpec {
+        key: "skill.invalid_package",
+        kind: ErrorKind::BadRequest,
+        en: "Not a usable skill package: {reason}",
+        zh: "不是可用的技能包：{reason}",
+    },
+    ErrorSpec {
+        key: "skill.download_failed",
+        kind: ErrorKind::Upstream,
+        en: "The skill could not be downloaded: {reason}",
+        zh: "技能下载失败：{reason}",
+    },
+    ErrorSpec {
         key: "task.not_found",
         kind: ErrorKind::NotFound,
         en: "No such task.",
@@ -770,6 +800,19 @@ impl From<planner::PlannerError> for AppError {
     }
 }
 
+impl From<tooling::skills::SkillError> for AppError {
+    fn from(e: tooling::skills::SkillError) -> Self {
+        use tooling::skills::SkillError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Internal(source) => AppError::internal(source),
+            E::BadPackage(reason) => AppError::new("skill.invalid_package").param("reason", reason),
+            E::Download(reason) => AppError::new("skill.download_failed").param("reason", reason),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
 impl From<releases::ReleaseError> for AppError {
     fn from(e: releases::ReleaseError) -> Self {
         use releases::ReleaseError as E;
@@ -778,6 +821,19 @@ impl From<releases::ReleaseError> for AppError {
             E::Internal(source) => AppError::internal(source),
             E::Feed(reason) => AppError::new("release.feed_failed").param("reason", reason),
             other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
+impl From<platform::blobs::BlobError> for AppError {
+    fn from(e: platform::blobs::BlobError) -> Self {
+        match e {
+            platform::blobs::BlobError::InvalidPath(p) => {
+                AppError::validation("body", "path", &p.0)
+            }
+            platform::blobs::BlobError::NotFound => AppError::new("upload.not_found"),
+            platform::blobs::BlobError::Conflict => AppError::new("upload.path_conflict"),
+            platform::blobs::BlobError::Io(e) => AppError::internal(e),
         }
     }
 }

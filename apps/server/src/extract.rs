@@ -322,6 +322,64 @@ pub(crate) async fn spool_multipart(
     Ok(out)
 }
 
+/// The text fields of a small form, whatever its encoding: multipart (files ignored and
+/// removed), `application/x-www-form-urlencoded`, or a JSON object (strings, numbers and
+/// booleans as text). At most `limit` bytes are read.
+pub(crate) async fn form_fields(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<(String, String)>, AppError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let form = Multipart::new(req.headers(), payload.into_inner());
+        return Ok(spool_multipart(req, form, limit).await?.fields);
+    }
+    let read_timeout = req
+        .app_data::<web::Data<BodyLimits>>()
+        .map_or(Duration::from_secs(30), |l| l.read_timeout);
+    let mut body = web::BytesMut::new();
+    let mut payload = payload.into_inner();
+    loop {
+        let next = tokio::time::timeout(read_timeout, payload.next())
+            .await
+            .map_err(|_| body_timeout(read_timeout))?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(payload_error)?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::new("request.payload_too_large").param("limit", limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if is_json(req) {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            AppError::new("request.invalid_json").param("reason", reason_of(&e.to_string()))
+        })?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| AppError::validation("body", "body", "must be a JSON object"))?;
+        return Ok(object
+            .iter()
+            .filter_map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Bool(_) | serde_json::Value::Number(_) => v.to_string(),
+                    _ => return None,
+                };
+                Some((k.clone(), text))
+            })
+            .collect());
+    }
+    Ok(form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}
+
 fn payload_error(e: PayloadError) -> AppError {
     match e {
         PayloadError::Overflow => AppError::new("request.payload_too_large").param("limit", "the"),

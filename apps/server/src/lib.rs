@@ -18,6 +18,7 @@ pub mod openapi;
 mod planner_glue;
 mod response;
 mod routes;
+mod skills_glue;
 mod startup;
 mod state;
 

@@ -36,6 +36,8 @@ pub struct Services {
     pub conversations: Arc<dyn conversations::Conversations>,
     pub planner: Arc<planner::SeaOrmPlanner>,
     pub releases: Arc<releases::SeaOrmReleases>,
+    pub blobs: platform::blobs::Blobs,
+    pub skills: Arc<tooling::skills::FsSkills>,
     pub oauth: Arc<oauth_as::SeaOrmAuthorizationServer>,
     /// The OAuth2 clients of `SAGE_OAUTH2_CLIENTS`, registered at start.
     pub oauth_clients: Vec<oauth_as::ClientConfig>,
@@ -103,13 +105,14 @@ impl Services {
                 |e| StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}")),
             )?,
         );
+        let blobs = platform::blobs::Blobs::new(config.data_dir.join("oss"), &secret.current);
         let releases = Arc::new(releases::SeaOrmReleases::new(
             db.clone(),
             releases::Feed::new(config.releases_url.clone(), policy.clone()).map_err(|e| {
                 StartError::new(format!("cannot build the release feed client: {e}"))
             })?,
         ));
-        let llm = providers::LlmClient::new(policy, providers::ClientSettings::default())
+        let llm = providers::LlmClient::new(policy.clone(), providers::ClientSettings::default())
             .map_err(|e| StartError::new(format!("cannot build the LLM client: {e}")))?;
         let providers = Arc::new(providers::SeaOrmProviders::new(
             db.clone(),
@@ -140,6 +143,17 @@ impl Services {
                 ..chat_runtime::RuntimeSettings::default()
             },
         ));
+        let skills = Arc::new(
+            tooling::skills::FsSkills::new(
+                &config.data_dir,
+                Arc::new(crate::skills_glue::AgentsForSkills {
+                    agents: agents.clone(),
+                    workspaces: agents::Workspaces::new(config.data_dir.join("workspaces")),
+                }),
+                policy,
+            )
+            .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
+        );
         let workspaces = agents::WorkspaceService::new(
             agents.clone(),
             agents::Workspaces::new(config.data_dir.join("workspaces")),
@@ -228,6 +242,8 @@ impl Services {
             agents.clone(),
             providers.clone(),
             Arc::new(workspaces.clone()),
+            Arc::new(blobs.clone()),
+            skills.clone(),
         ];
         let readiness = platform::readiness::Readiness::new(
             db.clone(),
@@ -249,6 +265,8 @@ impl Services {
             conversations,
             planner,
             releases,
+            blobs,
+            skills,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -285,6 +303,8 @@ impl Application {
             conversations,
             planner,
             releases,
+            blobs,
+            skills,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -353,6 +373,8 @@ impl Application {
             planner,
             oauth,
             releases,
+            blobs,
+            skills,
             session_max_age_secs,
             readiness,
         });

@@ -26,6 +26,9 @@ pub(crate) struct AppState {
     pub planner: Arc<dyn planner::Planner>,
     pub oauth: Arc<dyn oauth_as::AuthorizationServer>,
     pub releases: Arc<dyn releases::Releases>,
+    pub skills: Arc<dyn tooling::skills::Skills>,
+    /// Uploads (`/api/oss/*`).
+    pub blobs: platform::blobs::Blobs,
     /// Max-Age of the session cookie (the absolute session lifetime).
     pub session_max_age_secs: i64,
     /// The dependencies `/api/ready` checks.

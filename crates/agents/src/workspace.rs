@@ -391,18 +391,33 @@ impl Workspaces {
 
     /// Removes every user's workspace of an agent (when the agent is deleted).
     pub fn remove_agent(&self, agent_id: &str) -> Result<(), AgentError> {
+        for (_, root) in self.of_agent(agent_id)? {
+            self.remove_all(&root)?;
+        }
+        Ok(())
+    }
+
+    /// Every existing workspace of an agent, as (user id, root), by user id.
+    pub fn of_agent(&self, agent_id: &str) -> Result<Vec<(String, PathBuf)>, AgentError> {
         if !platform::ids::is_safe_id(agent_id) {
             return Err(invalid("invalid agent id"));
         }
         let users = match std::fs::read_dir(&self.root) {
             Ok(users) => users,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(e)),
         };
-        for user in users.flatten() {
-            self.remove_all(&user.path().join(agent_id))?;
-        }
-        Ok(())
+        let mut found: Vec<(String, PathBuf)> = users
+            .flatten()
+            .filter(|user| user.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|user| {
+                let root = user.path().join(agent_id);
+                let is_dir = std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
+                is_dir.then(|| (user.file_name().to_string_lossy().into_owned(), root))
+            })
+            .collect();
+        found.sort();
+        Ok(found)
     }
 }
 

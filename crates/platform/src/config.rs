@@ -218,6 +218,8 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Largest accepted upload (multipart) body.
     pub max_upload_bytes: usize,
+    /// How long a link to an uploaded file (`/api/oss/upload`) works.
+    pub upload_link_ttl: Duration,
     /// Longest wait for a whole JSON body, and between two pieces of an upload; a client
     /// slower than this gets 400 `request.body_timeout`.
     pub body_read_timeout: Duration,
@@ -291,6 +293,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_json_bytes: 2 * 1024 * 1024,
             max_upload_bytes: 100 * 1024 * 1024,
+            upload_link_ttl: Duration::from_secs(7 * 24 * 3600),
             body_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
@@ -368,6 +371,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_CORS_ORIGINS",
     "SAGE_MAX_JSON_BYTES",
     "SAGE_MAX_UPLOAD_BYTES",
+    "SAGE_UPLOAD_LINK_TTL_SECS",
     "SAGE_BODY_READ_TIMEOUT_SECS",
     "SAGE_SHUTDOWN_TIMEOUT_SECS",
     "SAGE_WORKERS",
@@ -805,6 +809,11 @@ impl Config {
             cors_origins: src.list("SAGE_CORS_ORIGINS"),
             max_json_bytes,
             max_upload_bytes,
+            upload_link_ttl: src
+                .parse::<u64>("SAGE_UPLOAD_LINK_TTL_SECS", "a whole number of seconds")?
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.upload_link_ttl),
             body_read_timeout: src
                 .parse::<u64>("SAGE_BODY_READ_TIMEOUT_SECS", "a whole number of seconds")?
                 .filter(|s| *s > 0)

@@ -7,6 +7,7 @@
 //! and on nothing of actix; the tidy test in `xtask` enforces it.
 
 pub mod actor;
+pub mod blobs;
 pub mod clock;
 pub mod config;
 pub mod confined;

@@ -8,10 +8,12 @@
 //! signal, a time limit and an output cap, and turns every failure into an error output the
 //! model sees), and the built-ins that need only the run's workspace (`file_read`,
 //! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with
-//! `platform::confined` exactly as the workspace routes are. Skills and MCP arrive with their issues.
+//! `platform::confined` exactly as the workspace routes are; and [`skills`] (SKILL.md packages:
+//! the system's, each user's, and the copies in agent workspaces). MCP arrives with its issue.
 
 mod builtin;
 mod registry;
+pub mod skills;
 mod tool;
 
 pub use registry::{Limits, Registry, ToolInfo};

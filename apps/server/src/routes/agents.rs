@@ -369,7 +369,7 @@ pub(crate) async fn auto_generate(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct OptimizeBody {
+pub(crate) struct PromptOptimizeBody {
     original_prompt: String,
     #[serde(default)]
     optimization_goal: String,
@@ -377,7 +377,7 @@ pub(crate) struct OptimizeBody {
 }
 
 /// An improved system prompt, written by the caller's model.
-#[utoipa::path(post, path = "/api/agent/system-prompt/optimize", tag = "agent", request_body = OptimizeBody,
+#[utoipa::path(post, path = "/api/agent/system-prompt/optimize", tag = "agent", request_body = PromptOptimizeBody,
     responses((status = 200, body = Envelope<Object>), (status = 409, description = "No provider configured"),
               (status = 502, description = "The model failed or answered unusably"),
               (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)")))]
@@ -385,7 +385,7 @@ pub(crate) async fn optimize_prompt(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ModelCaller,
-    body: ApiJson<OptimizeBody>,
+    body: ApiJson<PromptOptimizeBody>,
 ) -> ApiResult<Value> {
     let b = body.0;
     let lang = language(&req, b.language.as_deref());
@@ -436,7 +436,7 @@ pub(crate) async fn abilities(
 
 /// An asynchronous job as its owner (or an admin) sees it.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TaskDto {
+pub(crate) struct AgentJobDto {
     task_id: String,
     /// `agent_auto_generate` or `system_prompt_optimize`.
     task_type: String,
@@ -451,7 +451,7 @@ pub(crate) struct TaskDto {
     updated_at: f64,
 }
 
-impl From<agents::Job> for TaskDto {
+impl From<agents::Job> for AgentJobDto {
     fn from(j: agents::Job) -> Self {
         let epoch = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
         Self {
@@ -469,14 +469,14 @@ impl From<agents::Job> for TaskDto {
 
 /// Queue an agent draft; poll `GET /api/agent/tasks/{task_id}`.
 #[utoipa::path(post, path = "/api/agent/auto-generate/submit", tag = "agent", request_body = AutoGenerateBody,
-    responses((status = 200, body = Envelope<TaskDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
+    responses((status = 200, body = Envelope<AgentJobDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
               (status = 429, description = "`SAGE_MAX_PENDING_JOBS_PER_USER` unfinished jobs already")))]
 pub(crate) async fn submit_auto_generate(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ModelCaller,
     body: ApiJson<AutoGenerateBody>,
-) -> ApiResult<TaskDto> {
+) -> ApiResult<AgentJobDto> {
     let b = body.0;
     let kind = agents::JobKind::AutoGenerate {
         language: language(&req, b.language.as_deref()),
@@ -489,15 +489,15 @@ pub(crate) async fn submit_auto_generate(
 }
 
 /// Queue a prompt optimisation; poll `GET /api/agent/tasks/{task_id}`.
-#[utoipa::path(post, path = "/api/agent/system-prompt/optimize/submit", tag = "agent", request_body = OptimizeBody,
-    responses((status = 200, body = Envelope<TaskDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
+#[utoipa::path(post, path = "/api/agent/system-prompt/optimize/submit", tag = "agent", request_body = PromptOptimizeBody,
+    responses((status = 200, body = Envelope<AgentJobDto>), (status = 413, description = "Too much text for the model (`SAGE_MAX_PROMPT_CHARS`)"), (status = 429, description = "Model-call rate limit (`Retry-After`)"),
               (status = 429, description = "`SAGE_MAX_PENDING_JOBS_PER_USER` unfinished jobs already")))]
 pub(crate) async fn submit_optimize(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ModelCaller,
-    body: ApiJson<OptimizeBody>,
-) -> ApiResult<TaskDto> {
+    body: ApiJson<PromptOptimizeBody>,
+) -> ApiResult<AgentJobDto> {
     let b = body.0;
     let kind = agents::JobKind::OptimizePrompt {
         language: language(&req, b.language.as_deref()),
@@ -511,12 +511,12 @@ pub(crate) async fn submit_optimize(
 
 /// An asynchronous job (its owner or an admin; others 404).
 #[utoipa::path(get, path = "/api/agent/tasks/{task_id}", tag = "agent", params(("task_id" = String, Path)),
-    responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
+    responses((status = 200, body = Envelope<AgentJobDto>), (status = 404, description = "Unknown or not the caller's")))]
 pub(crate) async fn get_task(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> ApiResult<TaskDto> {
+) -> ApiResult<AgentJobDto> {
     Ok(ApiOk(
         state
             .jobs
@@ -528,12 +528,12 @@ pub(crate) async fn get_task(
 
 /// Cancel a job (owner or admin): a pending one at once, a running one is stopped.
 #[utoipa::path(post, path = "/api/agent/tasks/{task_id}/cancel", tag = "agent", params(("task_id" = String, Path)),
-    responses((status = 200, body = Envelope<TaskDto>), (status = 404, description = "Unknown or not the caller's")))]
+    responses((status = 200, body = Envelope<AgentJobDto>), (status = 404, description = "Unknown or not the caller's")))]
 pub(crate) async fn cancel_task(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> ApiResult<TaskDto> {
+) -> ApiResult<AgentJobDto> {
     Ok(ApiOk(
         state
             .jobs

@@ -376,7 +376,7 @@ pub(crate) async fn tasks_status(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct HistoryDto {
+pub(crate) struct ChatHistoryDto {
     #[serde(default)]
     role: String,
     #[schema(value_type = Object)]
@@ -386,10 +386,10 @@ pub(crate) struct HistoryDto {
 
 /// A draft to improve.
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct OptimizeBody {
+pub(crate) struct InputOptimizeBody {
     current_input: String,
     #[serde(default)]
-    history_messages: Vec<HistoryDto>,
+    history_messages: Vec<ChatHistoryDto>,
     /// Accepted; the agent decides the model.
     #[allow(dead_code)]
     session_id: Option<String>,
@@ -398,7 +398,7 @@ pub(crate) struct OptimizeBody {
     language: Option<String>,
 }
 
-fn optimize_request(body: OptimizeBody) -> chat_runtime::OptimizeRequest {
+fn optimize_request(body: InputOptimizeBody) -> chat_runtime::OptimizeRequest {
     let language = match non_empty(body.language).map(|l| l.to_ascii_lowercase()) {
         Some(l) if l.starts_with("zh") => "zh".to_owned(),
         Some(l) if l.starts_with("en") => "en".to_owned(),
@@ -424,12 +424,12 @@ fn optimize_request(body: OptimizeBody) -> chat_runtime::OptimizeRequest {
 
 /// Rewrite the user's draft with the agent's (or the caller's) model; a model failure
 /// answers the original with `status: "fallback"`.
-#[utoipa::path(post, path = "/api/chat/optimize-input", tag = "chat", request_body = OptimizeBody,
+#[utoipa::path(post, path = "/api/chat/optimize-input", tag = "chat", request_body = InputOptimizeBody,
     responses((status = 200, body = Envelope<Object>), (status = 422, description = "Empty current_input")))]
 pub(crate) async fn optimize_input(
     state: web::Data<AppState>,
     ModelCaller(caller): ModelCaller,
-    body: ApiJson<OptimizeBody>,
+    body: ApiJson<InputOptimizeBody>,
 ) -> ApiResult<Value> {
     let answer = state
         .chat
@@ -439,13 +439,13 @@ pub(crate) async fn optimize_input(
 }
 
 /// The same as NDJSON: `{type:"start"}`, `{type:"delta",content}`…, `{type:"done",…}`.
-#[utoipa::path(post, path = "/api/chat/optimize-input/stream", tag = "chat", request_body = OptimizeBody,
+#[utoipa::path(post, path = "/api/chat/optimize-input/stream", tag = "chat", request_body = InputOptimizeBody,
     responses((status = 200, description = "NDJSON lines", content_type = "text/plain"),
               (status = 422, description = "Empty current_input")))]
 pub(crate) async fn optimize_input_stream(
     state: web::Data<AppState>,
     ModelCaller(caller): ModelCaller,
-    body: ApiJson<OptimizeBody>,
+    body: ApiJson<InputOptimizeBody>,
 ) -> Result<HttpResponse, crate::error::AppError> {
     let lines = state
         .chat

@@ -292,7 +292,7 @@ pub(crate) async fn title(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeletedDto {
+pub(crate) struct ConversationDeletedDto {
     session_id: String,
 }
 
@@ -300,18 +300,18 @@ pub(crate) struct DeletedDto {
 /// state go with it (its token usage stays in the totals, unlinked).
 #[utoipa::path(delete, path = "/api/conversations/{session_id}", tag = "conversations",
     params(("session_id" = String, Path)),
-    responses((status = 200, body = Envelope<DeletedDto>), (status = 404, description = "Unknown conversation")))]
+    responses((status = 200, body = Envelope<ConversationDeletedDto>), (status = 404, description = "Unknown conversation")))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> ApiResult<DeletedDto> {
+) -> ApiResult<ConversationDeletedDto> {
     let session_id = path.into_inner();
     state
         .chat
         .delete_conversation(&caller.actor(), &session_id)
         .await?;
-    Ok(ApiOk(DeletedDto { session_id }))
+    Ok(ApiOk(ConversationDeletedDto { session_id }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

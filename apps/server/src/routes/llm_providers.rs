@@ -359,7 +359,7 @@ pub(crate) async fn update_provider(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeletedDto {
+pub(crate) struct ProviderDeletedDto {
     provider_id: String,
     deleted: bool,
 }
@@ -367,19 +367,19 @@ pub(crate) struct DeletedDto {
 /// Delete a provider (not the default one: 409).
 #[utoipa::path(delete, path = "/api/llm-provider/delete/{provider_id}", tag = "llm-provider",
     params(("provider_id" = String, Path)),
-    responses((status = 200, body = Envelope<DeletedDto>), (status = 404, description = "Not the caller's provider"),
+    responses((status = 200, body = Envelope<ProviderDeletedDto>), (status = 404, description = "Not the caller's provider"),
               (status = 409, description = "It is the default provider")))]
 pub(crate) async fn delete_provider(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> ApiResult<DeletedDto> {
+) -> ApiResult<ProviderDeletedDto> {
     let provider_id = path.into_inner();
     state
         .providers
         .delete(&caller.actor(), &provider_id)
         .await?;
-    Ok(ApiOk(DeletedDto {
+    Ok(ApiOk(ProviderDeletedDto {
         provider_id,
         deleted: true,
     }))

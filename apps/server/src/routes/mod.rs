@@ -10,6 +10,8 @@ pub(crate) mod conversations;
 pub(crate) mod llm_providers;
 pub(crate) mod oauth2;
 pub(crate) mod observability;
+pub(crate) mod oss;
+pub(crate) mod skills;
 pub(crate) mod system;
 pub(crate) mod tasks;
 pub(crate) mod tools;
@@ -26,6 +28,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api")
                 .configure(system::configure)
                 .configure(versions::configure)
+                .configure(oss::configure)
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(llm_providers::configure)
@@ -33,6 +36,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(chat::configure)
                 .configure(conversations::configure)
                 .configure(tools::configure)
+                .configure(skills::configure)
                 .configure(observability::configure)
                 .configure(oauth2::configure_api),
         )

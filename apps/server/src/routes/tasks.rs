@@ -129,7 +129,7 @@ fn time_in(at: DateTime<Utc>, zone: Tz) -> String {
 
 /// A one-time task (or an instance a recurring task spawned: `recurring_task_id` > 0).
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TaskDto {
+pub(crate) struct PlannerTaskDto {
     id: i64,
     user_id: String,
     name: String,
@@ -151,7 +151,7 @@ pub(crate) struct TaskDto {
     recurring_task_id: i64,
 }
 
-impl From<Task> for TaskDto {
+impl From<Task> for PlannerTaskDto {
     fn from(t: Task) -> Self {
         let zone = t.timezone;
         Self {
@@ -215,7 +215,7 @@ impl From<RecurringTask> for RecurringDto {
 
 /// One execution of a task.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HistoryDto {
+pub(crate) struct TaskHistoryDto {
     id: i64,
     task_id: i64,
     executed_at: String,
@@ -225,7 +225,7 @@ pub(crate) struct HistoryDto {
     error_message: Option<String>,
 }
 
-impl From<HistoryEntry> for HistoryDto {
+impl From<HistoryEntry> for TaskHistoryDto {
     fn from(h: HistoryEntry) -> Self {
         Self {
             id: h.id,
@@ -240,7 +240,7 @@ impl From<HistoryEntry> for HistoryDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskPageDto {
-    items: Vec<TaskDto>,
+    items: Vec<PlannerTaskDto>,
     total: u64,
     page: u64,
     page_size: u64,
@@ -256,7 +256,7 @@ pub(crate) struct RecurringPageDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TaskItemsDto {
-    items: Vec<TaskDto>,
+    items: Vec<PlannerTaskDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -407,7 +407,7 @@ pub(crate) async fn list_one_time(
         .list_one_time(&caller.actor(), agent.as_deref(), page)
         .await?;
     Ok(web::Json(TaskPageDto {
-        items: found.items.into_iter().map(TaskDto::from).collect(),
+        items: found.items.into_iter().map(PlannerTaskDto::from).collect(),
         total: found.total,
         page: page.page(),
         page_size: page.page_size(),
@@ -416,12 +416,12 @@ pub(crate) async fn list_one_time(
 
 /// One task (spawned instances included).
 #[utoipa::path(get, path = "/tasks/one-time/{task_id}", tag = "planner", params(("task_id" = String, Path)),
-    responses((status = 200, body = TaskDto), (status = 404, body = TaskErrorDto)))]
+    responses((status = 200, body = PlannerTaskDto), (status = 404, body = TaskErrorDto)))]
 pub(crate) async fn get_one_time(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> TaskResult<TaskDto> {
+) -> TaskResult<PlannerTaskDto> {
     let id = task_id(path)?;
     let task = state.planner.get_one_time(&caller.actor(), id).await?;
     Ok(web::Json(task.into()))
@@ -429,13 +429,13 @@ pub(crate) async fn get_one_time(
 
 /// Create a one-time task for one of the caller's agents.
 #[utoipa::path(post, path = "/tasks/one-time", tag = "planner", request_body = OneTimeCreate,
-    responses((status = 200, body = TaskDto), (status = 404, description = "Unknown agent", body = TaskErrorDto),
+    responses((status = 200, body = PlannerTaskDto), (status = 404, description = "Unknown agent", body = TaskErrorDto),
               (status = 422, body = TaskErrorDto)))]
 pub(crate) async fn create_one_time(
     state: web::Data<AppState>,
     caller: Caller,
     body: ApiJson<OneTimeCreate>,
-) -> TaskResult<TaskDto> {
+) -> TaskResult<PlannerTaskDto> {
     let b = body.0;
     let new = planner::NewOneTime {
         name: b.name,
@@ -451,13 +451,13 @@ pub(crate) async fn create_one_time(
 /// Change a stand-alone one-time task (absent fields are kept).
 #[utoipa::path(put, path = "/tasks/one-time/{task_id}", tag = "planner", params(("task_id" = String, Path)),
     request_body = OneTimeUpdate,
-    responses((status = 200, body = TaskDto), (status = 404, body = TaskErrorDto), (status = 422, body = TaskErrorDto)))]
+    responses((status = 200, body = PlannerTaskDto), (status = 404, body = TaskErrorDto), (status = 422, body = TaskErrorDto)))]
 pub(crate) async fn update_one_time(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     body: ApiJson<OneTimeUpdate>,
-) -> TaskResult<TaskDto> {
+) -> TaskResult<PlannerTaskDto> {
     let id = task_id(path)?;
     let b = body.0;
     let changes = planner::OneTimeChanges {
@@ -490,13 +490,13 @@ pub(crate) async fn delete_one_time(
 /// A task's executions, newest first.
 #[utoipa::path(get, path = "/tasks/one-time/{task_id}/history", tag = "planner",
     params(("task_id" = String, Path), LimitParams),
-    responses((status = 200, body = Vec<HistoryDto>), (status = 404, body = TaskErrorDto), (status = 422, body = TaskErrorDto)))]
+    responses((status = 200, body = Vec<TaskHistoryDto>), (status = 404, body = TaskErrorDto), (status = 422, body = TaskErrorDto)))]
 pub(crate) async fn one_time_history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: ApiQuery<LimitParams>,
-) -> TaskResult<Vec<HistoryDto>> {
+) -> TaskResult<Vec<TaskHistoryDto>> {
     let id = task_id(path)?;
     let limit = query_number("limit", query.0.limit, 1..=100)?.unwrap_or(20);
     let entries = state
@@ -504,7 +504,7 @@ pub(crate) async fn one_time_history(
         .one_time_history(&caller.actor(), id, limit)
         .await?;
     Ok(web::Json(
-        entries.into_iter().map(HistoryDto::from).collect(),
+        entries.into_iter().map(TaskHistoryDto::from).collect(),
     ))
 }
 
@@ -647,7 +647,7 @@ pub(crate) async fn recurring_history(
         .recurring_history(&caller.actor(), id, page)
         .await?;
     Ok(web::Json(TaskPageDto {
-        items: found.items.into_iter().map(TaskDto::from).collect(),
+        items: found.items.into_iter().map(PlannerTaskDto::from).collect(),
         total: found.total,
         page: page.page(),
         page_size: page.page_size(),
@@ -665,7 +665,7 @@ pub(crate) async fn spawn_due(
 ) -> TaskResult<TaskItemsDto> {
     let spawned = state.planner.spawn_due(&caller.actor()).await?;
     Ok(web::Json(TaskItemsDto {
-        items: spawned.into_iter().map(TaskDto::from).collect(),
+        items: spawned.into_iter().map(PlannerTaskDto::from).collect(),
     }))
 }
 
@@ -680,7 +680,7 @@ pub(crate) async fn due(
     let limit = query_number("limit", query.0.limit, 1..=500)?.unwrap_or(100);
     let found = state.planner.due(&caller.actor(), limit).await?;
     Ok(web::Json(TaskItemsDto {
-        items: found.into_iter().map(TaskDto::from).collect(),
+        items: found.into_iter().map(PlannerTaskDto::from).collect(),
     }))
 }
 
@@ -701,13 +701,13 @@ pub(crate) async fn claim(
 /// Record a success.
 #[utoipa::path(post, path = "/tasks/internal/one-time/{task_id}/complete", tag = "planner",
     params(("task_id" = String, Path)), request_body(content = CompleteBody, description = "Optional"),
-    responses((status = 200, body = TaskDto), (status = 403, body = TaskErrorDto), (status = 404, body = TaskErrorDto)))]
+    responses((status = 200, body = PlannerTaskDto), (status = 403, body = TaskErrorDto), (status = 404, body = TaskErrorDto)))]
 pub(crate) async fn complete(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
-) -> TaskResult<TaskDto> {
+) -> TaskResult<PlannerTaskDto> {
     let id = task_id(path)?;
     let b: CompleteBody = optional_body(&body)?;
     let task = state
@@ -720,13 +720,13 @@ pub(crate) async fn complete(
 /// Record a failure: pending again while retries remain, else failed.
 #[utoipa::path(post, path = "/tasks/internal/one-time/{task_id}/fail", tag = "planner",
     params(("task_id" = String, Path)), request_body(content = FailBody, description = "Optional"),
-    responses((status = 200, body = TaskDto), (status = 403, body = TaskErrorDto), (status = 404, body = TaskErrorDto)))]
+    responses((status = 200, body = PlannerTaskDto), (status = 403, body = TaskErrorDto), (status = 404, body = TaskErrorDto)))]
 pub(crate) async fn fail(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
-) -> TaskResult<TaskDto> {
+) -> TaskResult<PlannerTaskDto> {
     let id = task_id(path)?;
     let b: FailBody = optional_body(&body)?;
     let task = state

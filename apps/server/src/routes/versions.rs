@@ -213,23 +213,23 @@ pub(crate) async fn import(state: web::Data<AppState>, caller: Caller) -> ApiRes
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeletedDto {
+pub(crate) struct ReleaseDeletedDto {
     success: bool,
 }
 
 /// Admin: remove a version.
 #[utoipa::path(delete, path = "/api/system/version/{version_str}", tag = "system",
     params(("version_str" = String, Path)),
-    responses((status = 200, body = Envelope<DeletedDto>), (status = 403, description = "Not an admin"),
+    responses((status = 200, body = Envelope<ReleaseDeletedDto>), (status = 403, description = "Not an admin"),
               (status = 404, description = "`release.not_found`")))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-) -> ApiResult<DeletedDto> {
+) -> ApiResult<ReleaseDeletedDto> {
     state
         .releases
         .delete(&caller.actor(), &path.into_inner())
         .await?;
-    Ok(ApiOk(DeletedDto { success: true }))
+    Ok(ApiOk(ReleaseDeletedDto { success: true }))
 }

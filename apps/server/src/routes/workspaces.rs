@@ -128,7 +128,7 @@ pub(crate) struct FileQuery {
     missing_ok: bool,
 }
 
-fn content_type(name: &str) -> &'static str {
+pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -152,7 +152,7 @@ fn content_type(name: &str) -> &'static str {
 }
 
 /// An open file streamed in 64 KiB chunks.
-fn stream_file(
+pub(crate) fn stream_file(
     file: std::fs::File,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     use tokio::io::AsyncReadExt;
