@@ -127,6 +127,18 @@ impl Services {
         );
         let conversations: Arc<dyn conversations::Conversations> =
             Arc::new(conversations::SeaOrmConversations::new(db.clone()));
+        let workspace_dirs = agents::Workspaces::new(config.data_dir.join("workspaces"));
+        let skills = Arc::new(
+            tooling::skills::FsSkills::new(
+                &config.data_dir,
+                Arc::new(crate::skills_glue::AgentsForSkills {
+                    agents: agents.clone(),
+                    workspaces: workspace_dirs.clone(),
+                }),
+                policy,
+            )
+            .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
+        );
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
@@ -135,7 +147,8 @@ impl Services {
             tooling::Registry::builtin(tooling::Limits::default()),
             stores.kv.clone(),
             stores.logs.clone(),
-            agents::Workspaces::new(config.data_dir.join("workspaces")),
+            workspace_dirs.clone(),
+            skills.clone(),
             chat_runtime::RuntimeSettings {
                 log_ttl: config.stream_log_ttl,
                 disconnect_grace: config.stream_disconnect_grace,
@@ -143,21 +156,7 @@ impl Services {
                 ..chat_runtime::RuntimeSettings::default()
             },
         ));
-        let skills = Arc::new(
-            tooling::skills::FsSkills::new(
-                &config.data_dir,
-                Arc::new(crate::skills_glue::AgentsForSkills {
-                    agents: agents.clone(),
-                    workspaces: agents::Workspaces::new(config.data_dir.join("workspaces")),
-                }),
-                policy,
-            )
-            .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
-        );
-        let workspaces = agents::WorkspaceService::new(
-            agents.clone(),
-            agents::Workspaces::new(config.data_dir.join("workspaces")),
-        );
+        let workspaces = agents::WorkspaceService::new(agents.clone(), workspace_dirs);
         let jobs = Arc::new(agents::SeaOrmJobs::new(
             db.clone(),
             agents.clone(),

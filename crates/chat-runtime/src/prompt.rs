@@ -227,6 +227,20 @@ pub(crate) fn system_prompt(prefix: &str, context: &Map<String, Value>) -> Strin
     out
 }
 
+/// The skills the model may load, appended to the system prompt.
+pub(crate) fn skills_section(skills: &[tooling::skills::FrontMatter], language: &str) -> String {
+    let mut out = String::from(if language == "zh" {
+        "\n\n<skills>\n以下技能位于工作区的 skills/ 文件夹。任务适用某个技能时，先用 load_skill 按名称加载它，再按其说明执行。\n"
+    } else {
+        "\n\n<skills>\nThese skills are in the workspace folder skills/. When a task fits one, first call load_skill with its name, then follow its instructions.\n"
+    });
+    for skill in skills {
+        out.push_str(&format!("- {}: {}\n", skill.name, skill.description));
+    }
+    out.push_str("</skills>");
+    out
+}
+
 fn runtime_generated(m: &StoredMessage) -> bool {
     m.metadata["runtime_generated"] == true
 }

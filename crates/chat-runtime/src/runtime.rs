@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub tools: Registry,
     pub hub: Hub,
     pub workspaces: Workspaces,
+    /// The agent's skills are copied into the run's workspace and shown to the model.
+    pub skills: Arc<dyn tooling::skills::Skills>,
     pub settings: RuntimeSettings,
 }
 
@@ -94,6 +96,19 @@ pub(crate) struct Prepared {
 
 const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
 
+/// The strings of a JSON array (none when absent or not an array).
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Runtime {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -105,6 +120,7 @@ impl Runtime {
         kv: Arc<dyn KvStore>,
         logs: Arc<dyn LogStore>,
         workspaces: Workspaces,
+        skills: Arc<dyn tooling::skills::Skills>,
         settings: RuntimeSettings,
     ) -> Self {
         Self {
@@ -116,6 +132,7 @@ impl Runtime {
                 tools,
                 hub: Hub::new(kv, logs),
                 workspaces,
+                skills,
                 settings,
             }),
         }
@@ -318,19 +335,10 @@ impl Runtime {
 
         // Tools: the request's list, else the agent's; only those that exist (delegation
         // tools of fibre/team do not exist yet).
-        let wanted: Vec<String> = request.available_tools.clone().unwrap_or_else(|| {
-            config
-                .and_then(|c| c.get("availableTools"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        let tool_schemas = inner.tools.schemas(&wanted, &language);
+        let wanted: Vec<String> = request
+            .available_tools
+            .clone()
+            .unwrap_or_else(|| string_list(config.and_then(|c| c.get("availableTools"))));
 
         let endpoint = self
             .endpoint(actor, request.provider_id.as_deref(), agent.as_ref())
@@ -419,6 +427,39 @@ impl Runtime {
         prompt::fit_for_model(&mut llm_messages, endpoint.supports_multimodal);
         let workspace = inner.workspaces.root_of(&actor.user_id, &agent_id)?;
         std::fs::create_dir_all(&workspace).map_err(|e| ChatError::Internal(e.into()))?;
+
+        // Skills: the agent's are copied in (from its owner's, else the system's), and every
+        // skill the workspace holds is offered with `load_skill` (which only exists then).
+        let skill_names = string_list(config.and_then(|c| c.get("availableSkills")));
+        let owner = agent.as_ref().map_or(&actor.user_id, |a| &a.user_id);
+        let skills = match inner
+            .skills
+            .prepare_run(owner, workspace.clone(), skill_names)
+            .await
+        {
+            Ok(skills) => skills,
+            Err(e) => {
+                tracing::warn!(error = %e, "the agent's skills could not be prepared");
+                Vec::new()
+            }
+        };
+        let mut wanted = wanted;
+        wanted.retain(|t| t != "load_skill");
+        if !skills.is_empty() {
+            for tool in ["load_skill", "file_read"] {
+                if !wanted.iter().any(|t| t == tool) {
+                    wanted.push(tool.to_owned());
+                }
+            }
+            if let Some(system) = llm_messages.first_mut() {
+                let text = system["content"].as_str().unwrap_or_default().to_owned();
+                system["content"] = json!(format!(
+                    "{text}{}",
+                    prompt::skills_section(&skills, &language)
+                ));
+            }
+        }
+        let tool_schemas = inner.tools.schemas(&wanted, &language);
         Ok(Prepared {
             actor: actor.clone(),
             source: request.source,

@@ -28,6 +28,7 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(FileUpdate),
         Arc::new(Glob),
         Arc::new(Grep),
+        Arc::new(LoadSkill),
     ]
 }
 
@@ -637,6 +638,75 @@ impl Tool for Grep {
                 }
             }
             Ok(json!({"status": "success", "pattern": pattern, "matches": matches, "truncated": truncated}))
+        })
+        .await
+    }
+}
+
+/// Files of a loaded skill listed, at most.
+const MAX_SKILL_FILES: usize = 200;
+
+/// Reads one skill of the run's workspace (`skills/<folder>/SKILL.md`, found by its
+/// front-matter name) and lists the files beside it.
+struct LoadSkill;
+
+#[async_trait]
+impl Tool for LoadSkill {
+    fn name(&self) -> &'static str {
+        "load_skill"
+    }
+    fn description(&self, language: &str) -> &'static str {
+        match language {
+            "zh" => "按名称加载一个技能：返回其 SKILL.md 说明和技能文件夹中的文件列表。",
+            _ => {
+                "Load a skill by name: returns its SKILL.md instructions and the files in the skill's folder."
+            }
+        }
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "skill_name": {"type": "string", "description": "The skill's name, as listed in the system prompt"}
+        }, "required": ["skill_name"]})
+    }
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let name = text_arg(&args, "skill_name")?.trim().to_owned();
+        let root = ctx.workspace.clone();
+        blocking(move || {
+            let skills = crate::skills::workspace_skills(&root);
+            let Some((folder, meta)) = skills.iter().find(|(_, m)| m.name == name).or_else(|| {
+                skills
+                    .iter()
+                    .find(|(_, m)| m.name.eq_ignore_ascii_case(&name))
+            }) else {
+                let known: Vec<&str> = skills.iter().map(|(_, m)| m.name.as_str()).collect();
+                return Err(ToolError::Failed(format!(
+                    "no skill named `{name}`; the workspace has: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            let tree = open_tree(&root)?;
+            let parts = vec!["skills".to_owned(), folder.clone()];
+            let mut md = parts.clone();
+            md.push("SKILL.md".to_owned());
+            let (file, _) = open_regular(&tree, &md, "SKILL.md")?;
+            let content = String::from_utf8_lossy(&read_all(file)?).into_owned();
+            let (entries, _) = walk(&tree, &parts, MAX_SKILL_FILES)?;
+            let files: Vec<String> = entries
+                .iter()
+                .filter(|(_, is_dir)| !is_dir)
+                .map(|(path, _)| format!("skills/{folder}/{path}"))
+                .collect();
+            Ok(json!({
+                "skill_name": meta.name,
+                "description": meta.description,
+                "path": format!("skills/{folder}"),
+                "content": content,
+                "files": files,
+            }))
         })
         .await
     }

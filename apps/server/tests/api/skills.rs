@@ -549,3 +549,121 @@ async fn a_skill_is_imported_from_a_url() {
         .await;
     assert_eq!(system.status(), 403);
 }
+
+#[tokio::test]
+async fn an_agent_run_offers_its_skills_and_loads_one() {
+    use crate::chat::{body, call, parse, post, setup};
+    let chat = setup(&[]).await;
+    let zip = zip_of(&[
+        (
+            "SKILL.md",
+            "---\nname: Market Research\ndescription: Sizes markets.\n---\nUse TAM, SAM and SOM.\n",
+            0o644,
+        ),
+        ("data/sources.txt", "census", 0o644),
+    ]);
+    ok(upload(&chat.app, &chat.alice, zip, &[]).await).await;
+    let agent = ok(chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/agent/create",
+            json!({"name": "Researcher", "maxLoopCount": 5, "availableSkills": ["Market Research"]}),
+        )
+        .await)
+    .await["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    chat.llm.push(call(
+        "c1",
+        "load_skill",
+        json!({"skill_name": "Market Research"}),
+    ));
+    chat.llm.push(llm_double::Reply::text(&["Sized."]));
+    let (_, text) = post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&agent, "s-skill", "Size it"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    let shown = result["content"].as_str().unwrap();
+    assert!(shown.contains("Use TAM, SAM and SOM."), "{shown}");
+    assert!(
+        shown.contains("skills/Market-Research/data/sources.txt"),
+        "{shown}"
+    );
+
+    // The model saw the catalogue and the tool; the skill is in the run's workspace.
+    let requests = chat.llm.chat_requests();
+    let first = requests
+        .iter()
+        .find(|r| r["messages"].to_string().contains("Size it"))
+        .unwrap();
+    let system = first["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("- Market Research: Sizes markets."),
+        "{system}"
+    );
+    let tools: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"load_skill") && tools.contains(&"file_read"),
+        "{tools:?}"
+    );
+    let copy = chat.app.data_path().join(format!(
+        "workspaces/{}/{agent}/skills/Market-Research/SKILL.md",
+        chat.alice_id
+    ));
+    assert!(copy.is_file());
+
+    // An agent without skills is offered no `load_skill`, even when it names the tool.
+    let plain = ok(chat
+        .app
+        .post_json(
+            &chat.alice,
+            "/api/agent/create",
+            json!({"name": "Plain", "maxLoopCount": 5, "availableTools": ["load_skill", "list_dir"]}),
+        )
+        .await)
+    .await["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    chat.llm.push(llm_double::Reply::text(&["Hi."]));
+    post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&plain, "s-plain", "Hi"),
+    )
+    .await;
+    let requests = chat.llm.chat_requests();
+    let last = requests.last().unwrap();
+    let tools: Vec<&str> = last["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| t["function"]["name"].as_str().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(tools, ["list_dir"]);
+    assert!(
+        !last["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<skills>")
+    );
+}

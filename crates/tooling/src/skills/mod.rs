@@ -15,6 +15,7 @@ use platform::{Actor, ErrorKind};
 
 pub use package::{FrontMatter, folder_name, front_matter};
 pub use store::FsSkills;
+pub(crate) use store::workspace_skills;
 
 /// Where a skill lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +255,15 @@ pub trait Skills: Send + Sync {
         agent_id: &str,
         names: Option<Vec<String>>,
     ) -> Result<BulkSync, SkillError>;
+    /// Before a run: copies each of `names` missing from the run's `workspace` (from
+    /// `owner_id`'s skills, else the system's) and answers every skill the workspace then holds
+    /// (the catalogue the model is shown; `load_skill` reads them).
+    async fn prepare_run(
+        &self,
+        owner_id: &str,
+        workspace: PathBuf,
+        names: Vec<String>,
+    ) -> Result<Vec<FrontMatter>, SkillError>;
     /// Materialises the agent's `availableSkills` in one workspace (the caller's; an admin may
     /// name another user's), removing other folders when `purge_extra`.
     async fn sync_workspace(

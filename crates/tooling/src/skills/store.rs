@@ -11,7 +11,8 @@ use platform::Actor;
 use platform::confined::{Confined, ConfinedError};
 use platform::outbound::{OutboundPolicy, fetch, http_client_builder};
 
-use super::package::{self, FrontMatter, folder_name, front_matter, read_skill_md};
+use super::FrontMatter;
+use super::package::{self, folder_name, front_matter, read_skill_md};
 use super::{
     AvailableSkill, BulkSync, Dimension, SkillAgent, SkillAgents, SkillError, SkillInfo,
     SkillQuery, Skills, SyncedSkill, Target, WorkspaceResult, WorkspaceSync,
@@ -164,6 +165,14 @@ fn remove_dir(root: &Path, folder: &str) -> Result<(), SkillError> {
         Ok(()) | Err(ConfinedError::NotFound) => Ok(()),
         Err(e) => Err(internal(e)),
     }
+}
+
+/// The skills in a workspace's `skills/` folder: (folder, front-matter), by name.
+pub(crate) fn workspace_skills(workspace: &Path) -> Vec<(String, FrontMatter)> {
+    scan(&workspace.join("skills"))
+        .into_iter()
+        .map(|f| (f.folder, f.meta))
+        .collect()
 }
 
 impl FsSkills {
@@ -624,6 +633,33 @@ impl Skills for FsSkills {
                     .collect(),
                 results,
             })
+        })
+        .await
+    }
+
+    async fn prepare_run(
+        &self,
+        owner_id: &str,
+        workspace: PathBuf,
+        names: Vec<String>,
+    ) -> Result<Vec<FrontMatter>, SkillError> {
+        let owner = owner_id.to_owned();
+        self.blocking(move |inner| {
+            let place = Place {
+                dir: workspace.join("skills"),
+                label: "skills/".into(),
+                dimension: Dimension::Agent,
+                owner: None,
+            };
+            for name in &names {
+                if find(&place.dir, name).is_some() {
+                    continue;
+                }
+                if let Some((_, found)) = inner.source(&owner, name)? {
+                    inner.copy_into(&found, &place)?;
+                }
+            }
+            Ok(scan(&place.dir).into_iter().map(|f| f.meta).collect())
         })
         .await
     }
