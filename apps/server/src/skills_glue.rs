@@ -21,27 +21,12 @@ impl SkillAgents for AgentsForSkills {
         agent_id: &str,
     ) -> Result<Option<SkillAgent>, anyhow::Error> {
         match self.agents.get(actor, agent_id).await {
-            Ok(agent) => {
-                let available_skills = agent
-                    .config
-                    .0
-                    .get("availableSkills")
-                    .and_then(|v| v.as_array())
-                    .map(|names| {
-                        names
-                            .iter()
-                            .filter_map(|n| n.as_str())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok(Some(SkillAgent {
-                    name: agent.config.name().to_owned(),
-                    id: agent.id,
-                    owner_id: agent.user_id,
-                    available_skills,
-                }))
-            }
+            Ok(agent) => Ok(Some(SkillAgent {
+                name: agent.config.name().to_owned(),
+                available_skills: agent.config.text_list("availableSkills"),
+                id: agent.id,
+                owner_id: agent.user_id,
+            })),
             Err(agents::AgentError::NotFound) => Ok(None),
             Err(e) => Err(anyhow::Error::new(e)),
         }

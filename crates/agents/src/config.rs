@@ -50,6 +50,25 @@ impl AgentConfig {
     pub fn provider_id(&self) -> Option<&str> {
         self.0.get("llm_provider_id").and_then(Value::as_str)
     }
+
+    /// The strings of a list field (`availableTools`, `availableSkills`, …); none when the
+    /// field is absent.
+    pub fn text_list(&self, key: &str) -> Vec<String> {
+        strings(self.0.get(key))
+    }
+}
+
+/// The strings of a JSON array (none when absent or not an array).
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Copy)]
@@ -290,16 +309,7 @@ pub fn normalise(input: &Map<String, Value>) -> Result<AgentConfig, AgentError> 
         ));
     }
     // Tool-list normalisation per mode.
-    let mut tools: Vec<String> = out
-        .get("availableTools")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut tools: Vec<String> = strings(out.get("availableTools"));
     let add = |tools: &mut Vec<String>, t: &str| {
         if !tools.iter().any(|x| x == t) {
             tools.push(t.to_owned());

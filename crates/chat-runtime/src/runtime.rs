@@ -96,19 +96,6 @@ pub(crate) struct Prepared {
 
 const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
 
-/// The strings of a JSON array (none when absent or not an array).
-fn string_list(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Runtime {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -335,10 +322,12 @@ impl Runtime {
 
         // Tools: the request's list, else the agent's; only those that exist (delegation
         // tools of fibre/team do not exist yet).
-        let wanted: Vec<String> = request
-            .available_tools
-            .clone()
-            .unwrap_or_else(|| string_list(config.and_then(|c| c.get("availableTools"))));
+        let wanted: Vec<String> = request.available_tools.clone().unwrap_or_else(|| {
+            agent
+                .as_ref()
+                .map(|a| a.config.text_list("availableTools"))
+                .unwrap_or_default()
+        });
 
         let endpoint = self
             .endpoint(actor, request.provider_id.as_deref(), agent.as_ref())
@@ -430,7 +419,10 @@ impl Runtime {
 
         // Skills: the agent's are copied in (from its owner's, else the system's), and every
         // skill the workspace holds is offered with `load_skill` (which only exists then).
-        let skill_names = string_list(config.and_then(|c| c.get("availableSkills")));
+        let skill_names = agent
+            .as_ref()
+            .map(|a| a.config.text_list("availableSkills"))
+            .unwrap_or_default();
         let owner = agent.as_ref().map_or(&actor.user_id, |a| &a.user_id);
         let skills = match inner
             .skills
