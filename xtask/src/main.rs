@@ -108,18 +108,25 @@ pub(crate) fn answers(addr: &str) -> bool {
     })
 }
 
-/// The OpenID Provider used by the upstream-login tests (npm `oidc-provider`).
+/// The test peers from npm: the OpenID Provider of the upstream-login tests
+/// (`oidc-provider`) and the MCP reference server of the MCP tests.
 fn install_test_peers() -> Result<(), String> {
-    let dir = root().join("fixtures/oidc");
-    if dir.join("node_modules/oidc-provider").exists() {
-        return Ok(());
+    for (fixture, module) in [
+        ("oidc", "oidc-provider"),
+        ("mcp", "@modelcontextprotocol/server-everything"),
+    ] {
+        let dir = root().join("fixtures").join(fixture);
+        if dir.join("node_modules").join(module).exists() {
+            continue;
+        }
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+            &format!("installing the test peer {module} (npm ci in fixtures/{fixture})"),
+        )?;
     }
-    run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir),
-        "installing the test OpenID Provider (npm ci in fixtures/oidc)",
-    )
+    Ok(())
 }
 
 fn test() -> Result<(), String> {

@@ -343,6 +343,24 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "技能下载失败：{reason}",
     },
     ErrorSpec {
+        key: "mcp.server_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such MCP server.",
+        zh: "MCP 服务器不存在。",
+    },
+    ErrorSpec {
+        key: "mcp.server_exists",
+        kind: ErrorKind::Conflict,
+        en: "You already have an MCP server of this name.",
+        zh: "你已有同名的 MCP 服务器。",
+    },
+    ErrorSpec {
+        key: "mcp.server_register_failed",
+        kind: ErrorKind::Upstream,
+        en: "The MCP server did not answer properly ({reason}). Nothing was saved.",
+        zh: "MCP 服务器未正常响应（{reason}）。未保存任何内容。",
+    },
+    ErrorSpec {
         key: "task.not_found",
         kind: ErrorKind::NotFound,
         en: "No such task.",
@@ -795,6 +813,23 @@ impl From<planner::PlannerError> for AppError {
         match e {
             E::Invalid { field, reason } => AppError::validation("body", field, &reason),
             E::Internal(source) => AppError::internal(source),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
+impl From<tooling::mcp::McpError> for AppError {
+    fn from(e: tooling::mcp::McpError) -> Self {
+        use tooling::mcp::McpError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Refused(refused) => {
+                AppError::validation("body", "streamable_http_url", &refused.to_string())
+            }
+            E::Internal(source) => AppError::internal(source),
+            E::Server(reason) => {
+                AppError::new("mcp.server_register_failed").param("reason", reason)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }

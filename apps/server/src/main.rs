@@ -113,11 +113,18 @@ fn run(command: Command) -> Result<(), StartError> {
             }
             Command::AdminReseal => {
                 let services = server::Services::connect(&config, true).await?;
-                let report = services
+                let mut report = services
                     .providers
                     .reseal()
                     .await
                     .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?;
+                report.add(
+                    services
+                        .mcp
+                        .reseal()
+                        .await
+                        .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?,
+                );
                 println!(
                     "resealed {} of {} sealed values with the current key",
                     report.changed, report.total

@@ -38,6 +38,7 @@ pub struct Services {
     pub releases: Arc<releases::SeaOrmReleases>,
     pub blobs: platform::blobs::Blobs,
     pub skills: Arc<tooling::skills::FsSkills>,
+    pub mcp: Arc<tooling::mcp::SeaOrmMcp>,
     pub oauth: Arc<oauth_as::SeaOrmAuthorizationServer>,
     /// The OAuth2 clients of `SAGE_OAUTH2_CLIENTS`, registered at start.
     pub oauth_clients: Vec<oauth_as::ClientConfig>,
@@ -135,10 +136,16 @@ impl Services {
                     agents: agents.clone(),
                     workspaces: workspace_dirs.clone(),
                 }),
-                policy,
+                policy.clone(),
             )
             .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
         );
+        let mcp = Arc::new(tooling::mcp::SeaOrmMcp::new(
+            db.clone(),
+            tooling::mcp::McpClient::new(policy, std::time::Duration::from_secs(60))
+                .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
+            platform::secret::Sealer::with_keys(&secret),
+        ));
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
@@ -149,6 +156,7 @@ impl Services {
             stores.logs.clone(),
             workspace_dirs.clone(),
             skills.clone(),
+            mcp.clone(),
             chat_runtime::RuntimeSettings {
                 log_ttl: config.stream_log_ttl,
                 disconnect_grace: config.stream_disconnect_grace,
@@ -243,6 +251,7 @@ impl Services {
             Arc::new(workspaces.clone()),
             Arc::new(blobs.clone()),
             skills.clone(),
+            mcp.clone(),
         ];
         let readiness = platform::readiness::Readiness::new(
             db.clone(),
@@ -266,6 +275,7 @@ impl Services {
             releases,
             blobs,
             skills,
+            mcp,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -304,6 +314,7 @@ impl Application {
             releases,
             blobs,
             skills,
+            mcp,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -374,6 +385,7 @@ impl Application {
             releases,
             blobs,
             skills,
+            mcp,
             session_max_age_secs,
             readiness,
         });

@@ -27,6 +27,7 @@ pub(crate) struct AppState {
     pub oauth: Arc<dyn oauth_as::AuthorizationServer>,
     pub releases: Arc<dyn releases::Releases>,
     pub skills: Arc<dyn tooling::skills::Skills>,
+    pub mcp: Arc<dyn tooling::mcp::McpServers>,
     /// Uploads (`/api/oss/*`).
     pub blobs: platform::blobs::Blobs,
     /// Max-Age of the session cookie (the absolute session lifetime).

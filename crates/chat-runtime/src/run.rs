@@ -610,7 +610,7 @@ async fn run_tools(
             ctx.progress = Progress::new(notes_tx.clone(), call.id.clone());
             async move {
                 let _permit = limit.acquire().await;
-                let output = inner.tools.run(&ctx, &call.name, &call.arguments).await;
+                let output = p.tools.run(&ctx, &call.name, &call.arguments).await;
                 ctx.progress.close();
                 output
             }

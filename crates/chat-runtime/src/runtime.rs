@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub workspaces: Workspaces,
     /// The agent's skills are copied into the run's workspace and shown to the model.
     pub skills: Arc<dyn tooling::skills::Skills>,
+    /// The caller's MCP servers, whose tools an agent names like built-ins.
+    pub mcp: Arc<dyn tooling::mcp::McpServers>,
     pub settings: RuntimeSettings,
 }
 
@@ -83,6 +85,8 @@ pub(crate) struct Prepared {
     pub line_agent_name: &'static str,
     pub endpoint: Endpoint,
     pub tool_schemas: Vec<Value>,
+    /// The built-ins and the caller's MCP tools.
+    pub tools: Registry,
     pub messages: Vec<Value>,
     pub new_messages: Vec<StoredMessage>,
     pub max_loop: u32,
@@ -108,6 +112,7 @@ impl Runtime {
         logs: Arc<dyn LogStore>,
         workspaces: Workspaces,
         skills: Arc<dyn tooling::skills::Skills>,
+        mcp: Arc<dyn tooling::mcp::McpServers>,
         settings: RuntimeSettings,
     ) -> Self {
         Self {
@@ -120,6 +125,7 @@ impl Runtime {
                 hub: Hub::new(kv, logs),
                 workspaces,
                 skills,
+                mcp,
                 settings,
             }),
         }
@@ -160,6 +166,29 @@ impl Runtime {
 
     pub(crate) fn registry(&self) -> &Registry {
         &self.inner.tools
+    }
+
+    pub(crate) fn mcp(&self) -> &dyn tooling::mcp::McpServers {
+        self.inner.mcp.as_ref()
+    }
+
+    /// The built-ins, and the caller's MCP tools when `wanted` names a tool no built-in has.
+    pub(crate) async fn tools_for(
+        &self,
+        actor: &Actor,
+        wanted: &[String],
+    ) -> Result<Registry, ChatError> {
+        let builtin = &self.inner.tools;
+        if wanted.iter().all(|name| builtin.contains(name)) {
+            return Ok(builtin.clone());
+        }
+        match self.inner.mcp.tools_for(&actor.user_id).await {
+            Ok(extra) => Ok(builtin.with(extra)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the caller's MCP tools could not be read");
+                Ok(builtin.clone())
+            }
+        }
     }
 
     pub(crate) fn agent_service(&self) -> &dyn Agents {
@@ -451,7 +480,8 @@ impl Runtime {
                 ));
             }
         }
-        let tool_schemas = inner.tools.schemas(&wanted, &language);
+        let tools = self.tools_for(actor, &wanted).await?;
+        let tool_schemas = tools.schemas(&wanted, &language);
         Ok(Prepared {
             actor: actor.clone(),
             source: request.source,
@@ -461,6 +491,7 @@ impl Runtime {
             line_agent_name,
             endpoint,
             tool_schemas,
+            tools,
             messages: llm_messages,
             new_messages,
             max_loop,

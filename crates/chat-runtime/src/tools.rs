@@ -21,10 +21,12 @@ pub struct ToolEntry {
     pub description: String,
     /// The JSON schema of the arguments (an object schema).
     pub input_schema: Value,
-    /// `basic` for the built-ins (MCP servers add `mcp` with their issue).
+    /// `basic` for the built-ins, `mcp` for the tools of MCP servers.
     pub kind: &'static str,
     /// Whether a direct call needs an admin (the tool changes files).
     pub admin_only: bool,
+    /// The MCP server offering it, and its owner (none for built-ins).
+    pub server: Option<(String, String)>,
 }
 
 /// One direct call.
@@ -60,27 +62,50 @@ pub trait DirectTools: Send + Sync {
 impl DirectTools for Runtime {
     async fn tools(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         kind: Option<&str>,
         language: &str,
     ) -> Result<Vec<ToolEntry>, ChatError> {
-        Ok(self
+        let mut entries: Vec<ToolEntry> = self
             .registry()
             .catalogue(language)
             .into_iter()
             .filter(|_| kind.is_none_or(|k| k == "basic"))
             .map(|t| ToolEntry {
-                name: t.name.to_owned(),
-                description: t.description.to_owned(),
+                name: t.name,
+                description: t.description,
                 input_schema: t.parameters,
                 kind: "basic",
                 admin_only: t.writes,
+                server: None,
             })
-            .collect())
+            .collect();
+        if kind.is_none_or(|k| k == "mcp") {
+            let servers = self
+                .mcp()
+                .list(actor)
+                .await
+                .map_err(|e| ChatError::Internal(e.into()))?;
+            for server in servers.into_iter().filter(|s| !s.disabled) {
+                for tool in server.tools {
+                    entries.push(ToolEntry {
+                        name: tool.name,
+                        description: tool.description,
+                        input_schema: tool.input_schema,
+                        kind: "mcp",
+                        admin_only: false,
+                        server: Some((server.name.clone(), server.user_id.clone())),
+                    });
+                }
+            }
+        }
+        Ok(entries)
     }
 
     async fn exec(&self, actor: &Actor, request: ExecRequest) -> Result<Value, ChatError> {
-        let registry = self.registry();
+        let registry = self
+            .tools_for(actor, std::slice::from_ref(&request.tool_name))
+            .await?;
         let writes = registry
             .writes(&request.tool_name)
             .ok_or(ChatError::ToolNotFound)?;

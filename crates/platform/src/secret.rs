@@ -26,6 +26,17 @@ impl SecretKey {
 
 const FILE_NAME: &str = "secret.key";
 
+/// `abcd***wxyz`: at most a quarter of the key shows, at most 4 characters at each end, so
+/// a 32-character key shows 4 + 4, a 16-character one 2 + 2, and keys under 8 characters none.
+/// Every listing of a secret (provider keys, MCP server keys) shows it this way.
+pub fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let each = (chars.len() / 8).min(4);
+    let head: String = chars.iter().take(each).collect();
+    let tail: String = chars.iter().skip(chars.len() - each).collect();
+    format!("{head}***{tail}")
+}
+
 /// The current key and the earlier ones still accepted for opening sealed values.
 #[derive(Debug, Clone)]
 pub struct SecretKeys {

@@ -86,15 +86,7 @@ pub struct MultimodalCheck {
     pub error: Option<String>,
 }
 
-/// `abcd***wxyz`: at most a quarter of the key shows, at most 4 characters at each end, so
-/// a 32-character key shows 4 + 4, a 16-character one 2 + 2, and keys under 8 characters none.
-pub fn mask(key: &str) -> String {
-    let chars: Vec<char> = key.chars().collect();
-    let each = (chars.len() / 8).min(4);
-    let head: String = chars[..each].iter().collect();
-    let tail: String = chars[chars.len() - each..].iter().collect();
-    format!("{head}***{tail}")
-}
+pub use platform::secret::mask;
 
 /// Exactly one non-blank, single-line key.
 pub(crate) fn single_key(keys: &[String]) -> Result<String, ProviderError> {

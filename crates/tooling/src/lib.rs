@@ -9,9 +9,11 @@
 //! model sees), and the built-ins that need only the run's workspace (`file_read`,
 //! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with
 //! `platform::confined` exactly as the workspace routes are; and [`skills`] (SKILL.md packages:
-//! the system's, each user's, and the copies in agent workspaces). MCP arrives with its issue.
+//! the system's, each user's, and the copies in agent workspaces), and [`mcp`] (each user's MCP servers over streamable HTTP and
+//! their tools).
 
 mod builtin;
+pub mod mcp;
 mod registry;
 pub mod skills;
 mod tool;

@@ -29,8 +29,8 @@ impl Default for Limits {
 /// One tool as the catalogue shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolInfo {
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: String,
+    pub description: String,
     /// The JSON schema of the arguments.
     pub parameters: Value,
     /// Whether it changes files.
@@ -40,22 +40,35 @@ pub struct ToolInfo {
 /// The tools a deployment offers.
 #[derive(Clone)]
 pub struct Registry {
-    tools: BTreeMap<&'static str, Arc<dyn Tool>>,
+    tools: BTreeMap<String, Arc<dyn Tool>>,
     limits: Limits,
 }
 
 impl Registry {
     /// The built-in tools.
     pub fn builtin(limits: Limits) -> Self {
-        let mut tools: BTreeMap<&'static str, Arc<dyn Tool>> = BTreeMap::new();
+        let mut tools: BTreeMap<String, Arc<dyn Tool>> = BTreeMap::new();
         for tool in builtin::all() {
-            tools.insert(tool.name(), tool);
+            tools.insert(tool.name().to_owned(), tool);
         }
         Self { tools, limits }
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
-        self.tools.keys().copied().collect()
+    /// This registry with `extra` tools added (a run's MCP tools); a name already taken
+    /// keeps its tool.
+    pub fn with(&self, extra: Vec<Arc<dyn Tool>>) -> Self {
+        let mut tools = self.tools.clone();
+        for tool in extra {
+            tools.entry(tool.name().to_owned()).or_insert(tool);
+        }
+        Self {
+            tools,
+            limits: self.limits,
+        }
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -88,8 +101,8 @@ impl Registry {
         self.tools
             .values()
             .map(|t| ToolInfo {
-                name: t.name(),
-                description: t.description(language),
+                name: t.name().to_owned(),
+                description: t.description(language).to_owned(),
                 parameters: t.parameters(),
                 writes: t.writes(),
             })

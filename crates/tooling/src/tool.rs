@@ -161,9 +161,9 @@ pub struct ToolOutput {
 /// One tool.
 #[async_trait]
 pub trait Tool: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// The description in `language` (`en` or `zh`; anything else is `en`).
-    fn description(&self, language: &str) -> &'static str;
+    fn description(&self, language: &str) -> &str;
     /// The JSON schema of the arguments (an object schema).
     fn parameters(&self) -> Value;
     /// Whether the tool changes files (a direct call of it needs an admin).

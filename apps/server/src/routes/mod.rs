@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod conversations;
 pub(crate) mod llm_providers;
+pub(crate) mod mcp;
 pub(crate) mod oauth2;
 pub(crate) mod observability;
 pub(crate) mod oss;
@@ -37,6 +38,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(conversations::configure)
                 .configure(tools::configure)
                 .configure(skills::configure)
+                .configure(mcp::configure)
                 .configure(observability::configure)
                 .configure(oauth2::configure_api),
         )

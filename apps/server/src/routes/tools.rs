@@ -102,9 +102,16 @@ fn tool_dto(t: ToolEntry, language: &str) -> ToolDto {
         required,
         input_schema: t.input_schema,
         kind: t.kind.to_owned(),
-        source: basic_source(language).to_owned(),
-        user_id: String::new(),
-        server_kind: String::new(),
+        source: match &t.server {
+            Some((server, _)) => format!("MCP Server: {server}"),
+            None => basic_source(language).to_owned(),
+        },
+        server_kind: if t.server.is_some() {
+            "external".to_owned()
+        } else {
+            String::new()
+        },
+        user_id: t.server.map(|(_, owner)| owner).unwrap_or_default(),
         admin_only: t.admin_only,
     }
 }

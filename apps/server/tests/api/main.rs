@@ -19,6 +19,7 @@ mod helpers;
 mod jobs;
 mod leaks;
 mod login_hardening;
+mod mcp;
 mod oauth2;
 mod observability;
 mod oss;

@@ -29,6 +29,7 @@ const STRICT: &[&str] = &[
     "/api/oss/",
     "/api/skills",
     "/api/skills/",
+    "/api/mcp/",
     "/api/auth/register/send-code",
     "/api/auth/register",
     "/api/auth/login",

@@ -1,0 +1,282 @@
+//! MCP servers under `/api/mcp`: register (after the server answered), list, delete, refresh
+//! the tool list, and switch a server's tools off and on. Servers are the caller's own.
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tooling::mcp::{McpServer, NewMcpServer};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::extract::ApiJson;
+use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::state::AppState;
+
+/// Routes inside the `/api` scope (literal segments before `{server_name}`).
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/mcp/add").route(web::post().to(add)))
+        .service(web::resource("/mcp/list").route(web::get().to(list)))
+        .service(web::resource("/mcp/{server_name}").route(web::delete().to(delete)))
+        .service(web::resource("/mcp/{server_name}/refresh").route(web::post().to(refresh)))
+        .service(web::resource("/mcp/{server_name}/toggle").route(web::put().to(toggle)));
+}
+
+/// The UI's empty spellings (`""`, `null`) of an optional text.
+fn given(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AddMcpBody {
+    #[schema(min_length = 1, max_length = 64)]
+    name: String,
+    /// `streamable_http` (the only transport served here; `sse` and `stdio` are refused).
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    protocol: Option<String>,
+    /// `external` (the only kind served here).
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    kind: Option<String>,
+    /// The server's MCP endpoint (streamable HTTP).
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    streamable_http_url: Option<String>,
+    /// The same as `streamable_http_url`.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    url: Option<String>,
+    /// Legacy SSE transport: refused (422).
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    sse_url: Option<String>,
+    /// Sent as `Authorization: Bearer`; stored sealed, listed masked.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    api_key: Option<String>,
+    /// A local command (stdio transport): refused (422), a server never starts programs.
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    command: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpStatusDto {
+    server_name: String,
+    /// `success` (add), `refreshed` or `failed` (refresh).
+    status: &'static str,
+}
+
+/// Register an MCP server: it must answer `initialize` and `tools/list` first.
+#[utoipa::path(post, path = "/api/mcp/add", tag = "mcp", request_body = AddMcpBody,
+    responses((status = 200, body = Envelope<McpStatusDto>), (status = 409, description = "`mcp.server_exists`"),
+              (status = 422, description = "A field, an address the outbound policy refuses, or an unsupported transport"),
+              (status = 502, description = "`mcp.server_register_failed`: the server did not answer as MCP says")))]
+pub(crate) async fn add(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AddMcpBody>,
+) -> ApiResult<McpStatusDto> {
+    let b = body.0;
+    if given(b.command).is_some() {
+        return Err(AppError::validation(
+            "body",
+            "command",
+            "local (stdio) MCP servers cannot run on the server; give a streamable_http_url",
+        ));
+    }
+    if let Some(kind) = given(b.kind).filter(|k| k != "external") {
+        return Err(AppError::validation(
+            "body",
+            "kind",
+            &format!("`{kind}` servers are not supported; use external"),
+        ));
+    }
+    let url = given(b.streamable_http_url).or(given(b.url));
+    let Some(url) = url else {
+        let reason = if given(b.sse_url).is_some() {
+            "the SSE transport is not supported; give the server's streamable_http_url"
+        } else {
+            "is required"
+        };
+        return Err(AppError::validation("body", "streamable_http_url", reason));
+    };
+    if let Some(p) = given(b.protocol).filter(|p| !matches!(p.as_str(), "streamable_http" | "http"))
+    {
+        return Err(AppError::validation(
+            "body",
+            "protocol",
+            &format!("`{p}` is not supported; use streamable_http"),
+        ));
+    }
+    let server = state
+        .mcp
+        .add(
+            &caller.actor(),
+            NewMcpServer {
+                name: b.name,
+                url,
+                api_key: given(b.api_key),
+                description: b.description.unwrap_or_default(),
+            },
+        )
+        .await?;
+    Ok(ApiOk(McpStatusDto {
+        server_name: server.name,
+        status: "success",
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpToolDto {
+    name: String,
+    description: String,
+    #[schema(value_type = Object)]
+    input_schema: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpServerDto {
+    name: String,
+    /// `streamable_http`.
+    protocol: String,
+    /// `external`.
+    kind: &'static str,
+    disabled: bool,
+    streamable_http_url: String,
+    /// Always null (the SSE transport is not supported).
+    sse_url: Option<String>,
+    /// Masked (`abcd***wxyz`), empty when none.
+    api_key: String,
+    /// Always null: servers never run local commands.
+    command: Option<String>,
+    args: Vec<String>,
+    #[schema(value_type = Object)]
+    env: Value,
+    tools: Vec<McpToolDto>,
+    /// Always null (no simulated servers).
+    #[schema(value_type = Option<Object>)]
+    simulator: Option<Value>,
+    description: String,
+    /// The owner.
+    user_id: String,
+    /// RFC 3339.
+    created_at: String,
+}
+
+impl From<McpServer> for McpServerDto {
+    fn from(s: McpServer) -> Self {
+        Self {
+            name: s.name,
+            protocol: s.protocol,
+            kind: "external",
+            disabled: s.disabled,
+            streamable_http_url: s.url,
+            sse_url: None,
+            api_key: s.api_key_masked,
+            command: None,
+            args: Vec::new(),
+            env: Value::Object(serde_json::Map::new()),
+            tools: s
+                .tools
+                .into_iter()
+                .map(|t| McpToolDto {
+                    name: t.name,
+                    description: t.description,
+                    input_schema: t.input_schema,
+                })
+                .collect(),
+            simulator: None,
+            description: s.description,
+            user_id: s.user_id,
+            created_at: s.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpServersDto {
+    servers: Vec<McpServerDto>,
+}
+
+/// The caller's MCP servers (admins: everyone's), keys masked.
+#[utoipa::path(get, path = "/api/mcp/list", tag = "mcp",
+    responses((status = 200, body = Envelope<McpServersDto>)))]
+pub(crate) async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<McpServersDto> {
+    let servers = state.mcp.list(&caller.actor()).await?;
+    Ok(ApiOk(McpServersDto {
+        servers: servers.into_iter().map(McpServerDto::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpNameDto {
+    server_name: String,
+}
+
+/// Remove one of the caller's servers.
+#[utoipa::path(delete, path = "/api/mcp/{server_name}", tag = "mcp",
+    params(("server_name" = String, Path)),
+    responses((status = 200, body = Envelope<McpNameDto>), (status = 404, description = "`mcp.server_not_found`")))]
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<McpNameDto> {
+    let name = path.into_inner();
+    state.mcp.delete(&caller.actor(), &name).await?;
+    Ok(ApiOk(McpNameDto { server_name: name }))
+}
+
+/// List the server's tools again; `status` is `failed` when it did not answer (its tools stay).
+#[utoipa::path(post, path = "/api/mcp/{server_name}/refresh", tag = "mcp",
+    params(("server_name" = String, Path)),
+    responses((status = 200, body = Envelope<McpStatusDto>), (status = 404, description = "`mcp.server_not_found`")))]
+pub(crate) async fn refresh(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<McpStatusDto> {
+    let name = path.into_inner();
+    let ok = state.mcp.refresh(&caller.actor(), &name).await?;
+    Ok(ApiOk(McpStatusDto {
+        server_name: name,
+        status: if ok { "refreshed" } else { "failed" },
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ToggleBody {
+    /// The new state; absent: the opposite of the current one.
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpToggleDto {
+    server_name: String,
+    disabled: bool,
+}
+
+/// Switch a server's tools off or on (the caller's own server).
+#[utoipa::path(put, path = "/api/mcp/{server_name}/toggle", tag = "mcp",
+    params(("server_name" = String, Path)), request_body(content = Option<ToggleBody>),
+    responses((status = 200, body = Envelope<McpToggleDto>), (status = 404, description = "`mcp.server_not_found`")))]
+pub(crate) async fn toggle(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Option<ApiJson<ToggleBody>>,
+) -> ApiResult<McpToggleDto> {
+    let name = path.into_inner();
+    let disabled = body.and_then(|b| b.0.disabled);
+    let disabled = state.mcp.toggle(&caller.actor(), &name, disabled).await?;
+    Ok(ApiOk(McpToggleDto {
+        server_name: name,
+        disabled,
+    }))
+}

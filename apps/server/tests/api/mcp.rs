@@ -1,0 +1,280 @@
+//! MCP servers (`/api/mcp/*`) against the MCP reference server (npm
+//! `@modelcontextprotocol/server-everything`) on loopback over streamable HTTP: registration
+//! only after the server answered, the caller's own servers, masked keys, its tools in the
+//! catalogue, in direct calls and in a run, switching them off, refresh and delete.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::chat::{body, call, parse, post, setup};
+use crate::helpers::{TestApp, envelope};
+
+struct McpPeer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for McpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl McpPeer {
+    fn start() -> McpPeer {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/mcp");
+        let script = std::path::Path::new(dir)
+            .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            script.exists(),
+            "the MCP reference server is not installed: run `npm ci --prefix fixtures/mcp` (.ci/run and cargo xtask test do)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        // It says `… listening on port N` on stderr once it listens: reading blocks until then.
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on port"));
+        assert!(ready, "the MCP server did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        McpPeer {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+async fn data(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body = envelope(response).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+async fn add(app: &TestApp, client: &reqwest::Client, body: Value) -> reqwest::Response {
+    app.post_json(client, "/api/mcp/add", body).await
+}
+
+fn tool_names(tools: &Value) -> Vec<String> {
+    tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "mcp")
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_mcp_server_is_registered_listed_used_and_removed() {
+    let peer = McpPeer::start();
+    let chat = setup(&[]).await;
+    let app = &chat.app;
+    let alice = &chat.alice;
+    let (bob, _) = app.user("bob").await;
+
+    // Registered only once it answered; the key is stored sealed and shown masked.
+    let added = data(
+        add(
+            app,
+            alice,
+            json!({"name": "everything", "protocol": "streamable_http", "kind": "external",
+                   "streamable_http_url": peer.url, "api_key": "sk-mcp-0123456789abcdef0123456789",
+                   "description": "reference", "sse_url": "", "command": null}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        added,
+        json!({"server_name": "everything", "status": "success"})
+    );
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    let server = &listed["servers"][0];
+    assert_eq!(server["name"], "everything");
+    assert_eq!(server["kind"], "external");
+    assert_eq!(server["disabled"], false);
+    assert_eq!(server["api_key"], "sk-m***6789");
+    assert_eq!(server["user_id"], chat.alice_id);
+    assert!(
+        server["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo" && t["input_schema"]["type"] == "object"),
+        "{server}"
+    );
+
+    // Refused before anything is stored: a duplicate, no MCP server there, other transports.
+    let again = add(app, alice, json!({"name": "everything", "url": peer.url})).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(envelope(again).await["error_code"], "mcp.server_exists");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nothing = format!("http://{}/mcp", closed.local_addr().unwrap());
+    drop(closed);
+    let failed = add(app, alice, json!({"name": "gone", "url": nothing})).await;
+    assert_eq!(failed.status(), 502);
+    assert_eq!(
+        envelope(failed).await["error_code"],
+        "mcp.server_register_failed"
+    );
+    for bad in [
+        json!({"name": "sse", "sse_url": peer.url}),
+        json!({"name": "local", "command": "npx", "url": peer.url}),
+        json!({"name": "any", "kind": "anytool", "url": peer.url}),
+        json!({"name": "ftp", "url": "ftp://127.0.0.1/mcp"}),
+    ] {
+        let response = add(app, alice, bad.clone()).await;
+        assert_eq!(response.status(), 422, "{bad}");
+    }
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert_eq!(listed["servers"].as_array().unwrap().len(), 1);
+
+    // Bob sees none of it and can change none of it.
+    let bobs = data(bob.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert_eq!(bobs["servers"], json!([]));
+    for (method, path) in [
+        ("DELETE", "/api/mcp/everything"),
+        ("POST", "/api/mcp/everything/refresh"),
+        ("PUT", "/api/mcp/everything/toggle"),
+    ] {
+        let response = bob
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(
+            envelope(response).await["error_code"],
+            "mcp.server_not_found"
+        );
+    }
+    let theirs = data(bob.get(app.url("/api/tools")).send().await.unwrap()).await;
+    assert!(tool_names(&theirs).is_empty());
+
+    // The tools join the caller's catalogue and direct calls.
+    let tools = data(alice.get(app.url("/api/tools")).send().await.unwrap()).await;
+    assert!(tool_names(&tools).contains(&"echo".to_owned()));
+    let echo = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .unwrap();
+    assert_eq!(echo["source"], "MCP Server: everything");
+    assert_eq!(echo["server_kind"], "external");
+    assert_eq!(echo["user_id"], chat.alice_id);
+    let exec = data(
+        app.post_json(
+            alice,
+            "/api/tools/exec",
+            json!({"tool_name": "echo", "tool_params": {"message": "direct"}}),
+        )
+        .await,
+    )
+    .await;
+    assert!(exec.to_string().contains("Echo: direct"), "{exec}");
+
+    // An agent names the tool; the run calls the server.
+    let agent = crate::chat::agent(app, alice, &["echo"], "simple").await;
+    chat.llm
+        .push(call("c1", "echo", json!({"message": "from the run"})));
+    chat.llm.push(llm_double::Reply::text(&["Done."]));
+    let (_, text) = post(
+        &chat,
+        alice,
+        "/api/web-stream",
+        body(&agent, "s-mcp", "Echo"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("Echo: from the run"),
+        "{result}"
+    );
+
+    // Switched off, its tools leave the catalogue; on again, they return.
+    let toggled = data(
+        alice
+            .put(app.url("/api/mcp/everything/toggle"))
+            .json(&json!({"disabled": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        toggled,
+        json!({"server_name": "everything", "disabled": true})
+    );
+    let tools = data(alice.get(app.url("/api/tools")).send().await.unwrap()).await;
+    assert!(tool_names(&tools).is_empty());
+    let toggled = data(
+        alice
+            .put(app.url("/api/mcp/everything/toggle"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(toggled["disabled"], false);
+
+    // Refresh asks again; once the server is gone it says so and keeps the tools.
+    let refreshed = data(
+        alice
+            .post(app.url("/api/mcp/everything/refresh"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refreshed["status"], "refreshed");
+    drop(peer);
+    let refreshed = data(
+        alice
+            .post(app.url("/api/mcp/everything/refresh"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refreshed["status"], "failed");
+    let tools = data(alice.get(app.url("/api/tools")).send().await.unwrap()).await;
+    assert!(tool_names(&tools).contains(&"echo".to_owned()));
+
+    let deleted = data(
+        alice
+            .delete(app.url("/api/mcp/everything"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(deleted, json!({"server_name": "everything"}));
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert_eq!(listed["servers"], json!([]));
+}

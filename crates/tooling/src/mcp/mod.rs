@@ -1,0 +1,119 @@
+//! MCP servers: each user's registered servers (streamable HTTP), their tools, and those
+//! tools as [`crate::Tool`]s that runs and direct calls use by name.
+//!
+//! A server is registered only after it answered `initialize` and `tools/list`; its API key
+//! is sealed at rest and never shown whole. Ownership: a user sees and changes only their own
+//! servers (admins list everyone's); anything else is [`McpError::NotFound`].
+
+mod client;
+mod store;
+mod tool;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use platform::{Actor, ErrorKind};
+
+pub use client::{Endpoint, McpClient, ToolDef};
+pub use store::SeaOrmMcp;
+
+/// A registered server as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServer {
+    pub name: String,
+    pub user_id: String,
+    /// `streamable_http`.
+    pub protocol: String,
+    pub url: String,
+    /// `abcd***wxyz`, or empty when none.
+    pub api_key_masked: String,
+    pub description: String,
+    pub disabled: bool,
+    pub tools: Vec<ToolDef>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A server to register.
+#[derive(Debug, Clone, Default)]
+pub struct NewMcpServer {
+    pub name: String,
+    /// The streamable HTTP endpoint.
+    pub url: String,
+    pub api_key: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// Unknown, or another user's.
+    #[error("no such MCP server")]
+    NotFound,
+    #[error("an MCP server of this name exists")]
+    Exists,
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The outbound policy refuses the address.
+    #[error(transparent)]
+    Refused(platform::outbound::OutboundError),
+    /// The server did not answer as MCP says.
+    #[error("the MCP server failed: {0}")]
+    Server(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl McpError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            McpError::NotFound => ErrorKind::NotFound,
+            McpError::Exists => ErrorKind::Conflict,
+            McpError::Invalid { .. } | McpError::Refused(_) => ErrorKind::Invalid,
+            McpError::Server(_) => ErrorKind::Upstream,
+            McpError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn key(&self) -> &'static str {
+        match self {
+            McpError::NotFound => "mcp.server_not_found",
+            McpError::Exists => "mcp.server_exists",
+            McpError::Invalid { .. } | McpError::Refused(_) => "request.validation",
+            McpError::Server(_) => "mcp.server_register_failed",
+            McpError::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        McpError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for McpError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        McpError::Internal(anyhow::Error::new(e))
+    }
+}
+
+/// The MCP server service.
+#[async_trait::async_trait]
+pub trait McpServers: Send + Sync {
+    /// Connects, lists the tools, then stores the server (the caller's).
+    async fn add(&self, actor: &Actor, new: NewMcpServer) -> Result<McpServer, McpError>;
+    /// The caller's servers (admins: everyone's), by name.
+    async fn list(&self, actor: &Actor) -> Result<Vec<McpServer>, McpError>;
+    async fn delete(&self, actor: &Actor, name: &str) -> Result<(), McpError>;
+    /// Lists the tools again; `Ok(false)` when the server did not answer (its tools stay).
+    async fn refresh(&self, actor: &Actor, name: &str) -> Result<bool, McpError>;
+    /// Sets (or flips, with `None`) whether the server's tools are offered; the new state.
+    async fn toggle(
+        &self,
+        actor: &Actor,
+        name: &str,
+        disabled: Option<bool>,
+    ) -> Result<bool, McpError>;
+    /// The tools of `user_id`'s enabled servers, ready to run.
+    async fn tools_for(&self, user_id: &str) -> Result<Vec<Arc<dyn crate::Tool>>, McpError>;
+}

@@ -1,0 +1,312 @@
+//! [`McpServers`] over SeaORM (table `mcp_servers`; API keys sealed with the server secret).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use platform::db::Db;
+use platform::secret::{ResealReport, Sealer, mask};
+use platform::{Actor, Clock, SystemClock};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::tool::McpTool;
+use super::{Endpoint, McpClient, McpError, McpServer, McpServers, NewMcpServer, ToolDef};
+
+pub(crate) mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mcp_servers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub name: String,
+        pub protocol: String,
+        pub url: String,
+        pub api_key_sealed: Option<String>,
+        pub description: String,
+        pub disabled: bool,
+        /// The tools as a JSON array of `{name, description, input_schema}`.
+        pub tools: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const MAX_NAME_CHARS: usize = 64;
+const MAX_URL_CHARS: usize = 2048;
+const MAX_DESCRIPTION_CHARS: usize = 2000;
+const MAX_KEY_CHARS: usize = 4096;
+
+pub struct SeaOrmMcp {
+    db: Db,
+    client: McpClient,
+    sealer: Sealer,
+    clock: Arc<dyn Clock>,
+}
+
+fn check_name(name: &str) -> Result<String, McpError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(McpError::invalid(
+            "name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters, without `/`"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl SeaOrmMcp {
+    pub fn new(db: Db, client: McpClient, sealer: Sealer) -> Self {
+        Self {
+            db,
+            client,
+            sealer,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn endpoint(&self, row: &entity::Model) -> Endpoint {
+        Endpoint {
+            url: row.url.clone(),
+            api_key: row
+                .api_key_sealed
+                .as_deref()
+                .and_then(|s| self.sealer.open(s).ok()),
+        }
+    }
+
+    fn view(&self, row: entity::Model) -> McpServer {
+        let key = self.endpoint(&row).api_key.unwrap_or_default();
+        McpServer {
+            api_key_masked: if key.is_empty() {
+                String::new()
+            } else {
+                mask(&key)
+            },
+            tools: serde_json::from_str(&row.tools).unwrap_or_default(),
+            name: row.name,
+            user_id: row.user_id,
+            protocol: row.protocol,
+            url: row.url,
+            description: row.description,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+
+    /// The caller's server of that name.
+    async fn own(&self, actor: &Actor, name: &str) -> Result<entity::Model, McpError> {
+        let name = check_name(name).map_err(|_| McpError::NotFound)?;
+        entity::Entity::find()
+            .filter(entity::Column::UserId.eq(&actor.user_id))
+            .filter(entity::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or(McpError::NotFound)
+    }
+
+    /// Re-encrypts every stored server key still sealed under a previous secret key
+    /// (`sage-server admin reseal`); a row changed meanwhile is left alone.
+    pub async fn reseal(&self) -> Result<ResealReport, McpError> {
+        let rows: Vec<(String, Option<String>)> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Id)
+            .column(entity::Column::ApiKeySealed)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut report = ResealReport::default();
+        for (id, sealed) in rows {
+            let Some(sealed) = sealed else { continue };
+            report.total += 1;
+            match self.sealer.reseal(&sealed) {
+                Ok(None) => {}
+                Ok(Some(resealed)) => {
+                    let updated = entity::Entity::update_many()
+                        .col_expr(entity::Column::ApiKeySealed, Expr::value(resealed))
+                        .filter(entity::Column::Id.eq(id))
+                        .filter(entity::Column::ApiKeySealed.eq(sealed))
+                        .exec(&self.db)
+                        .await?;
+                    report.changed += updated.rows_affected;
+                }
+                Err(_) => report.unreadable += 1,
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait::async_trait]
+impl McpServers for SeaOrmMcp {
+    async fn add(&self, actor: &Actor, new: NewMcpServer) -> Result<McpServer, McpError> {
+        let name = check_name(&new.name)?;
+        let url = new.url.trim().to_owned();
+        if url.len() > MAX_URL_CHARS
+            || !(url.starts_with("http://") || url.starts_with("https://"))
+            || reqwest::Url::parse(&url).is_err()
+        {
+            return Err(McpError::invalid(
+                "streamable_http_url",
+                "must be an http(s) URL of the server's MCP endpoint",
+            ));
+        }
+        if new.description.chars().count() > MAX_DESCRIPTION_CHARS || new.description.contains('\0')
+        {
+            return Err(McpError::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        let api_key = new
+            .api_key
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty());
+        if api_key
+            .as_ref()
+            .is_some_and(|k| k.len() > MAX_KEY_CHARS || k.contains(['\n', '\r', '\0']))
+        {
+            return Err(McpError::invalid("api_key", "must be one line"));
+        }
+        if self.own(actor, &name).await.is_ok() {
+            return Err(McpError::Exists);
+        }
+        let endpoint = Endpoint {
+            url: url.clone(),
+            api_key: api_key.clone(),
+        };
+        let tools = self.client.list_tools(&endpoint).await?;
+        let now = self.clock.now();
+        let row = entity::ActiveModel {
+            id: Set(platform::ids::new_hex_id()),
+            user_id: Set(actor.user_id.clone()),
+            name: Set(name),
+            protocol: Set("streamable_http".into()),
+            url: Set(url),
+            api_key_sealed: Set(api_key.map(|k| self.sealer.seal(&k))),
+            description: Set(new.description),
+            disabled: Set(false),
+            tools: Set(serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        // The unique (user, name) index settles a race between two adds.
+        let row = row.insert(&self.db).await.map_err(|e| {
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
+                McpError::Exists
+            } else {
+                McpError::from(e)
+            }
+        })?;
+        Ok(self.view(row))
+    }
+
+    async fn list(&self, actor: &Actor) -> Result<Vec<McpServer>, McpError> {
+        let mut query = entity::Entity::find();
+        if !actor.is_admin {
+            query = query.filter(entity::Column::UserId.eq(&actor.user_id));
+        }
+        let rows = query
+            .order_by_asc(entity::Column::Name)
+            .order_by_asc(entity::Column::UserId)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    async fn delete(&self, actor: &Actor, name: &str) -> Result<(), McpError> {
+        let row = self.own(actor, name).await?;
+        entity::Entity::delete_by_id(row.id).exec(&self.db).await?;
+        Ok(())
+    }
+
+    async fn refresh(&self, actor: &Actor, name: &str) -> Result<bool, McpError> {
+        let row = self.own(actor, name).await?;
+        let tools = match self.client.list_tools(&self.endpoint(&row)).await {
+            Ok(tools) => tools,
+            Err(McpError::Server(reason)) => {
+                tracing::warn!(server = %row.name, %reason, "MCP refresh failed");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let text = serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?;
+        entity::Entity::update_many()
+            .col_expr(entity::Column::Tools, Expr::value(text))
+            .col_expr(entity::Column::UpdatedAt, Expr::value(self.clock.now()))
+            .filter(entity::Column::Id.eq(row.id))
+            .exec(&self.db)
+            .await?;
+        Ok(true)
+    }
+
+    async fn toggle(
+        &self,
+        actor: &Actor,
+        name: &str,
+        disabled: Option<bool>,
+    ) -> Result<bool, McpError> {
+        let row = self.own(actor, name).await?;
+        let disabled = disabled.unwrap_or(!row.disabled);
+        entity::Entity::update_many()
+            .col_expr(entity::Column::Disabled, Expr::value(disabled))
+            .col_expr(entity::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(entity::Column::Id.eq(row.id))
+            .exec(&self.db)
+            .await?;
+        Ok(disabled)
+    }
+
+    async fn tools_for(&self, user_id: &str) -> Result<Vec<Arc<dyn crate::Tool>>, McpError> {
+        let rows = entity::Entity::find()
+            .filter(entity::Column::UserId.eq(user_id))
+            .filter(entity::Column::Disabled.eq(false))
+            .order_by_asc(entity::Column::Name)
+            .all(&self.db)
+            .await?;
+        let mut out: Vec<Arc<dyn crate::Tool>> = Vec::new();
+        for row in rows {
+            let endpoint = self.endpoint(&row);
+            let defs: Vec<ToolDef> = serde_json::from_str(&row.tools).unwrap_or_default();
+            for def in defs {
+                out.push(Arc::new(McpTool {
+                    client: self.client.clone(),
+                    endpoint: endpoint.clone(),
+                    server: row.name.clone(),
+                    def,
+                }));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A deleted user's servers go with them.
+#[async_trait::async_trait]
+impl platform::UserCleanup for SeaOrmMcp {
+    async fn user_deleted(&self, user_id: &str) -> Result<(), platform::actor::CleanupError> {
+        entity::Entity::delete_many()
+            .filter(entity::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
