@@ -54,6 +54,7 @@ impl planner::TaskRunner for ChatTaskRunner {
             system_prefix: None,
             system_context: Map::new(),
             available_tools: None,
+            available_skills: None,
             language: "en".into(),
         };
         let owner = Actor::new(task.user_id.clone(), false);

@@ -453,11 +453,28 @@ impl Runtime {
             .map(|a| a.config.text_list("availableSkills"))
             .unwrap_or_default();
         let owner = agent.as_ref().map_or(&actor.user_id, |a| &a.user_id);
-        let skills = match inner
+        let requested: Vec<String> = request
+            .available_skills
+            .iter()
+            .flatten()
+            .take(64)
+            .cloned()
+            .collect();
+        let prepared = match inner
             .skills
             .prepare_run(owner, workspace.clone(), skill_names)
             .await
         {
+            // The request's own additions come from the caller's skills.
+            Ok(_) if !requested.is_empty() => {
+                inner
+                    .skills
+                    .prepare_run(&actor.user_id, workspace.clone(), requested)
+                    .await
+            }
+            other => other,
+        };
+        let skills = match prepared {
             Ok(skills) => skills,
             Err(e) => {
                 tracing::warn!(error = %e, "the agent's skills could not be prepared");

@@ -79,6 +79,9 @@ pub struct RunRequest {
     pub system_prefix: Option<String>,
     pub system_context: Map<String, Value>,
     pub available_tools: Option<Vec<String>>,
+    /// More skills for this run, resolved from the caller's own skills (else the system's);
+    /// the agent's `availableSkills` resolve from its owner's.
+    pub available_skills: Option<Vec<String>>,
     /// The request's locale: `en` or `zh` (used when no `response_language` is given).
     pub language: String,
 }

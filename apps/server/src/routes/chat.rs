@@ -83,6 +83,9 @@ pub(crate) struct StreamBody {
     #[schema(value_type = Option<Object>)]
     system_context: Option<Value>,
     available_tools: Option<Vec<String>>,
+    /// More skills for this run: the caller's own (else the system's) of these names.
+    #[schema(max_items = 64)]
+    available_skills: Option<Vec<String>>,
 }
 
 /// `ChatRequest`: the common fields and a required `agent_id`.
@@ -156,6 +159,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
         system_prefix: non_empty(body.system_prefix),
         system_context: context(body.system_context),
         available_tools: body.available_tools,
+        available_skills: body.available_skills,
         language: language(),
     };
     (body.user_id, request)
@@ -231,6 +235,7 @@ pub(crate) async fn chat(
         system_prefix: None,
         system_context: context(body.system_context),
         available_tools: None,
+        available_skills: None,
         language: language(),
     };
     let run = state.chat.start(&who, request).await?;

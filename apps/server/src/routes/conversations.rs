@@ -411,6 +411,7 @@ pub(crate) async fn rerun_stream(
         system_prefix: None,
         system_context: context,
         available_tools: None,
+        available_skills: None,
         language: crate::routes::chat::language(),
     };
     let run = state.chat.start(&caller.actor(), request).await?;

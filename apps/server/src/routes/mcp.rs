@@ -31,7 +31,7 @@ fn given(value: Option<String>) -> Option<String> {
 pub(crate) struct AddMcpBody {
     #[schema(min_length = 1, max_length = 64)]
     name: String,
-    /// `streamable_http` (the only transport served here; `sse` and `stdio` are refused).
+    /// `streamable_http` or `sse` (`stdio` is refused).
     #[serde(default)]
     #[schema(max_length = 32)]
     protocol: Option<String>,
@@ -47,7 +47,7 @@ pub(crate) struct AddMcpBody {
     #[serde(default)]
     #[schema(max_length = 2048)]
     url: Option<String>,
-    /// Legacy SSE transport: refused (422).
+    /// The legacy HTTP+SSE transport's event stream (used when no streamable URL is given).
     #[serde(default)]
     #[schema(max_length = 2048)]
     sse_url: Option<String>,
@@ -96,21 +96,31 @@ pub(crate) async fn add(
             &format!("`{kind}` servers are not supported; use external"),
         ));
     }
-    let url = given(b.streamable_http_url).or(given(b.url));
-    let Some(url) = url else {
-        let reason = if given(b.sse_url).is_some() {
-            "the SSE transport is not supported; give the server's streamable_http_url"
-        } else {
-            "is required"
-        };
-        return Err(AppError::validation("body", "streamable_http_url", reason));
+    // As Sage infers it: `sse_url` means the SSE transport, a URL the streamable one.
+    let (url, sse) = match (
+        given(b.streamable_http_url).or(given(b.url)),
+        given(b.sse_url),
+    ) {
+        (Some(url), _) => (url, false),
+        (None, Some(url)) => (url, true),
+        (None, None) => {
+            return Err(AppError::validation(
+                "body",
+                "streamable_http_url",
+                "is required (or sse_url)",
+            ));
+        }
     };
-    if let Some(p) = given(b.protocol).filter(|p| !matches!(p.as_str(), "streamable_http" | "http"))
-    {
+    if let Some(p) = given(b.protocol).filter(|p| {
+        !matches!(
+            p.as_str(),
+            "streamable_http" | "streamable-http" | "http" | "sse"
+        )
+    }) {
         return Err(AppError::validation(
             "body",
             "protocol",
-            &format!("`{p}` is not supported; use streamable_http"),
+            &format!("`{p}` is not supported; use streamable_http or sse"),
         ));
     }
     let server = state
@@ -120,6 +130,7 @@ pub(crate) async fn add(
             NewMcpServer {
                 name: b.name,
                 url,
+                sse,
                 api_key: given(b.api_key),
                 description: b.description.unwrap_or_default(),
             },
@@ -142,13 +153,14 @@ pub(crate) struct McpToolDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct McpServerDto {
     name: String,
-    /// `streamable_http`.
+    /// `streamable_http` or `sse`.
     protocol: String,
     /// `external`.
     kind: &'static str,
     disabled: bool,
+    /// The streamable HTTP endpoint (empty for an SSE server).
     streamable_http_url: String,
-    /// Always null (the SSE transport is not supported).
+    /// The event stream of an SSE server.
     sse_url: Option<String>,
     /// Masked (`abcd***wxyz`), empty when none.
     api_key: String,
@@ -172,11 +184,15 @@ impl From<McpServer> for McpServerDto {
     fn from(s: McpServer) -> Self {
         Self {
             name: s.name,
-            protocol: s.protocol,
             kind: "external",
             disabled: s.disabled,
-            streamable_http_url: s.url,
-            sse_url: None,
+            streamable_http_url: if s.protocol == "sse" {
+                String::new()
+            } else {
+                s.url.clone()
+            },
+            sse_url: (s.protocol == "sse").then_some(s.url),
+            protocol: s.protocol,
             api_key: s.api_key_masked,
             command: None,
             args: Vec::new(),
@@ -250,7 +266,7 @@ pub(crate) async fn refresh(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct ToggleBody {
+pub(crate) struct McpToggleBody {
     /// The new state; absent: the opposite of the current one.
     #[serde(default)]
     disabled: Option<bool>,
@@ -264,13 +280,13 @@ pub(crate) struct McpToggleDto {
 
 /// Switch a server's tools off or on (the caller's own server).
 #[utoipa::path(put, path = "/api/mcp/{server_name}/toggle", tag = "mcp",
-    params(("server_name" = String, Path)), request_body(content = Option<ToggleBody>),
+    params(("server_name" = String, Path)), request_body(content = Option<McpToggleBody>),
     responses((status = 200, body = Envelope<McpToggleDto>), (status = 404, description = "`mcp.server_not_found`")))]
 pub(crate) async fn toggle(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: Option<ApiJson<ToggleBody>>,
+    body: Option<ApiJson<McpToggleBody>>,
 ) -> ApiResult<McpToggleDto> {
     let name = path.into_inner();
     let disabled = body.and_then(|b| b.0.disabled);

@@ -24,7 +24,17 @@ impl Drop for McpPeer {
 }
 
 impl McpPeer {
+    /// The reference server over streamable HTTP (`/mcp`).
     fn start() -> McpPeer {
+        Self::start_with("streamableHttp", "listening on port", "/mcp")
+    }
+
+    /// The reference server over the legacy HTTP+SSE transport (`/sse`).
+    fn start_sse() -> McpPeer {
+        Self::start_with("sse", "running on port", "/sse")
+    }
+
+    fn start_with(transport: &str, ready_line: &str, path: &str) -> McpPeer {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/mcp");
         let script = std::path::Path::new(dir)
             .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -39,24 +49,24 @@ impl McpPeer {
             .port();
         let mut child = Command::new("node")
             .arg(&script)
-            .arg("streamableHttp")
+            .arg(transport)
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("node runs");
-        // It says `… listening on port N` on stderr once it listens: reading blocks until then.
+        // It says `… on port N` on stderr once it listens: reading blocks until then.
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let ready = lines
             .by_ref()
             .map_while(Result::ok)
-            .any(|line| line.contains("listening on port"));
+            .any(|line| line.contains(ready_line));
         assert!(ready, "the MCP server did not start");
         std::thread::spawn(move || lines.for_each(drop));
         McpPeer {
             child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
+            url: format!("http://127.0.0.1:{port}{path}"),
         }
     }
 }
@@ -136,7 +146,6 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
         "mcp.server_register_failed"
     );
     for bad in [
-        json!({"name": "sse", "sse_url": peer.url}),
         json!({"name": "local", "command": "npx", "url": peer.url}),
         json!({"name": "any", "kind": "anytool", "url": peer.url}),
         json!({"name": "ftp", "url": "ftp://127.0.0.1/mcp"}),
@@ -277,4 +286,43 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
     assert_eq!(deleted, json!({"server_name": "everything"}));
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
     assert_eq!(listed["servers"], json!([]));
+}
+
+#[tokio::test]
+async fn a_server_on_the_legacy_sse_transport_works_too() {
+    let peer = McpPeer::start_sse();
+    let chat = setup(&[]).await;
+    let (app, alice) = (&chat.app, &chat.alice);
+    let added = data(
+        add(
+            app,
+            alice,
+            json!({"name": "legacy", "sse_url": peer.url, "streamable_http_url": ""}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(added["status"], "success");
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    let server = &listed["servers"][0];
+    assert_eq!(server["protocol"], "sse");
+    assert_eq!(server["sse_url"], peer.url);
+    assert_eq!(server["streamable_http_url"], "");
+    assert!(
+        server["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo")
+    );
+    let exec = data(
+        app.post_json(
+            alice,
+            "/api/tools/exec",
+            json!({"tool_name": "echo", "tool_params": {"message": "over sse"}}),
+        )
+        .await,
+    )
+    .await;
+    assert!(exec.to_string().contains("Echo: over sse"), "{exec}");
 }

@@ -666,4 +666,21 @@ async fn an_agent_run_offers_its_skills_and_loads_one() {
             .unwrap()
             .contains("<skills>")
     );
+    // A request may add the caller's own skills for one run.
+    ok(upload(
+        &chat.app,
+        &chat.alice,
+        skill_zip("Notes", "Takes notes."),
+        &[],
+    )
+    .await)
+    .await;
+    chat.llm.push(llm_double::Reply::text(&["Noted."]));
+    let mut with_skill = body(&plain, "s-plain-2", "Note this");
+    with_skill["available_skills"] = json!(["Notes"]);
+    post(&chat, &chat.alice, "/api/web-stream", with_skill).await;
+    let requests = chat.llm.chat_requests();
+    let last = requests.last().unwrap();
+    let system = last["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("- Notes: Takes notes."), "{system}");
 }

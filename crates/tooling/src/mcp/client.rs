@@ -1,8 +1,9 @@
-//! A Model Context Protocol client over the streamable HTTP transport: JSON-RPC requests
-//! POSTed to the server's endpoint, answers as JSON or as a server-sent event stream. Each
-//! operation opens its own session (`initialize`, `notifications/initialized`), so no state
-//! is kept between calls and any replica can make them. Every request passes the outbound
-//! policy; answers are capped.
+//! A Model Context Protocol client over the streamable HTTP transport (JSON-RPC requests
+//! POSTed to the server's endpoint, answers as JSON or as a server-sent event stream) and
+//! the legacy HTTP+SSE transport (a `GET` event stream names where to POST; answers come on
+//! the stream). Each operation opens its own session (`initialize`,
+//! `notifications/initialized`), so no state is kept between calls and any replica can make
+//! them. Every request passes the outbound policy; answers are capped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::McpError;
 
 /// The protocol revision asked for.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
-/// The largest answer read.
+/// The largest answer (or event stream) read.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Pages of `tools/list` followed, at most.
 const MAX_PAGES: usize = 20;
@@ -23,9 +24,12 @@ const MAX_PAGES: usize = 20;
 /// Where a server is and how to authenticate to it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
+    /// The streamable HTTP endpoint, or with `sse` the event stream's address.
     pub url: String,
     /// Sent as `Authorization: Bearer`.
     pub api_key: Option<String>,
+    /// The legacy HTTP+SSE transport.
+    pub sse: bool,
 }
 
 /// A tool a server offers.
@@ -46,15 +50,87 @@ pub struct McpClient {
     policy: Arc<OutboundPolicy>,
 }
 
+/// Server-sent events from a response body, one at a time (`event` name, `data`).
+struct EventReader {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    pending: Vec<u8>,
+    read: usize,
+}
+
 struct Session<'a> {
     client: &'a McpClient,
     endpoint: &'a Endpoint,
+    /// Streamable HTTP: the session id the server gave.
     id: Option<String>,
+    /// HTTP+SSE: where requests go, and the stream their answers come on.
+    sse: Option<(String, EventReader)>,
     next_id: u64,
 }
 
 fn transport(e: reqwest::Error) -> McpError {
     McpError::Server(e.without_url().to_string())
+}
+
+impl EventReader {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            stream: response.bytes_stream().boxed(),
+            pending: Vec::new(),
+            read: 0,
+        }
+    }
+
+    /// The next complete event; `None` when the stream ends.
+    async fn next(&mut self) -> Result<Option<(String, String)>, McpError> {
+        let (mut event, mut data) = (String::new(), String::new());
+        loop {
+            while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if line.is_empty() {
+                    if !data.is_empty() || !event.is_empty() {
+                        return Ok(Some((event, data)));
+                    }
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+                } else if let Some(rest) = line.strip_prefix("event:") {
+                    event = rest.trim().to_owned();
+                }
+            }
+            match self.stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(transport)?;
+                    self.read += chunk.len();
+                    if self.read > MAX_ANSWER_BYTES {
+                        return Err(McpError::Server("the event stream is too long".into()));
+                    }
+                    self.pending.extend_from_slice(&chunk);
+                }
+                None if !data.is_empty() => return Ok(Some((event, data))),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Events until the JSON-RPC answer to `id` (notifications and requests from the server
+    /// before it are skipped).
+    async fn answer(&mut self, id: u64) -> Result<Value, McpError> {
+        while let Some((_, data)) = self.next().await? {
+            if let Ok(message) = serde_json::from_str::<Value>(&data)
+                && message["id"].as_u64() == Some(id)
+                && (message.get("result").is_some() || message.get("error").is_some())
+            {
+                return Ok(message);
+            }
+        }
+        Err(McpError::Server(
+            "the event stream ended without an answer".into(),
+        ))
+    }
 }
 
 impl McpClient {
@@ -72,10 +148,16 @@ impl McpClient {
             .check_url(&endpoint.url)
             .await
             .map_err(McpError::Refused)?;
+        let sse = if endpoint.sse {
+            Some(self.connect_sse(endpoint).await?)
+        } else {
+            None
+        };
         let mut session = Session {
             client: self,
             endpoint,
             id: None,
+            sse,
             next_id: 0,
         };
         let init = session
@@ -92,6 +174,43 @@ impl McpClient {
         }
         session.notify("notifications/initialized").await?;
         Ok(session)
+    }
+
+    /// Opens the event stream of the HTTP+SSE transport and reads where to post requests
+    /// (the `endpoint` event; it must stay on the stream's origin).
+    async fn connect_sse(&self, endpoint: &Endpoint) -> Result<(String, EventReader), McpError> {
+        let mut request = self
+            .http
+            .get(&endpoint.url)
+            .header("accept", "text/event-stream");
+        if let Some(key) = endpoint.api_key.as_deref().filter(|k| !k.is_empty()) {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(transport)?;
+        if !response.status().is_success() {
+            return Err(McpError::Server(format!(
+                "the event stream answered HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        let base = response.url().clone();
+        let mut events = EventReader::new(response);
+        let mut post = None;
+        while let Some((event, data)) = events.next().await? {
+            if event == "endpoint" {
+                post = Some(data);
+                break;
+            }
+        }
+        let post = post
+            .and_then(|p| base.join(p.trim()).ok())
+            .ok_or_else(|| McpError::Server("the event stream named no endpoint".into()))?;
+        if post.origin() != base.origin() {
+            return Err(McpError::Server(
+                "the event stream named an endpoint on another origin".into(),
+            ));
+        }
+        Ok((post.to_string(), events))
     }
 
     /// Every tool the server offers.
@@ -149,10 +268,14 @@ impl McpClient {
 
 impl Session<'_> {
     fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        let url = match &self.sse {
+            Some((post, _)) => post.as_str(),
+            None => self.endpoint.url.as_str(),
+        };
         let mut request = self
             .client
             .http
-            .post(&self.endpoint.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(body.to_string());
@@ -197,6 +320,11 @@ impl Session<'_> {
                 status.as_u16()
             )));
         }
+        if let Some((_, events)) = self.sse.as_mut() {
+            // HTTP+SSE: the POST is only accepted; the answer comes on the stream.
+            let message = events.answer(id).await?;
+            return answer_of(method, message);
+        }
         if self.id.is_none() {
             self.id = response
                 .headers()
@@ -210,7 +338,7 @@ impl Session<'_> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let message = if is_stream {
-            read_event_stream(response, id).await?
+            EventReader::new(response).answer(id).await?
         } else {
             let body = read_capped(response).await?;
             serde_json::from_slice::<Value>(&body)
@@ -221,17 +349,11 @@ impl Session<'_> {
                 "{method}: no answer to the request"
             )));
         }
-        if let Some(error) = message.get("error") {
-            return Err(McpError::Server(format!(
-                "{method}: {}",
-                error["message"].as_str().unwrap_or("error")
-            )));
-        }
-        Ok(message.get("result").cloned().unwrap_or(Value::Null))
+        answer_of(method, message)
     }
 
-    /// Ends the session (best effort).
-    async fn close(&self) {
+    /// Ends the session (best effort; an SSE session ends when its stream is dropped).
+    async fn close(self) {
         if let Some(id) = &self.id {
             let _ = self
                 .client
@@ -245,6 +367,17 @@ impl Session<'_> {
     }
 }
 
+/// The `result` of a JSON-RPC answer, or its error.
+fn answer_of(method: &str, message: Value) -> Result<Value, McpError> {
+    if let Some(error) = message.get("error") {
+        return Err(McpError::Server(format!(
+            "{method}: {}",
+            error["message"].as_str().unwrap_or("error")
+        )));
+    }
+    Ok(message.get("result").cloned().unwrap_or(Value::Null))
+}
+
 async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, McpError> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
@@ -256,50 +389,4 @@ async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, McpError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Reads server-sent events until the JSON-RPC answer to `id` (notifications and requests
-/// from the server before it are skipped).
-async fn read_event_stream(response: reqwest::Response, id: u64) -> Result<Value, McpError> {
-    let mut stream = response.bytes_stream();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut data = String::new();
-    let mut read = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport)?;
-        read += chunk.len();
-        if read > MAX_ANSWER_BYTES {
-            return Err(McpError::Server("the answer is too large".into()));
-        }
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !data.is_empty() {
-                    if let Ok(message) = serde_json::from_str::<Value>(&data)
-                        && message["id"].as_u64() == Some(id)
-                        && (message.get("result").is_some() || message.get("error").is_some())
-                    {
-                        return Ok(message);
-                    }
-                    data.clear();
-                }
-            } else if let Some(rest) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-            }
-        }
-    }
-    if let Ok(message) = serde_json::from_str::<Value>(&data)
-        && message["id"].as_u64() == Some(id)
-    {
-        return Ok(message);
-    }
-    Err(McpError::Server(
-        "the event stream ended without an answer".into(),
-    ))
 }

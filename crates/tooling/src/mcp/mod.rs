@@ -22,7 +22,7 @@ pub use store::SeaOrmMcp;
 pub struct McpServer {
     pub name: String,
     pub user_id: String,
-    /// `streamable_http`.
+    /// `streamable_http` or `sse`.
     pub protocol: String,
     pub url: String,
     /// `abcd***wxyz`, or empty when none.
@@ -37,8 +37,10 @@ pub struct McpServer {
 #[derive(Debug, Clone, Default)]
 pub struct NewMcpServer {
     pub name: String,
-    /// The streamable HTTP endpoint.
+    /// The streamable HTTP endpoint, or with `sse` the event stream's address.
     pub url: String,
+    /// The legacy HTTP+SSE transport.
+    pub sse: bool,
     pub api_key: Option<String>,
     pub description: String,
 }

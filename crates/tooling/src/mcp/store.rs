@@ -82,6 +82,7 @@ impl SeaOrmMcp {
 
     fn endpoint(&self, row: &entity::Model) -> Endpoint {
         Endpoint {
+            sse: row.protocol == "sse",
             url: row.url.clone(),
             api_key: row
                 .api_key_sealed
@@ -162,7 +163,11 @@ impl McpServers for SeaOrmMcp {
             || reqwest::Url::parse(&url).is_err()
         {
             return Err(McpError::invalid(
-                "streamable_http_url",
+                if new.sse {
+                    "sse_url"
+                } else {
+                    "streamable_http_url"
+                },
                 "must be an http(s) URL of the server's MCP endpoint",
             ));
         }
@@ -189,6 +194,7 @@ impl McpServers for SeaOrmMcp {
         let endpoint = Endpoint {
             url: url.clone(),
             api_key: api_key.clone(),
+            sse: new.sse,
         };
         let tools = self.client.list_tools(&endpoint).await?;
         let now = self.clock.now();
@@ -196,7 +202,7 @@ impl McpServers for SeaOrmMcp {
             id: Set(platform::ids::new_hex_id()),
             user_id: Set(actor.user_id.clone()),
             name: Set(name),
-            protocol: Set("streamable_http".into()),
+            protocol: Set(if new.sse { "sse" } else { "streamable_http" }.into()),
             url: Set(url),
             api_key_sealed: Set(api_key.map(|k| self.sealer.seal(&k))),
             description: Set(new.description),
