@@ -60,7 +60,7 @@ impl utoipa::Modify for Security {
         skills::list, skills::agent_available, skills::upload, skills::import_url, skills::delete,
         skills::content, skills::update_content, skills::sync_to_agent, skills::sync_to_agent_workspaces,
         skills::sync_workspace,
-        mcp::add, mcp::list, mcp::delete, mcp::refresh, mcp::toggle,
+        mcp::add, mcp::list, mcp::update, mcp::delete, mcp::refresh, mcp::toggle, mcp::preview,
         upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::update_profile, users::list_users, users::add_user, users::delete_user,

@@ -17,7 +17,12 @@ use crate::state::AppState;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/mcp/add").route(web::post().to(add)))
         .service(web::resource("/mcp/list").route(web::get().to(list)))
-        .service(web::resource("/mcp/{server_name}").route(web::delete().to(delete)))
+        .service(
+            web::resource("/mcp/{server_name}")
+                .route(web::put().to(update))
+                .route(web::delete().to(delete)),
+        )
+        .service(web::resource("/mcp/{server_name}/preview").route(web::post().to(preview)))
         .service(web::resource("/mcp/{server_name}/refresh").route(web::post().to(refresh)))
         .service(web::resource("/mcp/{server_name}/toggle").route(web::put().to(toggle)));
 }
@@ -81,7 +86,15 @@ pub(crate) async fn add(
     caller: Caller,
     body: ApiJson<AddMcpBody>,
 ) -> ApiResult<McpStatusDto> {
-    let b = body.0;
+    let server = state.mcp.add(&caller.actor(), new_server(body.0)?).await?;
+    Ok(ApiOk(McpStatusDto {
+        server_name: server.name,
+        status: "success",
+    }))
+}
+
+/// The settings of a body, with the transport inferred as Sage does it.
+fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
     if given(b.command).is_some() {
         return Err(AppError::validation(
             "body",
@@ -96,7 +109,7 @@ pub(crate) async fn add(
             &format!("`{kind}` servers are not supported; use external"),
         ));
     }
-    // As Sage infers it: `sse_url` means the SSE transport, a URL the streamable one.
+    // A streamable URL wins; else `sse_url` means the SSE transport.
     let (url, sse) = match (
         given(b.streamable_http_url).or(given(b.url)),
         given(b.sse_url),
@@ -123,22 +136,85 @@ pub(crate) async fn add(
             &format!("`{p}` is not supported; use streamable_http or sse"),
         ));
     }
+    Ok(NewMcpServer {
+        name: b.name,
+        url,
+        sse,
+        api_key: given(b.api_key),
+        description: b.description.unwrap_or_default(),
+    })
+}
+
+/// Replace a server's settings (a new name too); only once the server answered, else nothing
+/// changes. An empty `api_key` keeps the stored one.
+#[utoipa::path(put, path = "/api/mcp/{server_name}", tag = "mcp",
+    params(("server_name" = String, Path)), request_body = AddMcpBody,
+    responses((status = 200, body = Envelope<McpStatusDto>), (status = 404, description = "`mcp.server_not_found`"),
+              (status = 409, description = "`mcp.server_exists`: the new name is taken"),
+              (status = 502, description = "`mcp.server_register_failed`")))]
+pub(crate) async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<AddMcpBody>,
+) -> ApiResult<McpStatusDto> {
     let server = state
         .mcp
-        .add(
-            &caller.actor(),
-            NewMcpServer {
-                name: b.name,
-                url,
-                sse,
-                api_key: given(b.api_key),
-                description: b.description.unwrap_or_default(),
-            },
-        )
+        .update(&caller.actor(), &path.into_inner(), new_server(body.0)?)
         .await?;
     Ok(ApiOk(McpStatusDto {
         server_name: server.name,
         status: "success",
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct McpPreviewBody {
+    #[schema(min_length = 1, max_length = 128)]
+    tool_name: String,
+    /// The tool's arguments (an object); absent: `{}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    arguments: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct McpPreviewDto {
+    server_name: String,
+    tool_name: String,
+    /// The MCP `result` (`content`, `isError`, …).
+    #[schema(value_type = Object)]
+    result: Value,
+}
+
+/// Call one tool of the caller's server (the UI's "try it").
+#[utoipa::path(post, path = "/api/mcp/{server_name}/preview", tag = "mcp",
+    params(("server_name" = String, Path)), request_body = McpPreviewBody,
+    responses((status = 200, body = Envelope<McpPreviewDto>), (status = 404, description = "`mcp.server_not_found`"),
+              (status = 422, description = "Not a tool of this server"),
+              (status = 502, description = "`mcp.server_register_failed`: the server failed")))]
+pub(crate) async fn preview(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<McpPreviewBody>,
+) -> ApiResult<McpPreviewDto> {
+    let server_name = path.into_inner();
+    let b = body.0;
+    let result = state
+        .mcp
+        .preview(
+            &caller.actor(),
+            &server_name,
+            &b.tool_name,
+            b.arguments
+                .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+        )
+        .await?;
+    Ok(ApiOk(McpPreviewDto {
+        server_name,
+        tool_name: b.tool_name,
+        result,
     }))
 }
 

@@ -262,28 +262,77 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
     )
     .await;
     assert_eq!(refreshed["status"], "refreshed");
+
+    // "Try it" on one tool; then a rename that keeps the stored key.
+    let preview = data(
+        app.post_json(
+            alice,
+            "/api/mcp/everything/preview",
+            json!({"tool_name": "echo", "arguments": {"message": "try"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(preview["result"]["content"][0]["text"], "Echo: try");
+    let unknown = app
+        .post_json(
+            alice,
+            "/api/mcp/everything/preview",
+            json!({"tool_name": "nope"}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 422);
+    let foreign = app
+        .post_json(
+            &bob,
+            "/api/mcp/everything/preview",
+            json!({"tool_name": "echo"}),
+        )
+        .await;
+    assert_eq!(foreign.status(), 404);
+    let renamed = data(
+        alice
+            .put(app.url("/api/mcp/everything"))
+            .json(&json!({"name": "renamed", "streamable_http_url": peer.url, "api_key": ""}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(renamed["server_name"], "renamed");
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert_eq!(listed["servers"][0]["name"], "renamed");
+    assert_eq!(listed["servers"][0]["api_key"], "sk-m***6789");
     drop(peer);
     let refreshed = data(
         alice
-            .post(app.url("/api/mcp/everything/refresh"))
+            .post(app.url("/api/mcp/renamed/refresh"))
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(refreshed["status"], "failed");
+    // A change the server cannot confirm changes nothing.
+    let unconfirmed = alice
+        .put(app.url("/api/mcp/renamed"))
+        .json(&json!({"name": "again", "url": nothing}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unconfirmed.status(), 502);
     let tools = data(alice.get(app.url("/api/tools")).send().await.unwrap()).await;
     assert!(tool_names(&tools).contains(&"echo".to_owned()));
 
     let deleted = data(
         alice
-            .delete(app.url("/api/mcp/everything"))
+            .delete(app.url("/api/mcp/renamed"))
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(deleted, json!({"server_name": "everything"}));
+    assert_eq!(deleted, json!({"server_name": "renamed"}));
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
     assert_eq!(listed["servers"], json!([]));
 }

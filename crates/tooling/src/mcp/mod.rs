@@ -107,6 +107,22 @@ pub trait McpServers: Send + Sync {
     /// The caller's servers (admins: everyone's), by name.
     async fn list(&self, actor: &Actor) -> Result<Vec<McpServer>, McpError>;
     async fn delete(&self, actor: &Actor, name: &str) -> Result<(), McpError>;
+    /// Replaces a server's settings (a new name too); like `add`, only once the server
+    /// answered, else nothing changes.
+    async fn update(
+        &self,
+        actor: &Actor,
+        name: &str,
+        new: NewMcpServer,
+    ) -> Result<McpServer, McpError>;
+    /// Calls one tool of the caller's server (the UI's "try it"); the MCP `result`.
+    async fn preview(
+        &self,
+        actor: &Actor,
+        name: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, McpError>;
     /// Lists the tools again; `Ok(false)` when the server did not answer (its tools stay).
     async fn refresh(&self, actor: &Actor, name: &str) -> Result<bool, McpError>;
     /// Sets (or flips, with `None`) whether the server's tools are offered; the new state.

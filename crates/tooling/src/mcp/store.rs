@@ -70,6 +70,48 @@ fn check_name(name: &str) -> Result<String, McpError> {
     Ok(name.to_owned())
 }
 
+/// A server's settings, checked and trimmed (empty key = none).
+fn check(new: NewMcpServer) -> Result<NewMcpServer, McpError> {
+    let name = check_name(&new.name)?;
+    let url = new.url.trim().to_owned();
+    if url.len() > MAX_URL_CHARS
+        || !(url.starts_with("http://") || url.starts_with("https://"))
+        || reqwest::Url::parse(&url).is_err()
+    {
+        return Err(McpError::invalid(
+            if new.sse {
+                "sse_url"
+            } else {
+                "streamable_http_url"
+            },
+            "must be an http(s) URL of the server's MCP endpoint",
+        ));
+    }
+    if new.description.chars().count() > MAX_DESCRIPTION_CHARS || new.description.contains('\0') {
+        return Err(McpError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let api_key = new
+        .api_key
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty());
+    if api_key
+        .as_ref()
+        .is_some_and(|k| k.len() > MAX_KEY_CHARS || k.contains(['\n', '\r', '\0']))
+    {
+        return Err(McpError::invalid("api_key", "must be one line"));
+    }
+    Ok(NewMcpServer {
+        name,
+        url,
+        api_key,
+        sse: new.sse,
+        description: new.description,
+    })
+}
+
 impl SeaOrmMcp {
     pub fn new(db: Db, client: McpClient, sealer: Sealer) -> Self {
         Self {
@@ -156,44 +198,13 @@ impl SeaOrmMcp {
 #[async_trait::async_trait]
 impl McpServers for SeaOrmMcp {
     async fn add(&self, actor: &Actor, new: NewMcpServer) -> Result<McpServer, McpError> {
-        let name = check_name(&new.name)?;
-        let url = new.url.trim().to_owned();
-        if url.len() > MAX_URL_CHARS
-            || !(url.starts_with("http://") || url.starts_with("https://"))
-            || reqwest::Url::parse(&url).is_err()
-        {
-            return Err(McpError::invalid(
-                if new.sse {
-                    "sse_url"
-                } else {
-                    "streamable_http_url"
-                },
-                "must be an http(s) URL of the server's MCP endpoint",
-            ));
-        }
-        if new.description.chars().count() > MAX_DESCRIPTION_CHARS || new.description.contains('\0')
-        {
-            return Err(McpError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
-        }
-        let api_key = new
-            .api_key
-            .map(|k| k.trim().to_owned())
-            .filter(|k| !k.is_empty());
-        if api_key
-            .as_ref()
-            .is_some_and(|k| k.len() > MAX_KEY_CHARS || k.contains(['\n', '\r', '\0']))
-        {
-            return Err(McpError::invalid("api_key", "must be one line"));
-        }
-        if self.own(actor, &name).await.is_ok() {
+        let new = check(new)?;
+        if self.own(actor, &new.name).await.is_ok() {
             return Err(McpError::Exists);
         }
         let endpoint = Endpoint {
-            url: url.clone(),
-            api_key: api_key.clone(),
+            url: new.url.clone(),
+            api_key: new.api_key.clone(),
             sse: new.sse,
         };
         let tools = self.client.list_tools(&endpoint).await?;
@@ -201,10 +212,10 @@ impl McpServers for SeaOrmMcp {
         let row = entity::ActiveModel {
             id: Set(platform::ids::new_hex_id()),
             user_id: Set(actor.user_id.clone()),
-            name: Set(name),
+            name: Set(new.name),
             protocol: Set(if new.sse { "sse" } else { "streamable_http" }.into()),
-            url: Set(url),
-            api_key_sealed: Set(api_key.map(|k| self.sealer.seal(&k))),
+            url: Set(new.url),
+            api_key_sealed: Set(new.api_key.map(|k| self.sealer.seal(&k))),
             description: Set(new.description),
             disabled: Set(false),
             tools: Set(serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?),
@@ -242,6 +253,70 @@ impl McpServers for SeaOrmMcp {
         let row = self.own(actor, name).await?;
         entity::Entity::delete_by_id(row.id).exec(&self.db).await?;
         Ok(())
+    }
+
+    async fn update(
+        &self,
+        actor: &Actor,
+        name: &str,
+        new: NewMcpServer,
+    ) -> Result<McpServer, McpError> {
+        let row = self.own(actor, name).await?;
+        let new = check(new)?;
+        if new.name != row.name && self.own(actor, &new.name).await.is_ok() {
+            return Err(McpError::Exists);
+        }
+        // An empty key keeps the stored one (the list shows it masked).
+        let api_key = new.api_key.clone().or_else(|| self.endpoint(&row).api_key);
+        let endpoint = Endpoint {
+            url: new.url.clone(),
+            api_key: api_key.clone(),
+            sse: new.sse,
+        };
+        let tools = self.client.list_tools(&endpoint).await?;
+        let mut active: entity::ActiveModel = row.into();
+        active.name = Set(new.name);
+        active.url = Set(new.url);
+        active.protocol = Set(if new.sse { "sse" } else { "streamable_http" }.into());
+        active.api_key_sealed = Set(api_key.map(|k| self.sealer.seal(&k)));
+        active.description = Set(new.description);
+        active.tools =
+            Set(serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?);
+        active.updated_at = Set(self.clock.now());
+        let row = active.update(&self.db).await.map_err(|e| {
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
+                McpError::Exists
+            } else {
+                McpError::from(e)
+            }
+        })?;
+        Ok(self.view(row))
+    }
+
+    async fn preview(
+        &self,
+        actor: &Actor,
+        name: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, McpError> {
+        let row = self.own(actor, name).await?;
+        let tools: Vec<ToolDef> = serde_json::from_str(&row.tools).unwrap_or_default();
+        if !tools.iter().any(|t| t.name == tool) {
+            return Err(McpError::invalid(
+                "tool_name",
+                format!("`{tool}` is not a tool of this server"),
+            ));
+        }
+        if !arguments.is_object() {
+            return Err(McpError::invalid("arguments", "must be a JSON object"));
+        }
+        self.client
+            .call_tool(&self.endpoint(&row), tool, arguments)
+            .await
     }
 
     async fn refresh(&self, actor: &Actor, name: &str) -> Result<bool, McpError> {
