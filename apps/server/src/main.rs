@@ -125,6 +125,13 @@ fn run(command: Command) -> Result<(), StartError> {
                         .await
                         .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?,
                 );
+                report.add(
+                    services
+                        .oauth
+                        .reseal()
+                        .await
+                        .map_err(|e| StartError::new(format!("cannot reseal: {e}")))?,
+                );
                 println!(
                     "resealed {} of {} sealed values with the current key",
                     report.changed, report.total

@@ -193,6 +193,36 @@ impl ResealReport {
     }
 }
 
+/// Re-encrypts stored values still sealed under a previous key with the current one
+/// (`sage-server admin reseal`): for each `(id, sealed)` row, `write(id, old, new)` stores the
+/// new value only where the old one is still there (so a concurrent change is never
+/// overwritten) and answers how many rows it changed. Values no configured key opens are
+/// counted as unreadable and left as they are.
+pub async fn reseal_rows<E, F, Fut>(
+    sealer: &Sealer,
+    what: &str,
+    rows: Vec<(String, String)>,
+    mut write: F,
+) -> Result<ResealReport, E>
+where
+    F: FnMut(String, String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+{
+    let mut report = ResealReport::default();
+    for (id, sealed) in rows {
+        report.total += 1;
+        match sealer.reseal(&sealed) {
+            Ok(None) => {}
+            Ok(Some(resealed)) => report.changed += write(id, sealed, resealed).await?,
+            Err(_) => {
+                tracing::warn!(%what, %id, "a sealed value opens with no configured secret key");
+                report.unreadable += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// A sealed value could not be opened (another secret key, or corruption).
 #[derive(Debug, thiserror::Error)]
 #[error("a stored secret cannot be decrypted (was SAGE_SECRET_KEY changed?)")]
@@ -323,6 +353,37 @@ mod sealer_tests {
         let moved = rotated.reseal(&old).unwrap().unwrap();
         assert_eq!(Sealer::new(&k2).open(&moved).unwrap(), "sk-rotated");
         assert!(Sealer::new(&SecretKey(vec![3; 32])).reseal(&old).is_err());
+    }
+
+    #[tokio::test]
+    async fn reseal_rows_writes_only_what_a_previous_key_sealed() {
+        let (k1, k2) = (SecretKey(vec![1; 32]), SecretKey(vec![2; 32]));
+        let rotated = Sealer::with_keys(&SecretKeys {
+            current: k2.clone(),
+            previous: vec![k1.clone()],
+        });
+        let rows = vec![
+            ("old".to_owned(), Sealer::new(&k1).seal("a")),
+            ("current".to_owned(), Sealer::new(&k2).seal("b")),
+            (
+                "lost".to_owned(),
+                Sealer::new(&SecretKey(vec![3; 32])).seal("c"),
+            ),
+            ("raced".to_owned(), Sealer::new(&k1).seal("d")),
+        ];
+        let mut written = Vec::new();
+        let report = reseal_rows(&rotated, "test", rows, |id, _old, new| {
+            // A row changed meanwhile writes nothing.
+            let changed = u64::from(id != "raced");
+            written.push((id, new));
+            async move { Ok::<u64, std::convert::Infallible>(changed) }
+        })
+        .await
+        .unwrap();
+        assert_eq!((report.total, report.changed, report.unreadable), (4, 1, 1));
+        let ids: Vec<&str> = written.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["old", "raced"]);
+        assert_eq!(Sealer::new(&k2).open(&written[0].1).unwrap(), "a");
     }
 
     #[test]

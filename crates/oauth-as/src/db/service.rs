@@ -247,6 +247,32 @@ impl SeaOrmAuthorizationServer {
         self
     }
 
+    /// Re-encrypts the id_token signing keys still sealed under a previous secret key
+    /// (`sage-server admin reseal`).
+    pub async fn reseal(&self) -> Result<platform::secret::ResealReport, OAuthError> {
+        let rows: Vec<(String, String)> = signing_keys::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| (row.kid, row.private_key))
+            .collect();
+        platform::secret::reseal_rows(
+            &self.sealer,
+            "signing key",
+            rows,
+            |kid, old, new| async move {
+                let updated = signing_keys::Entity::update_many()
+                    .col_expr(signing_keys::Column::PrivateKey, Expr::value(new))
+                    .filter(signing_keys::Column::Kid.eq(kid))
+                    .filter(signing_keys::Column::PrivateKey.eq(old))
+                    .exec(&self.db)
+                    .await?;
+                Ok(updated.rows_affected)
+            },
+        )
+        .await
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now().trunc_subsecs(6)
     }

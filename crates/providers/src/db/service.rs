@@ -164,27 +164,16 @@ impl SeaOrmProviders {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut report = platform::secret::ResealReport::default();
-        for (id, sealed) in rows {
-            report.total += 1;
-            match self.sealer.reseal(&sealed) {
-                Ok(None) => {}
-                Ok(Some(resealed)) => {
-                    let updated = entity::Entity::update_many()
-                        .col_expr(entity::Column::ApiKeySealed, Expr::value(resealed))
-                        .filter(entity::Column::Id.eq(id))
-                        .filter(entity::Column::ApiKeySealed.eq(sealed))
-                        .exec(&self.db)
-                        .await?;
-                    report.changed += updated.rows_affected;
-                }
-                Err(_) => {
-                    tracing::warn!(provider = %id, "a stored provider key opens with no configured secret key");
-                    report.unreadable += 1;
-                }
-            }
-        }
-        Ok(report)
+        platform::secret::reseal_rows(&self.sealer, "provider", rows, |id, old, new| async move {
+            let updated = entity::Entity::update_many()
+                .col_expr(entity::Column::ApiKeySealed, Expr::value(new))
+                .filter(entity::Column::Id.eq(id))
+                .filter(entity::Column::ApiKeySealed.eq(old))
+                .exec(&self.db)
+                .await?;
+            Ok(updated.rows_affected)
+        })
+        .await
     }
 
     fn view(&self, m: &entity::Model) -> ProviderView {

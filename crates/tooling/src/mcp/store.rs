@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use platform::db::Db;
-use platform::secret::{ResealReport, Sealer, mask};
+use platform::secret::{ResealReport, Sealer, mask, reseal_rows};
 use platform::{Actor, Clock, SystemClock};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -173,25 +173,25 @@ impl SeaOrmMcp {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut report = ResealReport::default();
-        for (id, sealed) in rows {
-            let Some(sealed) = sealed else { continue };
-            report.total += 1;
-            match self.sealer.reseal(&sealed) {
-                Ok(None) => {}
-                Ok(Some(resealed)) => {
-                    let updated = entity::Entity::update_many()
-                        .col_expr(entity::Column::ApiKeySealed, Expr::value(resealed))
-                        .filter(entity::Column::Id.eq(id))
-                        .filter(entity::Column::ApiKeySealed.eq(sealed))
-                        .exec(&self.db)
-                        .await?;
-                    report.changed += updated.rows_affected;
-                }
-                Err(_) => report.unreadable += 1,
-            }
-        }
-        Ok(report)
+        let rows = rows
+            .into_iter()
+            .filter_map(|(id, sealed)| Some((id, sealed?)))
+            .collect();
+        reseal_rows(
+            &self.sealer,
+            "MCP server",
+            rows,
+            |id, old, new| async move {
+                let updated = entity::Entity::update_many()
+                    .col_expr(entity::Column::ApiKeySealed, Expr::value(new))
+                    .filter(entity::Column::Id.eq(id))
+                    .filter(entity::Column::ApiKeySealed.eq(old))
+                    .exec(&self.db)
+                    .await?;
+                Ok(updated.rows_affected)
+            },
+        )
+        .await
     }
 }
 
