@@ -1,7 +1,25 @@
-//! Knowledge bases and their documents: the parse, chunk and index pipeline, the tantivy index per knowledge base (derived from the chunk table) and retrieval.
+//! Knowledge bases and their documents: the parse, chunk and index pipeline, the tantivy
+//! index per knowledge base (derived from the chunk table) and retrieval.
 //!
-//! Allowed dependencies: platform, providers. This crate never depends on actix or any other HTTP
+//! Allowed dependencies: platform. This crate never depends on actix or any other HTTP
 //! server type; the `server` app crate adapts it to routes. The tidy test in `xtask`
 //! enforces the rule.
 //!
-//! Status: responsibility reserved; the service trait arrives with its issue.
+//! Who may do what: a knowledge base, its documents and its retrieval are its owner's and an
+//! administrator's; anyone else is told it does not exist.
+
+mod db;
+mod error;
+mod index;
+mod model;
+pub mod parse;
+mod service;
+pub mod split;
+
+pub use db::{IngestSettings, SeaOrmKnowledge};
+pub use error::KnowledgeError;
+pub use model::{
+    Doc, DocQuery, DocStatus, Hit, KnowledgeBase, KnowledgeBaseQuery, KnowledgeBaseSummary,
+    KnowledgeBaseUpdate, NewFile, NewKnowledgeBase, TaskProgress,
+};
+pub use service::KnowledgeBases;
