@@ -361,6 +361,24 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "MCP 服务器未正常响应（{reason}）。未保存任何内容。",
     },
     ErrorSpec {
+        key: "kdb.not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such knowledge base.",
+        zh: "知识库不存在。",
+    },
+    ErrorSpec {
+        key: "kdb.doc_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such document.",
+        zh: "文档不存在。",
+    },
+    ErrorSpec {
+        key: "kdb.quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "You already have {limit} knowledge bases, the most allowed. Delete one first.",
+        zh: "你已有 {limit} 个知识库，已达上限。请先删除一个。",
+    },
+    ErrorSpec {
         key: "task.not_found",
         kind: ErrorKind::NotFound,
         en: "No such task.",
@@ -843,6 +861,18 @@ impl From<tooling::skills::SkillError> for AppError {
             E::Internal(source) => AppError::internal(source),
             E::BadPackage(reason) => AppError::new("skill.invalid_package").param("reason", reason),
             E::Download(reason) => AppError::new("skill.download_failed").param("reason", reason),
+            other => AppError::domain(other.key(), other.kind()),
+        }
+    }
+}
+
+impl From<knowledge::KnowledgeError> for AppError {
+    fn from(e: knowledge::KnowledgeError) -> Self {
+        use knowledge::KnowledgeError as E;
+        match e {
+            E::Invalid { field, reason } => AppError::validation("body", field, &reason),
+            E::Internal(source) => AppError::internal(source),
+            E::QuotaExceeded { limit } => AppError::new("kdb.quota_exceeded").param("limit", limit),
             other => AppError::domain(other.key(), other.kind()),
         }
     }

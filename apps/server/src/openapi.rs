@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    agents, auth, chat, conversations, llm_providers, mcp, oauth2, observability, oss, skills,
-    system, tasks, tools, upstream, users, versions, workspaces,
+    agents, auth, chat, conversations, knowledge_base, llm_providers, mcp, oauth2, observability,
+    oss, skills, system, tasks, tools, upstream, users, versions, workspaces,
 };
 
 /// The failure envelope of every `/api` route (see docs/errors.md).
@@ -61,6 +61,11 @@ impl utoipa::Modify for Security {
         skills::content, skills::update_content, skills::sync_to_agent, skills::sync_to_agent_workspaces,
         skills::sync_workspace,
         mcp::add, mcp::list, mcp::update, mcp::delete, mcp::refresh, mcp::toggle, mcp::preview,
+        knowledge_base::add, knowledge_base::update, knowledge_base::info, knowledge_base::retrieve,
+        knowledge_base::list, knowledge_base::delete, knowledge_base::clear, knowledge_base::redo_all,
+        knowledge_base::doc_list, knowledge_base::doc_info, knowledge_base::doc_info_query,
+        knowledge_base::add_by_files, knowledge_base::doc_delete, knowledge_base::doc_redo,
+        knowledge_base::task_process, knowledge_base::task_redo,
         upstream::start, upstream::start_default, upstream::link, upstream::callback,
         auth::send_code, auth::register, auth::login, auth::session, auth::providers, auth::logout, auth::refresh,
         users::user_options, users::change_password, users::update_profile, users::list_users, users::add_user, users::delete_user,
@@ -105,6 +110,7 @@ impl utoipa::Modify for Security {
         (name = "conversations", description = "History: list, messages, sharing, edit and re-run, downloads, usage statistics"),
         (name = "tools", description = "The tool catalogue and direct tool calls"),
         (name = "mcp", description = "MCP servers (streamable HTTP) whose tools agents use by name"),
+        (name = "knowledge-base", description = "Knowledge bases: documents processed in the background into passages, full-text retrieval"),
         (name = "skills", description = "Skills (SKILL.md packages): the system's, each user's, and copies in agent workspaces"),
         (name = "planner", description = "One-time and recurring (cron) tasks and the worker's protocol; plain JSON, errors `{detail, code}`"),
         (name = "observability", description = "Jaeger gate and Prometheus metrics"),

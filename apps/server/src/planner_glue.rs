@@ -55,6 +55,7 @@ impl planner::TaskRunner for ChatTaskRunner {
             system_context: Map::new(),
             available_tools: None,
             available_skills: None,
+            available_knowledge_bases: None,
             language: "en".into(),
         };
         let owner = Actor::new(task.user_id.clone(), false);

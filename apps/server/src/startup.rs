@@ -39,6 +39,7 @@ pub struct Services {
     pub blobs: platform::blobs::Blobs,
     pub skills: Arc<tooling::skills::FsSkills>,
     pub mcp: Arc<tooling::mcp::SeaOrmMcp>,
+    pub knowledge: Arc<knowledge::SeaOrmKnowledge>,
     pub oauth: Arc<oauth_as::SeaOrmAuthorizationServer>,
     /// The OAuth2 clients of `SAGE_OAUTH2_CLIENTS`, registered at start.
     pub oauth_clients: Vec<oauth_as::ClientConfig>,
@@ -47,10 +48,11 @@ pub struct Services {
     pub readiness: platform::readiness::Readiness,
 }
 
-/// The agent-job worker and the planner's worker (due tasks run through the chat runtime),
-/// until `stopped` turns true.
+/// The agent-job worker, the planner's worker (due tasks run through the chat runtime) and
+/// knowledge ingestion, until `stopped` turns true.
 fn spawn_workers(
     jobs: &Arc<agents::SeaOrmJobs>,
+    knowledge: &Arc<knowledge::SeaOrmKnowledge>,
     planner: &Arc<planner::SeaOrmPlanner>,
     chat: &Arc<chat_runtime::Runtime>,
     config: &Config,
@@ -68,9 +70,11 @@ fn spawn_workers(
         },
     ));
     let agent_jobs = tokio::spawn(jobs.clone().work(stopped.clone()));
+    let ingestion = tokio::spawn(knowledge.clone().work(stopped.clone()));
     let tasks = tokio::spawn(tasks.work(stopped));
     tokio::spawn(async move {
         let _ = agent_jobs.await;
+        let _ = ingestion.await;
         let _ = tasks.await;
     })
 }
@@ -83,7 +87,14 @@ impl Services {
         config: &Config,
         stopped: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        spawn_workers(&self.jobs, &self.planner, &self.chat, config, stopped)
+        spawn_workers(
+            &self.jobs,
+            &self.knowledge,
+            &self.planner,
+            &self.chat,
+            config,
+            stopped,
+        )
     }
 
     /// Reaches every external system before anything changes (so a bad setting or an
@@ -146,6 +157,15 @@ impl Services {
                 .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
             platform::secret::Sealer::with_keys(&secret),
         ));
+        let knowledge = Arc::new(knowledge::SeaOrmKnowledge::new(
+            db.clone(),
+            &config.data_dir.join("knowledge"),
+            knowledge::IngestSettings {
+                poll: config.task_poll,
+                max_per_user: config.max_knowledge_bases_per_user,
+                ..knowledge::IngestSettings::default()
+            },
+        ));
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
@@ -157,6 +177,7 @@ impl Services {
             workspace_dirs.clone(),
             skills.clone(),
             mcp.clone(),
+            knowledge.clone(),
             chat_runtime::RuntimeSettings {
                 log_ttl: config.stream_log_ttl,
                 disconnect_grace: config.stream_disconnect_grace,
@@ -252,6 +273,7 @@ impl Services {
             Arc::new(blobs.clone()),
             skills.clone(),
             mcp.clone(),
+            knowledge.clone(),
         ];
         let readiness = platform::readiness::Readiness::new(
             db.clone(),
@@ -276,6 +298,7 @@ impl Services {
             blobs,
             skills,
             mcp,
+            knowledge,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -315,6 +338,7 @@ impl Application {
             blobs,
             skills,
             mcp,
+            knowledge,
             oauth,
             oauth_clients,
             session_max_age_secs,
@@ -366,7 +390,7 @@ impl Application {
         // The in-process workers stop claiming at SIGINT/SIGTERM (while HTTP drains), and are
         // waited for, with their own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let worker = spawn_workers(&jobs, &planner, &chat, &config, workers_stopped);
+        let worker = spawn_workers(&jobs, &knowledge, &planner, &chat, &config, workers_stopped);
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             started_at,
@@ -386,6 +410,7 @@ impl Application {
             blobs,
             skills,
             mcp,
+            knowledge,
             session_max_age_secs,
             readiness,
         });

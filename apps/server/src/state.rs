@@ -28,6 +28,7 @@ pub(crate) struct AppState {
     pub releases: Arc<dyn releases::Releases>,
     pub skills: Arc<dyn tooling::skills::Skills>,
     pub mcp: Arc<dyn tooling::mcp::McpServers>,
+    pub knowledge: Arc<dyn knowledge::KnowledgeBases>,
     /// Uploads (`/api/oss/*`).
     pub blobs: platform::blobs::Blobs,
     /// Max-Age of the session cookie (the absolute session lifetime).

@@ -14,6 +14,7 @@ mod error;
 mod guidance;
 mod history;
 mod hub;
+mod knowledge;
 mod optimize;
 mod prompt;
 mod run;

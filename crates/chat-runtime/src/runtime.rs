@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub skills: Arc<dyn tooling::skills::Skills>,
     /// The caller's MCP servers, whose tools an agent names like built-ins.
     pub mcp: Arc<dyn tooling::mcp::McpServers>,
+    /// Knowledge bases the agent or the request names become `search_knowledge_base`.
+    pub knowledge: Arc<dyn knowledge::KnowledgeBases>,
     pub settings: RuntimeSettings,
 }
 
@@ -113,6 +115,7 @@ impl Runtime {
         workspaces: Workspaces,
         skills: Arc<dyn tooling::skills::Skills>,
         mcp: Arc<dyn tooling::mcp::McpServers>,
+        knowledge: Arc<dyn knowledge::KnowledgeBases>,
         settings: RuntimeSettings,
     ) -> Self {
         Self {
@@ -126,6 +129,7 @@ impl Runtime {
                 workspaces,
                 skills,
                 mcp,
+                knowledge,
                 settings,
             }),
         }
@@ -497,7 +501,38 @@ impl Runtime {
                 ));
             }
         }
-        let tools = self.tools_for(actor, &wanted).await?;
+        let mut tools = self.tools_for(actor, &wanted).await?;
+        // Knowledge bases: the agent's searched as its owner, the request's as the caller.
+        let mut bases: Vec<(String, Actor)> = Vec::new();
+        if let Some(a) = agent.as_ref() {
+            let owner = Actor::new(a.user_id.clone(), false);
+            bases.extend(
+                a.config
+                    .text_list("availableKnowledgeBases")
+                    .into_iter()
+                    .map(|id| (id, owner.clone())),
+            );
+        }
+        bases.extend(
+            request
+                .available_knowledge_bases
+                .iter()
+                .flatten()
+                .take(crate::knowledge::MAX_BASES)
+                .map(|id| (id.clone(), actor.clone())),
+        );
+        if !bases.is_empty()
+            && let Some(search) =
+                crate::knowledge::KnowledgeSearch::resolve(inner.knowledge.clone(), bases).await
+        {
+            if let Some(system) = llm_messages.first_mut() {
+                let text = system["content"].as_str().unwrap_or_default().to_owned();
+                system["content"] = json!(format!("{text}{}", search.prompt_section(&language)));
+            }
+            wanted.retain(|t| t != crate::knowledge::TOOL_NAME);
+            wanted.push(crate::knowledge::TOOL_NAME.to_owned());
+            tools = tools.with(vec![Arc::new(search)]);
+        }
         let tool_schemas = tools.schemas(&wanted, &language);
         Ok(Prepared {
             actor: actor.clone(),

@@ -82,6 +82,9 @@ pub struct RunRequest {
     /// More skills for this run, resolved from the caller's own skills (else the system's);
     /// the agent's `availableSkills` resolve from its owner's.
     pub available_skills: Option<Vec<String>>,
+    /// More knowledge bases for this run: the caller's own (the agent's
+    /// `availableKnowledgeBases` are searched as its owner).
+    pub available_knowledge_bases: Option<Vec<String>>,
     /// The request's locale: `en` or `zh` (used when no `response_language` is given).
     pub language: String,
 }

@@ -201,6 +201,8 @@ pub struct Config {
     pub model_calls_burst: u32,
     /// Agents one user may own.
     pub max_agents_per_user: u64,
+    /// Knowledge bases one user may own.
+    pub max_knowledge_bases_per_user: u64,
     /// How long opening one database connection may take.
     pub db_connect_timeout: Duration,
     /// How long a request waits for a pooled database connection before answering 503.
@@ -282,6 +284,7 @@ impl Default for Config {
             model_calls_per_minute: 30,
             model_calls_burst: 30,
             max_agents_per_user: 200,
+            max_knowledge_bases_per_user: 100,
             db_connect_timeout: Duration::from_millis(1000),
             db_acquire_timeout: Duration::from_millis(1500),
             secret_key_previous: Vec::new(),
@@ -356,6 +359,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_MODEL_CALLS_PER_MINUTE",
     "SAGE_MODEL_CALLS_BURST",
     "SAGE_MAX_AGENTS_PER_USER",
+    "SAGE_MAX_KNOWLEDGE_BASES_PER_USER",
     "SAGE_DB_CONNECT_TIMEOUT_MS",
     "SAGE_DB_ACQUIRE_TIMEOUT_MS",
     "SAGE_SECRET_KEY_PREVIOUS",
@@ -798,6 +802,13 @@ impl Config {
                 .parse::<u64>("SAGE_MAX_AGENTS_PER_USER", "a whole number of agents")?
                 .filter(|n| *n >= 1)
                 .unwrap_or(defaults.max_agents_per_user),
+            max_knowledge_bases_per_user: src
+                .parse::<u64>(
+                    "SAGE_MAX_KNOWLEDGE_BASES_PER_USER",
+                    "a whole number of knowledge bases",
+                )?
+                .filter(|n| *n >= 1)
+                .unwrap_or(defaults.max_knowledge_bases_per_user),
             db_connect_timeout,
             db_acquire_timeout,
             secret_key_previous,

@@ -86,6 +86,9 @@ pub(crate) struct StreamBody {
     /// More skills for this run: the caller's own (else the system's) of these names.
     #[schema(max_items = 64)]
     available_skills: Option<Vec<String>>,
+    /// More knowledge bases for this run (the caller's own; others are left out).
+    #[schema(max_items = 16)]
+    available_knowledge_bases: Option<Vec<String>>,
 }
 
 /// `ChatRequest`: the common fields and a required `agent_id`.
@@ -160,6 +163,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
         system_context: context(body.system_context),
         available_tools: body.available_tools,
         available_skills: body.available_skills,
+        available_knowledge_bases: body.available_knowledge_bases,
         language: language(),
     };
     (body.user_id, request)
@@ -236,6 +240,7 @@ pub(crate) async fn chat(
         system_context: context(body.system_context),
         available_tools: None,
         available_skills: None,
+        available_knowledge_bases: None,
         language: language(),
     };
     let run = state.chat.start(&who, request).await?;

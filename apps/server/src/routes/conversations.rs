@@ -412,6 +412,7 @@ pub(crate) async fn rerun_stream(
         system_context: context,
         available_tools: None,
         available_skills: None,
+        available_knowledge_bases: None,
         language: crate::routes::chat::language(),
     };
     let run = state.chat.start(&caller.actor(), request).await?;

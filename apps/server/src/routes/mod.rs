@@ -7,6 +7,7 @@ pub(crate) mod agents;
 pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod conversations;
+pub(crate) mod knowledge_base;
 pub(crate) mod llm_providers;
 pub(crate) mod mcp;
 pub(crate) mod oauth2;
@@ -39,6 +40,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(tools::configure)
                 .configure(skills::configure)
                 .configure(mcp::configure)
+                .configure(knowledge_base::configure)
                 .configure(observability::configure)
                 .configure(oauth2::configure_api),
         )

@@ -19,6 +19,9 @@ const KINDS: &[&str] = &[
     "session_id",
     "planner_task_id",
     "recurring_task_id",
+    "kdb_id",
+    "doc_id",
+    "kdb_task_id",
 ];
 
 /// The kind of an id parameter: its name, except that the planner's `/tasks/*` routes name
@@ -32,6 +35,7 @@ fn kind_of(path: &str, name: &str) -> String {
             "recurring_task_id".to_owned()
         }
         ("task_id", p) if p.starts_with("/tasks/") => "planner_task_id".to_owned(),
+        ("task_id", p) if p.starts_with("/api/knowledge-base/") => "kdb_task_id".to_owned(),
         _ => name.to_owned(),
     }
 }
@@ -153,7 +157,50 @@ async fn create_all(
         .await;
     assert_eq!(recurring.status(), 200, "a recurring task");
     let recurring = recurring.json::<Value>().await.unwrap()["id"].to_string();
+    let kdb = data(
+        app.post_json(
+            client,
+            "/api/knowledge-base/add",
+            json!({"name": format!("notes of {user_id}"), "type": "document"}),
+        )
+        .await,
+        "a knowledge base",
+    )
+    .await["kdb_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let upload = client
+        .post(app.url("/api/knowledge-base/doc/add_by_files"))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("kdb_id", kdb.clone())
+                .part(
+                    "files",
+                    reqwest::multipart::Part::bytes(&b"Some notes."[..]).file_name("notes.txt"),
+                ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let kdb_task = data(upload, "a document").await["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let docs = data(
+        client
+            .get(app.url(&format!("/api/knowledge-base/doc/list?kdb_id={kdb}")))
+            .send()
+            .await
+            .unwrap(),
+        "a document list",
+    )
+    .await;
+    let doc = docs["list"][0]["id"].as_str().unwrap().to_owned();
     let mut ids = std::collections::BTreeMap::new();
+    ids.insert("kdb_id", kdb);
+    ids.insert("doc_id", doc);
+    ids.insert("kdb_task_id", kdb_task);
     ids.insert("planner_task_id", planner_task);
     ids.insert("recurring_task_id", recurring);
     ids.insert("session_id", session);

@@ -17,6 +17,7 @@ mod gate;
 mod hardening;
 mod helpers;
 mod jobs;
+mod knowledge;
 mod leaks;
 mod login_hardening;
 mod mcp;

@@ -30,6 +30,7 @@ const STRICT: &[&str] = &[
     "/api/skills",
     "/api/skills/",
     "/api/mcp/",
+    "/api/knowledge-base/",
     "/api/auth/register/send-code",
     "/api/auth/register",
     "/api/auth/login",
@@ -86,6 +87,7 @@ const EXTRA: &[(&str, &str)] = &[
     ("DELETE", "/api/sessions/{session_id}/file_workspace/delete"),
     ("GET", "/api/sessions/{session_id}/download"),
     ("POST", "/api/token-usage/stats"),
+    ("GET", "/api/knowledge-base/doc/info"),
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -20,8 +20,8 @@ use super::entities::{chunk, doc, kdb};
 use super::ingest::IngestSettings;
 use crate::index::{IndexChunk, Indexes};
 use crate::model::{
-    MAX_INTRO_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTING_BYTES, MAX_TOP_K, MAX_TYPE_CHARS,
-    check_text, file_name, like_pattern,
+    MAX_FILE_NAME_CHARS, MAX_INTRO_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTING_BYTES,
+    MAX_TOP_K, MAX_TYPE_CHARS, check_text, file_name, like_pattern,
 };
 use crate::{
     Doc, DocQuery, DocStatus, Hit, KnowledgeBase, KnowledgeBaseQuery, KnowledgeBaseSummary,
@@ -242,19 +242,26 @@ impl SeaOrmKnowledge {
         Ok(out)
     }
 
-    fn doc_filter(query: &DocQuery) -> Select<doc::Entity> {
+    fn doc_filter(query: &DocQuery) -> Result<Select<doc::Entity>, KnowledgeError> {
         let mut select = doc::Entity::find().filter(doc::Column::KdbId.eq(query.kdb_id.clone()));
         if let Some(name) = given(query.name.as_deref()) {
-            select = select.filter(lowered_like(doc::Column::Name, name));
+            let name = check_text("query_name", name, MAX_FILE_NAME_CHARS, false)?;
+            select = select.filter(lowered_like(doc::Column::Name, &name));
         }
         if !query.statuses.is_empty() {
             select =
                 select.filter(doc::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
         }
         if let Some(task) = given(query.task_id.as_deref()) {
+            // An id that cannot exist matches nothing (and never reaches the database).
+            let task = if platform::ids::is_safe_id(task) {
+                task
+            } else {
+                ""
+            };
             select = select.filter(doc::Column::TaskId.eq(task));
         }
-        select
+        Ok(select)
     }
 }
 
@@ -421,9 +428,11 @@ impl KnowledgeBases for SeaOrmKnowledge {
             select = select.filter(kdb::Column::UserId.eq(actor.user_id.clone()));
         }
         if let Some(name) = given(query.name.as_deref()) {
-            select = select.filter(lowered_like(kdb::Column::Name, name));
+            let name = check_text("query_name", name, MAX_NAME_CHARS, false)?;
+            select = select.filter(lowered_like(kdb::Column::Name, &name));
         }
         if let Some(kb_type) = given(query.kb_type.as_deref()) {
+            let kb_type = check_text("type", kb_type, MAX_TYPE_CHARS, false)?;
             select = select.filter(kdb::Column::KbType.eq(kb_type));
         }
         let select = select
@@ -575,7 +584,7 @@ impl KnowledgeBases for SeaOrmKnowledge {
         query: DocQuery,
     ) -> Result<(KnowledgeBase, Page<Doc>), KnowledgeError> {
         let row = self.owned(actor, &query.kdb_id).await?;
-        let select = Self::doc_filter(&query)
+        let select = Self::doc_filter(&query)?
             .order_by_desc(doc::Column::CreatedAt)
             .order_by_asc(doc::Column::Name)
             .order_by_asc(doc::Column::Id);
@@ -712,12 +721,17 @@ impl KnowledgeBases for SeaOrmKnowledge {
         task_id: &str,
     ) -> Result<(KnowledgeBase, TaskProgress), KnowledgeError> {
         let row = self.owned(actor, id).await?;
+        let task_id = if platform::ids::is_safe_id(task_id.trim()) {
+            task_id.trim()
+        } else {
+            ""
+        };
         let counts: Vec<(i32, i64)> = doc::Entity::find()
             .select_only()
             .column(doc::Column::Status)
             .column_as(doc::Column::Id.count(), "n")
             .filter(doc::Column::KdbId.eq(id))
-            .filter(doc::Column::TaskId.eq(task_id.trim()))
+            .filter(doc::Column::TaskId.eq(task_id))
             .group_by(doc::Column::Status)
             .into_tuple()
             .all(&self.db)
@@ -743,12 +757,14 @@ impl KnowledgeBases for SeaOrmKnowledge {
         task_id: &str,
     ) -> Result<KnowledgeBase, KnowledgeError> {
         let row = self.owned(actor, id).await?;
-        self.requeue(
-            Condition::all()
-                .add(doc::Column::KdbId.eq(id))
-                .add(doc::Column::TaskId.eq(task_id.trim())),
-        )
-        .await?;
+        if platform::ids::is_safe_id(task_id.trim()) {
+            self.requeue(
+                Condition::all()
+                    .add(doc::Column::KdbId.eq(id))
+                    .add(doc::Column::TaskId.eq(task_id.trim())),
+            )
+            .await?;
+        }
         Ok(to_base(row))
     }
 }

@@ -97,7 +97,7 @@ async fn documents_are_ingested_retrieved_and_removed() {
     assert_eq!(docs.items[0].name, "empty.txt");
     assert_eq!(
         docs.items[0].error.as_deref(),
-        Some("the document holds no text")
+        Some("no readable text was found in the document")
     );
 
     let (_, hits) = kb
