@@ -52,6 +52,7 @@ enum KdbChunks {
     Content,
     StartChar,
     EndChar,
+    Embedding,
 }
 
 fn time(col: impl IntoIden) -> ColumnDef {
@@ -175,6 +176,8 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(KdbChunks::EndChar).big_integer().not_null())
+                    // Little-endian f32s, normalised; null without an embedding model.
+                    .col(ColumnDef::new(KdbChunks::Embedding).blob().null())
                     .to_owned(),
             )
             .await?;

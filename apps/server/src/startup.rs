@@ -157,7 +157,7 @@ impl Services {
                 .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
             platform::secret::Sealer::with_keys(&secret),
         ));
-        let knowledge = Arc::new(knowledge::SeaOrmKnowledge::new(
+        let mut knowledge = knowledge::SeaOrmKnowledge::new(
             db.clone(),
             &config.data_dir.join("knowledge"),
             knowledge::IngestSettings {
@@ -165,7 +165,19 @@ impl Services {
                 max_per_user: config.max_knowledge_bases_per_user,
                 ..knowledge::IngestSettings::default()
             },
-        ));
+        );
+        if let Some(e) = &config.embedding {
+            knowledge = knowledge.with_embedder(knowledge::Embedder::new(
+                llm.clone(),
+                providers::Endpoint {
+                    base_url: e.base_url.clone(),
+                    api_key: e.api_key.clone().unwrap_or_default(),
+                    model: e.model.clone(),
+                    supports_multimodal: false,
+                },
+            ));
+        }
+        let knowledge = Arc::new(knowledge);
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),

@@ -542,3 +542,91 @@ async fn an_agent_searches_its_knowledge_bases_in_a_run() {
         json!([kdb])
     );
 }
+
+#[tokio::test]
+async fn with_an_embedding_model_retrieval_is_hybrid() {
+    let llm = llm_double::LlmDouble::start(Some("sk-embed"), &[])
+        .await
+        .unwrap();
+    let base_url = llm.base_url.clone();
+    let app = TestApp::spawn_with(move |c| {
+        c.embedding = Some(platform::config::ModelEndpoint {
+            base_url,
+            api_key: Some("sk-embed".into()),
+            model: "embed-small".into(),
+        });
+    })
+    .await;
+    let (alice, _) = app.user("alice").await;
+    let kdb = ok(app
+        .post_json(
+            &alice,
+            "/api/knowledge-base/add",
+            json!({"name": "Vectors", "type": "document"}),
+        )
+        .await)
+    .await["kdb_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = ok(upload(
+        &app,
+        &alice,
+        &kdb,
+        &[
+            ("a.txt", b"Alpha beta gamma."),
+            ("b.txt", b"Delta epsilon."),
+        ],
+    )
+    .await)
+    .await["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(settled(&app, &alice, &kdb, &task).await["success"], 2);
+    // Each passage went to the embedding model with the configured model and key.
+    let embedded: Vec<Value> = llm
+        .requests()
+        .into_iter()
+        .filter(|(kind, _)| kind == "embeddings")
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(embedded.len(), 2, "{embedded:?}");
+    assert!(embedded.iter().all(|b| b["model"] == "embed-small"));
+    assert!(
+        embedded
+            .iter()
+            .any(|b| b["input"] == json!(["Alpha beta gamma."]))
+    );
+
+    // A query with no word in common still finds passages by vector, and a word query is
+    // answered by both (the query itself is embedded).
+    let by_vector = ok(app
+        .post_json(
+            &alice,
+            "/api/knowledge-base/retrieve",
+            json!({"kdb_id": kdb, "query": "？！", "top_k": 2}),
+        )
+        .await)
+    .await;
+    assert_eq!(
+        by_vector["results"].as_array().unwrap().len(),
+        2,
+        "{by_vector}"
+    );
+    let hybrid = ok(app
+        .post_json(
+            &alice,
+            "/api/knowledge-base/retrieve",
+            json!({"kdb_id": kdb, "query": "epsilon", "top_k": 1}),
+        )
+        .await)
+    .await;
+    assert_eq!(hybrid["results"][0]["path"], "b.txt", "{hybrid}");
+    let queries = llm
+        .requests()
+        .into_iter()
+        .filter(|(kind, body)| kind == "embeddings" && body["input"] == json!(["epsilon"]))
+        .count();
+    assert_eq!(queries, 1);
+}

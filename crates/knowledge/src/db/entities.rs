@@ -74,6 +74,8 @@ pub(crate) mod chunk {
         pub content: String,
         pub start_char: i64,
         pub end_char: i64,
+        /// Little-endian f32s, normalised (null without an embedding model).
+        pub embedding: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

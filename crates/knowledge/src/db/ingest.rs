@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::entities::{chunk, doc};
 use super::service::SeaOrmKnowledge;
+use crate::embed::to_bytes;
 use crate::{DocStatus, KnowledgeError, parse, split};
 
 /// Ingestion and quota settings.
@@ -57,6 +58,7 @@ struct Piece {
     content: String,
     start: usize,
     end: usize,
+    embedding: Option<Vec<u8>>,
 }
 
 enum Outcome {
@@ -179,6 +181,7 @@ impl SeaOrmKnowledge {
                             content,
                             start: at,
                             end: at + len,
+                            embedding: None,
                         };
                         at += len + 1;
                         piece
@@ -200,6 +203,7 @@ impl SeaOrmKnowledge {
                 content: p.text,
                 start: p.start,
                 end: p.end,
+                embedding: None,
             })
             .collect::<Vec<_>>();
             Ok::<_, String>((pieces, extracted.title))
@@ -216,11 +220,37 @@ impl SeaOrmKnowledge {
                         self.settings.max_chunks_per_doc
                     ))
                 } else {
-                    Outcome::Done { pieces, title }
+                    self.embedded(pieces, title).await
                 }
             }
             Ok(Err(reason)) => Outcome::Failed(reason),
             Err(e) => Outcome::Failed(format!("the parser stopped: {e}")),
+        }
+    }
+
+    /// The pieces with their vectors when an embedding model is configured.
+    async fn embedded(&self, mut pieces: Vec<Piece>, title: Option<String>) -> Outcome {
+        let Some(embedder) = &self.embedder else {
+            return Outcome::Done { pieces, title };
+        };
+        let texts: Vec<String> = pieces
+            .iter()
+            .map(|p| {
+                if p.title.is_empty() {
+                    p.content.clone()
+                } else {
+                    format!("{}\n{}", p.title, p.content)
+                }
+            })
+            .collect();
+        match embedder.embed(&texts).await {
+            Ok(vectors) => {
+                for (piece, vector) in pieces.iter_mut().zip(vectors) {
+                    piece.embedding = Some(to_bytes(&vector));
+                }
+                Outcome::Done { pieces, title }
+            }
+            Err(e) => Outcome::Failed(format!("the embedding model failed: {e}")),
         }
     }
 
@@ -249,6 +279,7 @@ impl SeaOrmKnowledge {
                 content: Set(p.content),
                 start_char: Set(i64::try_from(p.start).unwrap_or(i64::MAX)),
                 end_char: Set(i64::try_from(p.end).unwrap_or(i64::MAX)),
+                embedding: Set(p.embedding),
             })
             .collect();
         let mut rows = rows.into_iter().peekable();

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::Utc;
 use platform::Actor;
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 
 use super::entities::{chunk, doc, kdb};
 use super::ingest::IngestSettings;
+use crate::embed::{Embedder, VectorCache, Vectors, from_bytes, fuse, nearest};
 use crate::index::{IndexChunk, Indexes};
 use crate::model::{
     MAX_FILE_NAME_CHARS, MAX_INTRO_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTING_BYTES,
@@ -38,6 +40,9 @@ pub struct SeaOrmKnowledge {
     pub(super) indexes: Indexes,
     pub(super) settings: IngestSettings,
     pub(super) wake: Notify,
+    /// With an embedding model, retrieval is hybrid (BM25 and nearest passages, fused).
+    pub(super) embedder: Option<Embedder>,
+    pub(super) vectors: VectorCache,
 }
 
 pub(super) fn to_base(row: kdb::Model) -> KnowledgeBase {
@@ -88,7 +93,67 @@ impl SeaOrmKnowledge {
             indexes: Indexes::new(dir.join("index")),
             settings,
             wake: Notify::new(),
+            embedder: None,
+            vectors: VectorCache::default(),
         }
+    }
+
+    /// Embeds passages at ingestion and queries at retrieval (hybrid retrieval).
+    pub fn with_embedder(mut self, embedder: Embedder) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// The passage vectors of a base at `revision` (loaded once per revision).
+    async fn vectors_of(
+        &self,
+        kdb_id: &str,
+        revision: i64,
+    ) -> Result<Arc<Vectors>, KnowledgeError> {
+        if let Some(v) = self.vectors.get(kdb_id, revision) {
+            return Ok(v);
+        }
+        let rows: Vec<(String, Option<Vec<u8>>)> = chunk::Entity::find()
+            .select_only()
+            .column(chunk::Column::Id)
+            .column(chunk::Column::Embedding)
+            .filter(chunk::Column::KdbId.eq(kdb_id))
+            .filter(chunk::Column::Embedding.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let rows = rows
+            .into_iter()
+            .filter_map(|(id, bytes)| Some((id, from_bytes(&bytes?))))
+            .collect();
+        Ok(self.vectors.put(kdb_id, Vectors { revision, rows }))
+    }
+
+    /// The nearest passages to `query`, best first; empty without an embedding model, or
+    /// when it fails (retrieval then stays full-text only).
+    async fn nearest_ids(
+        &self,
+        kdb_id: &str,
+        revision: i64,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, KnowledgeError> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(Vec::new());
+        };
+        let vector = match embedder.embed(&[query.to_owned()]).await {
+            Ok(mut v) if !v.is_empty() => v.swap_remove(0),
+            Ok(_) => return Ok(Vec::new()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the embedding model failed; retrieving by text only");
+                return Ok(Vec::new());
+            }
+        };
+        let vectors = self.vectors_of(kdb_id, revision).await?;
+        Ok(nearest(&vectors, &vector, limit)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 
     pub(super) fn file_path(&self, kdb_id: &str, doc_id: &str) -> PathBuf {
@@ -478,6 +543,7 @@ impl KnowledgeBases for SeaOrmKnowledge {
         kdb::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
         txn.commit().await?;
         Self::remove_path(self.files.join(id)).await;
+        self.vectors.forget(id);
         if let Err(e) = self.indexes.drop_index(id).await {
             tracing::warn!(kdb_id = id, error = %e, "cannot remove a knowledge index");
         }
@@ -529,10 +595,16 @@ impl KnowledgeBases for SeaOrmKnowledge {
                 limit,
             )
             .await?;
-        let scores: HashMap<String, f32> = found
-            .iter()
-            .map(|h| (h.chunk_id.clone(), h.score))
-            .collect();
+        let near = self.nearest_ids(id, row.revision, &query, limit).await?;
+        let scores: HashMap<String, f32> = if near.is_empty() {
+            found
+                .iter()
+                .map(|h| (h.chunk_id.clone(), h.score))
+                .collect()
+        } else {
+            let by_text: Vec<String> = found.iter().map(|h| h.chunk_id.clone()).collect();
+            fuse(&[by_text, near])
+        };
         let chunks = if scores.is_empty() {
             Vec::new()
         } else {
