@@ -109,11 +109,13 @@ pub(crate) fn answers(addr: &str) -> bool {
 }
 
 /// The test peers from npm: the OpenID Provider of the upstream-login tests
-/// (`oidc-provider`) and the MCP reference server of the MCP tests.
+/// (`oidc-provider`), the MCP reference server of the MCP tests and the S3-compatible server
+/// of the object-storage tests (`s3rver`).
 fn install_test_peers() -> Result<(), String> {
     for (fixture, module) in [
         ("oidc", "oidc-provider"),
         ("mcp", "@modelcontextprotocol/server-everything"),
+        ("s3", "s3rver"),
     ] {
         let dir = root().join("fixtures").join(fixture);
         if dir.join("node_modules").join(module).exists() {

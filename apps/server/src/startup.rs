@@ -157,9 +157,13 @@ impl Services {
                 .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
             platform::secret::Sealer::with_keys(&secret),
         ));
+        let objects =
+            platform::objects::from_config(config.s3.as_ref(), config.data_dir.join("objects"))
+                .map_err(|e| StartError::new(format!("invalid configuration: {e}")))?;
         let mut knowledge = knowledge::SeaOrmKnowledge::new(
             db.clone(),
-            &config.data_dir.join("knowledge"),
+            objects,
+            &config.data_dir.join("knowledge").join("index"),
             knowledge::IngestSettings {
                 poll: config.task_poll,
                 max_per_user: config.max_knowledge_bases_per_user,

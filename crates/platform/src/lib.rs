@@ -14,6 +14,7 @@ pub mod confined;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod objects;
 pub mod outbound;
 pub mod pagination;
 pub mod readiness;

@@ -262,7 +262,7 @@ async fn documents_go_from_upload_to_retrieval() {
     .await)
     .await;
     assert_eq!(empty["total"], 0);
-    let files = app.data_path().join("knowledge/files").join(&kdb);
+    let files = app.data_path().join("objects/knowledge").join(&kdb);
     assert!(!files.exists() || std::fs::read_dir(&files).unwrap().next().is_none());
 
     // Rename, then delete.
@@ -629,4 +629,142 @@ async fn with_an_embedding_model_retrieval_is_hybrid() {
         .filter(|(kind, body)| kind == "embeddings" && body["input"] == json!(["epsilon"]))
         .count();
     assert_eq!(queries, 1);
+}
+
+/// An S3-compatible server (s3rver from npm, `fixtures/s3`) on a free loopback port with a
+/// bucket `sage`, stopped on drop.
+pub(crate) struct S3Peer {
+    child: std::process::Child,
+    pub(crate) endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for S3Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Peer {
+    pub(crate) fn start() -> S3Peer {
+        use std::io::{BufRead, BufReader};
+        let script =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/s3"))
+                .join("node_modules/s3rver/bin/s3rver.js");
+        assert!(
+            script.exists(),
+            "s3rver is not installed: run `npm ci --prefix fixtures/s3` (.ci/run and cargo xtask test do)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("node")
+            .arg(&script)
+            .args([
+                "-d",
+                dir.path().to_str().unwrap(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                "0",
+            ])
+            .args(["--configure-bucket", "sage"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs");
+        // It prints `S3rver listening on 127.0.0.1:<port>` once it listens.
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let address = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("listening on ")
+                    .nth(1)
+                    .map(|a| a.trim().to_owned())
+            })
+            .expect("s3rver started");
+        std::thread::spawn(move || lines.for_each(drop));
+        S3Peer {
+            child,
+            endpoint: format!("http://{address}"),
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn config(&self) -> platform::config::S3Config {
+        platform::config::S3Config {
+            endpoint: Some(self.endpoint.clone()),
+            bucket: "sage".into(),
+            region: None,
+            access_key: Some("S3RVER".into()),
+            secret_key: Some("S3RVER".into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_object_storage_documents_live_in_the_bucket() {
+    use platform::objects::{ObjectError, ObjectStore, S3Objects};
+    let s3 = S3Peer::start();
+    let config = s3.config();
+    let for_app = config.clone();
+    let app = TestApp::spawn_with(move |c| c.s3 = Some(for_app)).await;
+    let (alice, _) = app.user("alice").await;
+    let kdb = ok(app
+        .post_json(
+            &alice,
+            "/api/knowledge-base/add",
+            json!({"name": "Bucketed", "type": "document"}),
+        )
+        .await)
+    .await["kdb_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = ok(upload(
+        &app,
+        &alice,
+        &kdb,
+        &[("notes.md", b"# Notes\n\nThe bucket keeps the original.")],
+    )
+    .await)
+    .await["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(settled(&app, &alice, &kdb, &task).await["success"], 1);
+    let found = ok(app
+        .post_json(
+            &alice,
+            "/api/knowledge-base/retrieve",
+            json!({"kdb_id": kdb, "query": "original"}),
+        )
+        .await)
+    .await;
+    let doc_id = found["results"][0]["doc_id"].as_str().unwrap().to_owned();
+
+    // The original is in the bucket, not on the server's disk.
+    let bucket = S3Objects::new(&config).unwrap();
+    let key = format!("knowledge/{kdb}/{doc_id}");
+    assert_eq!(
+        bucket.get(&key, 1 << 20).await.unwrap(),
+        b"# Notes\n\nThe bucket keeps the original."
+    );
+    assert!(!app.data_path().join("objects").exists());
+
+    // Deleting the document deletes the object.
+    ok(alice
+        .delete(app.url(&format!("/api/knowledge-base/doc/delete/{doc_id}")))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert!(matches!(
+        bucket.get(&key, 1 << 20).await,
+        Err(ObjectError::NotFound)
+    ));
+
+    // (s3rver does not check Signature Version 4 signatures; `platform::objects` checks its
+    // signing against AWS's published example.)
 }

@@ -20,6 +20,9 @@ use super::service::SeaOrmKnowledge;
 use crate::embed::to_bytes;
 use crate::{DocStatus, KnowledgeError, parse, split};
 
+/// The largest stored file ingestion reads (the parsers cap each type lower).
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Ingestion and quota settings.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -159,8 +162,8 @@ impl SeaOrmKnowledge {
     }
 
     async fn process(&self, row: &doc::Model) -> Outcome {
-        let path = self.file_path(&row.kdb_id, &row.id);
-        let bytes = match tokio::fs::read(&path).await {
+        let key = Self::object_key(&row.kdb_id, &row.id);
+        let bytes = match self.objects.get(&key, MAX_FILE_BYTES).await {
             Ok(bytes) => bytes,
             Err(e) => return Outcome::Failed(format!("the stored file cannot be read: {e}")),
         };

@@ -2,12 +2,13 @@
 //! `<data dir>/knowledge/files/<kdb id>/<doc id>`, and retrieval through [`Indexes`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use platform::Actor;
 use platform::db::Db;
+use platform::objects::ObjectStore;
 use platform::pagination::{Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -36,7 +37,8 @@ const MAX_FILES_PER_UPLOAD: usize = 50;
 
 pub struct SeaOrmKnowledge {
     pub(super) db: Db,
-    pub(super) files: PathBuf,
+    /// The uploaded files, under `knowledge/<kdb id>/<doc id>`.
+    pub(super) objects: Arc<dyn ObjectStore>,
     pub(super) indexes: Indexes,
     pub(super) settings: IngestSettings,
     pub(super) wake: Notify,
@@ -85,12 +87,18 @@ fn given(value: Option<&str>) -> Option<&str> {
 }
 
 impl SeaOrmKnowledge {
-    /// Knowledge bases in `db`, their files and indexes under `dir` (`<data dir>/knowledge`).
-    pub fn new(db: Db, dir: &Path, settings: IngestSettings) -> Self {
+    /// Knowledge bases in `db`, their files in `objects`, this process's indexes under
+    /// `index_dir` (`<data dir>/knowledge/index`).
+    pub fn new(
+        db: Db,
+        objects: Arc<dyn ObjectStore>,
+        index_dir: &Path,
+        settings: IngestSettings,
+    ) -> Self {
         Self {
             db,
-            files: dir.join("files"),
-            indexes: Indexes::new(dir.join("index")),
+            objects,
+            indexes: Indexes::new(index_dir),
             settings,
             wake: Notify::new(),
             embedder: None,
@@ -156,8 +164,8 @@ impl SeaOrmKnowledge {
             .collect())
     }
 
-    pub(super) fn file_path(&self, kdb_id: &str, doc_id: &str) -> PathBuf {
-        self.files.join(kdb_id).join(doc_id)
+    pub(super) fn object_key(kdb_id: &str, doc_id: &str) -> String {
+        format!("knowledge/{kdb_id}/{doc_id}")
     }
 
     /// The knowledge base, if the caller may see it.
@@ -224,18 +232,13 @@ impl SeaOrmKnowledge {
         Ok(())
     }
 
-    /// Removes files after their rows are gone; a failure is logged, not returned (the rows
-    /// are the truth, and a leftover file is unreachable).
-    async fn remove_path(path: PathBuf) {
-        let result = if path.is_dir() {
-            tokio::fs::remove_dir_all(&path).await
-        } else {
-            tokio::fs::remove_file(&path).await
-        };
-        if let Err(e) = result
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove a knowledge file");
+    /// Removes documents' files after their rows are gone; a failure is logged, not
+    /// returned (the rows are the truth, and a leftover file is unreachable).
+    async fn remove_files(&self, kdb_id: &str, doc_ids: &[String]) {
+        for id in doc_ids {
+            if let Err(e) = self.objects.delete(&Self::object_key(kdb_id, id)).await {
+                tracing::warn!(kdb_id, doc_id = %id, error = %e, "cannot remove a knowledge file");
+            }
         }
     }
 
@@ -258,9 +261,7 @@ impl SeaOrmKnowledge {
         doc::Entity::delete_many().filter(filter).exec(&txn).await?;
         Self::bump(&txn, kdb_id).await?;
         txn.commit().await?;
-        for id in ids {
-            Self::remove_path(self.file_path(kdb_id, &id)).await;
-        }
+        self.remove_files(kdb_id, &ids).await;
         Ok(())
     }
 
@@ -532,6 +533,13 @@ impl KnowledgeBases for SeaOrmKnowledge {
     async fn delete(&self, actor: &Actor, id: &str) -> Result<KnowledgeBase, KnowledgeError> {
         let row = self.owned(actor, id).await?;
         let txn = self.db.begin().await?;
+        let doc_ids: Vec<String> = doc::Entity::find()
+            .select_only()
+            .column(doc::Column::Id)
+            .filter(doc::Column::KdbId.eq(id))
+            .into_tuple()
+            .all(&txn)
+            .await?;
         chunk::Entity::delete_many()
             .filter(chunk::Column::KdbId.eq(id))
             .exec(&txn)
@@ -542,7 +550,7 @@ impl KnowledgeBases for SeaOrmKnowledge {
             .await?;
         kdb::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
         txn.commit().await?;
-        Self::remove_path(self.files.join(id)).await;
+        self.remove_files(id, &doc_ids).await;
         self.vectors.forget(id);
         if let Err(e) = self.indexes.drop_index(id).await {
             tracing::warn!(kdb_id = id, error = %e, "cannot remove a knowledge index");
@@ -554,7 +562,6 @@ impl KnowledgeBases for SeaOrmKnowledge {
         let row = self.owned(actor, id).await?;
         self.delete_docs(id, Condition::all().add(doc::Column::KdbId.eq(id)))
             .await?;
-        Self::remove_path(self.files.join(id)).await;
         Ok(to_base(row))
     }
 
@@ -713,27 +720,20 @@ impl KnowledgeBases for SeaOrmKnowledge {
             checked.push((name, file));
         }
         let task_id = platform::ids::new_hex_id();
-        let dir = self.files.join(id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(KnowledgeError::internal)?;
         let now = Utc::now();
         let mut rows = Vec::with_capacity(checked.len());
         let mut placed = Vec::with_capacity(checked.len());
         for (name, file) in checked {
             let doc_id = platform::ids::new_hex_id();
-            let target = dir.join(&doc_id);
-            let moved = match tokio::fs::rename(&file.path, &target).await {
-                Ok(()) => Ok(()),
-                Err(_) => tokio::fs::copy(&file.path, &target).await.map(|_| ()),
-            };
-            if let Err(e) = moved {
-                for path in placed {
-                    Self::remove_path(path).await;
-                }
+            let stored = self
+                .objects
+                .put_file(&Self::object_key(id, &doc_id), &file.path)
+                .await;
+            if let Err(e) = stored {
+                self.remove_files(id, &placed).await;
                 return Err(KnowledgeError::internal(e));
             }
-            placed.push(target);
+            placed.push(doc_id.clone());
             let data_source = if qa {
                 "qa"
             } else if name.to_ascii_lowercase().ends_with("eml") {
@@ -760,9 +760,7 @@ impl KnowledgeBases for SeaOrmKnowledge {
             });
         }
         if let Err(e) = doc::Entity::insert_many(rows).exec(&self.db).await {
-            for path in placed {
-                Self::remove_path(path).await;
-            }
+            self.remove_files(id, &placed).await;
             return Err(e.into());
         }
         self.wake.notify_waiters();

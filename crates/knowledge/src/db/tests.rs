@@ -2,8 +2,10 @@
 //! set.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use platform::Actor;
+use platform::objects::LocalObjects;
 use platform::pagination::PageRequest;
 
 use super::{IngestSettings, SeaOrmKnowledge};
@@ -16,7 +18,8 @@ async fn service(dir: &tempfile::TempDir) -> SeaOrmKnowledge {
     let db = migration::test_database(dir.path()).await.unwrap();
     SeaOrmKnowledge::new(
         db,
-        &dir.path().join("knowledge"),
+        Arc::new(LocalObjects::new(dir.path().join("objects"))),
+        &dir.path().join("index"),
         IngestSettings {
             max_per_user: 3,
             ..IngestSettings::default()
@@ -144,7 +147,8 @@ async fn documents_are_ingested_retrieved_and_removed() {
     kb.clear(&alice, &base.id).await.unwrap();
     let (_, hits) = kb.retrieve(&alice, &base.id, "invoices", 5).await.unwrap();
     assert!(hits.is_empty());
-    assert!(!dir.path().join("knowledge/files").join(&base.id).exists());
+    let left = dir.path().join("objects/knowledge").join(&base.id);
+    assert!(!left.exists() || std::fs::read_dir(&left).unwrap().next().is_none());
     kb.delete(&alice, &base.id).await.unwrap();
     assert!(matches!(
         kb.get(&alice, &base.id).await,
@@ -286,6 +290,7 @@ async fn a_second_process_sees_what_the_first_ingested() {
     // Another replica has its own index directory; it builds it from the table.
     let other = SeaOrmKnowledge::new(
         kb.db.clone(),
+        kb.objects.clone(),
         &dir.path().join("replica-2"),
         IngestSettings::default(),
     );
