@@ -898,7 +898,7 @@ impl From<platform::blobs::BlobError> for AppError {
             }
             platform::blobs::BlobError::NotFound => AppError::new("upload.not_found"),
             platform::blobs::BlobError::Conflict => AppError::new("upload.path_conflict"),
-            platform::blobs::BlobError::Io(e) => AppError::internal(e),
+            platform::blobs::BlobError::Io(e) => AppError::internal(anyhow::anyhow!(e)),
         }
     }
 }

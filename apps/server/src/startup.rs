@@ -117,7 +117,30 @@ impl Services {
                 |e| StartError::new(format!("invalid configuration: SAGE_OUTBOUND_ALLOW: {e}")),
             )?,
         );
-        let blobs = platform::blobs::Blobs::new(config.data_dir.join("oss"), &secret.current);
+        // Uploads and knowledge-base files: in the S3 bucket when configured (below `oss/`
+        // and `knowledge/`), else in their own directories of the data dir.
+        let (objects, blobs) = match &config.s3 {
+            Some(s3) => {
+                let bucket: Arc<dyn platform::objects::ObjectStore> = Arc::new(
+                    platform::objects::S3Objects::new(s3)
+                        .map_err(|e| StartError::new(format!("invalid configuration: {e}")))?,
+                );
+                let blobs = platform::blobs::Blobs::new(bucket.clone(), "oss/", &secret.current);
+                (bucket, blobs)
+            }
+            None => (
+                Arc::new(platform::objects::LocalObjects::new(
+                    config.data_dir.join("objects"),
+                )) as Arc<dyn platform::objects::ObjectStore>,
+                platform::blobs::Blobs::new(
+                    Arc::new(platform::objects::LocalObjects::new(
+                        config.data_dir.join("oss"),
+                    )),
+                    "",
+                    &secret.current,
+                ),
+            ),
+        };
         let releases = Arc::new(releases::SeaOrmReleases::new(
             db.clone(),
             releases::Feed::new(config.releases_url.clone(), policy.clone()).map_err(|e| {
@@ -157,9 +180,6 @@ impl Services {
                 .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
             platform::secret::Sealer::with_keys(&secret),
         ));
-        let objects =
-            platform::objects::from_config(config.s3.as_ref(), config.data_dir.join("objects"))
-                .map_err(|e| StartError::new(format!("invalid configuration: {e}")))?;
         let mut knowledge = knowledge::SeaOrmKnowledge::new(
             db.clone(),
             objects,

@@ -1,17 +1,17 @@
-//! Object storage for uploads (`/api/oss/upload`): files under `<data dir>/oss`, each user's
-//! below their own id (a key is `<user id>/<path>`, so one user can never name, overwrite or
-//! list another's), and links to them that are signed and expire: HMAC-SHA256 under a key
-//! derived from the server secret, over the key and the expiry, so every replica sharing the
-//! secret serves every link and nobody can forge or prolong one.
-//!
-//! The tree is [`Confined`]: no path leaves it, symlinks are refused, files are 0600.
+//! Uploads (`/api/oss/upload`) in an [`ObjectStore`] (`<data dir>/oss` on the embedded
+//! default, `oss/` in the S3 bucket when configured), each user's below their own id (a key is
+//! `<user id>/<path>`, so one user can never name, overwrite or list another's), and links to
+//! them that are signed and expire: HMAC-SHA256 under a key derived from the server secret,
+//! over the key and the expiry, so every replica sharing the secret serves every link and
+//! nobody can forge or prolong one.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use ring::hmac;
 
-use crate::confined::{Confined, ConfinedError, InvalidPath, Kind, relative_parts};
+use crate::confined::{InvalidPath, relative_parts};
+use crate::objects::{ByteStream, ObjectError, ObjectStore};
 use crate::secret::SecretKey;
 
 /// Why a blob operation failed.
@@ -27,20 +27,16 @@ pub enum BlobError {
     /// The path names a directory or passes through a file.
     #[error("the path is taken by a directory or passes through a file")]
     Conflict,
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Io(String),
 }
 
-impl From<ConfinedError> for BlobError {
-    fn from(e: ConfinedError) -> Self {
+impl From<ObjectError> for BlobError {
+    fn from(e: ObjectError) -> Self {
         match e {
-            ConfinedError::NotFound | ConfinedError::Symlink | ConfinedError::BadName => {
-                BlobError::NotFound
-            }
-            ConfinedError::NotADirectory | ConfinedError::IsADirectory | ConfinedError::Exists => {
-                BlobError::Conflict
-            }
-            ConfinedError::Io(e) => BlobError::Io(e),
+            ObjectError::NotFound | ObjectError::BadKey(_) => BlobError::NotFound,
+            ObjectError::Conflict => BlobError::Conflict,
+            other => BlobError::Io(other.to_string()),
         }
     }
 }
@@ -57,16 +53,20 @@ pub struct StoredBlob {
     pub signature: String,
 }
 
-/// The local object store.
+/// The upload store.
 #[derive(Clone)]
 pub struct Blobs {
-    root: PathBuf,
+    objects: Arc<dyn ObjectStore>,
+    /// Prepended to every key in `objects` (`oss/` in a shared bucket, empty in `<data dir>/oss`).
+    prefix: String,
     signing: hmac::Key,
 }
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Blobs").field("root", &self.root).finish()
+        f.debug_struct("Blobs")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,15 +74,20 @@ impl std::fmt::Debug for Blobs {
 const MAX_FILE_NAME_CHARS: usize = 120;
 
 impl Blobs {
-    /// A store under `root` (created on first write), signing with a key derived from the
-    /// server secret (never the secret itself).
-    pub fn new(root: impl Into<PathBuf>, secret: &SecretKey) -> Self {
+    /// Uploads in `objects` below `prefix` (`""` or segments ending in `/`), signing with a
+    /// key derived from the server secret (never the secret itself).
+    pub fn new(objects: Arc<dyn ObjectStore>, prefix: &str, secret: &SecretKey) -> Self {
         let derive = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
         let derived = hmac::sign(&derive, b"sage-blob-links-v1");
         Self {
-            root: root.into(),
+            objects,
+            prefix: prefix.to_owned(),
             signing: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         }
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     fn message(key: &str, expires: i64) -> Vec<u8> {
@@ -136,28 +141,19 @@ impl Blobs {
         Ok(parts)
     }
 
-    /// Moves the finished temporary file `source` to `key` (replacing a file already there:
+    /// Stores the finished temporary file `source` at `key` (replacing a file already there:
     /// the key is the caller's own) and signs a link valid until `expires`.
-    pub fn put(
+    pub async fn put(
         &self,
         key: &[String],
         source: &Path,
         expires: i64,
     ) -> Result<StoredBlob, BlobError> {
-        let (name, dirs) = key.split_last().ok_or(BlobError::NotFound)?;
-        let tree = Confined::create(&self.root)?;
-        let dir = tree.create_dirs(dirs)?;
-        match tree.stat(key) {
-            Ok(meta) if meta.kind == Kind::File || meta.kind == Kind::Symlink => {
-                tree.remove(key)?;
-            }
-            Ok(_) => return Err(BlobError::Conflict),
-            Err(ConfinedError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        tree.place(&dir, name, source)?;
-        let size = tree.stat(key)?.size;
         let joined = key.join("/");
+        let size = self
+            .objects
+            .put_file(&self.object_key(&joined), source)
+            .await?;
         Ok(StoredBlob {
             signature: self.sign(&joined, expires),
             key: joined,
@@ -167,14 +163,14 @@ impl Blobs {
     }
 
     /// Opens the file of a signed link if the signature holds and `now` is not past
-    /// `expires`; every failure is [`BlobError::NotFound`].
-    pub fn open_signed(
+    /// `expires`: its size and bytes. Every failure of the link is [`BlobError::NotFound`].
+    pub async fn open_signed(
         &self,
         key: &str,
         expires: i64,
         signature: &str,
         now: i64,
-    ) -> Result<(File, u64), BlobError> {
+    ) -> Result<(u64, ByteStream), BlobError> {
         let valid = hex::decode(signature).is_ok_and(|tag| {
             hmac::verify(&self.signing, &Self::message(key, expires), &tag).is_ok()
         });
@@ -182,10 +178,14 @@ impl Blobs {
             return Err(BlobError::NotFound);
         }
         let parts = relative_parts(key).map_err(|_| BlobError::NotFound)?;
-        let tree = Confined::open(&self.root).map_err(|_| BlobError::NotFound)?;
-        let file = tree.open_file(&parts).map_err(|_| BlobError::NotFound)?;
-        let size = file.metadata()?.len();
-        Ok((file, size))
+        if parts.len() < 2 {
+            return Err(BlobError::NotFound);
+        }
+        match self.objects.open(&self.object_key(&parts.join("/"))).await {
+            Ok(open) => Ok(open),
+            Err(ObjectError::Io(e)) => Err(BlobError::Io(e)),
+            Err(_) => Err(BlobError::NotFound),
+        }
     }
 }
 
@@ -199,25 +199,17 @@ impl crate::UserCleanup for Blobs {
         if parts.len() != 1 {
             return Ok(());
         }
-        let root = self.root.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            let tree = match Confined::open(&root) {
-                Ok(tree) => tree,
-                Err(ConfinedError::NotFound) => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            match tree.remove(&parts) {
-                Ok(()) | Err(ConfinedError::NotFound) => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-        Ok(removed?)
+        self.objects
+            .delete_prefix(&self.object_key(&parts[0]))
+            .await?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn temp_file(dir: &Path, text: &str) -> PathBuf {
@@ -250,58 +242,93 @@ mod tests {
         assert!(Blobs::key_for("../x", None, Some("a"), "s").is_err());
     }
 
-    #[test]
-    fn links_open_only_while_valid_and_unforged() {
+    fn local(dir: &Path) -> Arc<dyn ObjectStore> {
+        Arc::new(crate::objects::LocalObjects::new(dir.join("oss")))
+    }
+
+    async fn read(open: Result<(u64, ByteStream), BlobError>) -> Result<(String, u64), BlobError> {
+        use futures_util::StreamExt;
+        let (size, stream) = open?;
+        let chunks: Vec<bytes::Bytes> = stream.map(|c| c.unwrap()).collect().await;
+        Ok((String::from_utf8(chunks.concat()).unwrap(), size))
+    }
+
+    #[tokio::test]
+    async fn links_open_only_while_valid_and_unforged() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::new(dir.path().join("oss"), &secret(b'a'));
+        let blobs = Blobs::new(local(dir.path()), "", &secret(b'a'));
         let key = Blobs::key_for("u1", Some("docs/a.txt"), None, "s").unwrap();
         let stored = blobs
             .put(&key, &temp_file(dir.path(), "first"), 1_000)
+            .await
             .unwrap();
         assert_eq!(stored.key, "u1/docs/a.txt");
         assert_eq!(stored.size, 5);
         let open = |key: &str, expires: i64, sig: &str, now: i64| {
-            blobs
-                .open_signed(key, expires, sig, now)
-                .map(|(mut f, size)| {
-                    let mut text = String::new();
-                    std::io::Read::read_to_string(&mut f, &mut text).unwrap();
-                    (text, size)
-                })
+            let (blobs, key, sig) = (blobs.clone(), key.to_owned(), sig.to_owned());
+            async move { read(blobs.open_signed(&key, expires, &sig, now).await).await }
         };
         assert_eq!(
-            open(&stored.key, 1_000, &stored.signature, 999).unwrap(),
+            open(&stored.key, 1_000, &stored.signature, 999)
+                .await
+                .unwrap(),
             ("first".to_owned(), 5)
         );
         // Expired, prolonged, another key, another secret, garbage: all NotFound.
         assert!(matches!(
-            open(&stored.key, 1_000, &stored.signature, 1_001),
+            open(&stored.key, 1_000, &stored.signature, 1_001).await,
             Err(BlobError::NotFound)
         ));
-        assert!(open(&stored.key, 2_000, &stored.signature, 999).is_err());
-        assert!(open("u1/docs/b.txt", 1_000, &stored.signature, 999).is_err());
-        assert!(open(&stored.key, 1_000, "zz", 999).is_err());
-        let other = Blobs::new(dir.path().join("oss"), &secret(b'b'));
+        assert!(
+            open(&stored.key, 2_000, &stored.signature, 999)
+                .await
+                .is_err()
+        );
+        assert!(
+            open("u1/docs/b.txt", 1_000, &stored.signature, 999)
+                .await
+                .is_err()
+        );
+        assert!(open(&stored.key, 1_000, "zz", 999).await.is_err());
+        let other = Blobs::new(local(dir.path()), "", &secret(b'b'));
         assert!(
             other
                 .open_signed(&stored.key, 1_000, &stored.signature, 999)
+                .await
                 .is_err()
         );
 
         // The same key again replaces the file; a directory in the way is a conflict.
         let again = blobs
             .put(&key, &temp_file(dir.path(), "second!"), 1_000)
+            .await
             .unwrap();
-        assert_eq!(open(&again.key, 1_000, &again.signature, 0).unwrap().1, 7);
+        assert_eq!(
+            open(&again.key, 1_000, &again.signature, 0)
+                .await
+                .unwrap()
+                .1,
+            7
+        );
         let dir_key = Blobs::key_for("u1", Some("docs"), None, "s").unwrap();
         assert!(matches!(
-            blobs.put(&dir_key, &temp_file(dir.path(), "x"), 1_000),
+            blobs
+                .put(&dir_key, &temp_file(dir.path(), "x"), 1_000)
+                .await,
             Err(BlobError::Conflict)
         ));
         let through_file = Blobs::key_for("u1", Some("docs/a.txt/c"), None, "s").unwrap();
         assert!(matches!(
-            blobs.put(&through_file, &temp_file(dir.path(), "x"), 1_000),
+            blobs
+                .put(&through_file, &temp_file(dir.path(), "x"), 1_000)
+                .await,
             Err(BlobError::Conflict)
         ));
+
+        // A deleted user's uploads go.
+        crate::UserCleanup::user_deleted(&blobs, "u1")
+            .await
+            .unwrap();
+        assert!(open(&again.key, 1_000, &again.signature, 0).await.is_err());
     }
 }

@@ -4,7 +4,6 @@
 //! Version 4, path-style URLs), which every replica reaches.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -12,13 +11,18 @@ use ring::{digest, hmac};
 use tokio::io::AsyncReadExt;
 
 use crate::config::S3Config;
-use crate::confined::{Confined, ConfinedError, relative_parts};
+use futures_util::StreamExt;
+
+use crate::confined::{Confined, ConfinedError, Kind, relative_parts};
 
 /// Why an object operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     #[error("no such object")]
     NotFound,
+    /// The key names a directory, or passes through an object (local files only).
+    #[error("the key is taken by a directory or passes through a file")]
+    Conflict,
     #[error("the object is larger than {0} bytes")]
     TooLarge(u64),
     #[error("invalid object key: {0}")]
@@ -36,33 +40,36 @@ impl From<std::io::Error> for ObjectError {
 impl From<ConfinedError> for ObjectError {
     fn from(e: ConfinedError) -> Self {
         match e {
-            ConfinedError::NotFound => ObjectError::NotFound,
+            ConfinedError::NotFound | ConfinedError::Symlink | ConfinedError::BadName => {
+                ObjectError::NotFound
+            }
+            ConfinedError::NotADirectory | ConfinedError::IsADirectory | ConfinedError::Exists => {
+                ObjectError::Conflict
+            }
             other => ObjectError::Io(other.to_string()),
         }
     }
 }
 
+/// An object's bytes as they arrive.
+pub type ByteStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
 /// Where objects live.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
-    /// Stores the finished file at `source` under `key`, replacing an object already there.
-    /// The source may be moved; the caller removes whatever is left of it.
-    async fn put_file(&self, key: &str, source: &Path) -> Result<(), ObjectError>;
+    /// Stores the finished file at `source` under `key`, replacing an object already there,
+    /// and returns its size. The source may be moved; the caller removes whatever is left.
+    async fn put_file(&self, key: &str, source: &Path) -> Result<u64, ObjectError>;
     /// The object's bytes; [`ObjectError::TooLarge`] past `max` bytes.
     async fn get(&self, key: &str, max: u64) -> Result<Vec<u8>, ObjectError>;
+    /// The object's size and its bytes as a stream.
+    async fn open(&self, key: &str) -> Result<(u64, ByteStream), ObjectError>;
     /// Removes the object; a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;
-}
-
-/// The store the configuration asks for: the bucket of `SAGE_S3_*`, else `local_root`.
-pub fn from_config(
-    s3: Option<&S3Config>,
-    local_root: PathBuf,
-) -> Result<Arc<dyn ObjectStore>, String> {
-    Ok(match s3 {
-        Some(s3) => Arc::new(S3Objects::new(s3)?),
-        None => Arc::new(LocalObjects::new(local_root)),
-    })
+    /// Removes every object below `prefix` (a key of one or more segments, without the
+    /// trailing `/`).
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ObjectError>;
 }
 
 fn parts(key: &str) -> Result<Vec<String>, ObjectError> {
@@ -87,19 +94,23 @@ impl LocalObjects {
 
 #[async_trait]
 impl ObjectStore for LocalObjects {
-    async fn put_file(&self, key: &str, source: &Path) -> Result<(), ObjectError> {
+    async fn put_file(&self, key: &str, source: &Path) -> Result<u64, ObjectError> {
         let parts = parts(key)?;
         let (root, source) = (self.root.clone(), source.to_owned());
         tokio::task::spawn_blocking(move || {
             let tree = Confined::create(&root)?;
             let (name, dirs) = parts.split_last().ok_or(ObjectError::NotFound)?;
             let dir = tree.create_dirs(dirs)?;
-            match tree.remove(&parts) {
-                Ok(()) | Err(ConfinedError::NotFound) => {}
+            match tree.stat(&parts) {
+                Ok(meta) if meta.kind == Kind::File || meta.kind == Kind::Symlink => {
+                    tree.remove(&parts)?;
+                }
+                Ok(_) => return Err(ObjectError::Conflict),
+                Err(ConfinedError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
             tree.place(&dir, name, &source)?;
-            Ok(())
+            Ok(tree.stat(&parts)?.size)
         })
         .await
         .map_err(|e| ObjectError::Io(e.to_string()))?
@@ -121,6 +132,25 @@ impl ObjectStore for LocalObjects {
         })
         .await
         .map_err(|e| ObjectError::Io(e.to_string()))?
+    }
+
+    async fn open(&self, key: &str) -> Result<(u64, ByteStream), ObjectError> {
+        let parts = parts(key)?;
+        let root = self.root.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            let tree = Confined::open(&root)?;
+            Ok::<_, ObjectError>(tree.open_file(&parts)?)
+        })
+        .await
+        .map_err(|e| ObjectError::Io(e.to_string()))??;
+        let size = file.metadata()?.len();
+        let stream =
+            file_chunks(tokio::fs::File::from_std(file)).map(|chunk| chunk.map(bytes::Bytes::from));
+        Ok((size, Box::pin(stream)))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ObjectError> {
+        self.delete(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {
@@ -202,6 +232,7 @@ fn authorization(
     credentials: &Credentials<'_>,
     method: &str,
     path: &str,
+    query: &str,
     headers: &[(&str, &str)],
     payload_hash: &str,
     amz_date: &str,
@@ -209,7 +240,7 @@ fn authorization(
     let date = amz_date.get(..8).unwrap_or_default();
     let signed: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
     let signed = signed.join(";");
-    let mut canonical = format!("{method}\n{path}\n\n");
+    let mut canonical = format!("{method}\n{path}\n{query}\n");
     for (name, value) in headers {
         canonical.push_str(&format!("{name}:{}\n", value.trim()));
     }
@@ -274,6 +305,23 @@ impl S3Objects {
             uri_encode(&self.bucket, false),
             uri_encode(key, true)
         );
+        self.signed(method, path, &[])
+    }
+
+    /// A signed request for `path` with query parameters (put in canonical order here).
+    fn signed(
+        &self,
+        method: reqwest::Method,
+        path: String,
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
+            .collect();
+        pairs.sort();
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = query.join("&");
         let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let payload = "UNSIGNED-PAYLOAD";
         let authorization = authorization(
@@ -284,6 +332,7 @@ impl S3Objects {
             },
             method.as_str(),
             &path,
+            &query,
             &[
                 ("host", &self.host),
                 ("x-amz-content-sha256", payload),
@@ -292,8 +341,13 @@ impl S3Objects {
             payload,
             &amz_date,
         );
+        let url = if query.is_empty() {
+            format!("{}{path}", self.endpoint)
+        } else {
+            format!("{}{path}?{query}", self.endpoint)
+        };
         self.client
-            .request(method, format!("{}{path}", self.endpoint))
+            .request(method, url)
             .header("x-amz-content-sha256", payload)
             .header("x-amz-date", amz_date)
             .header("authorization", authorization)
@@ -312,7 +366,7 @@ impl S3Objects {
 
 #[async_trait]
 impl ObjectStore for S3Objects {
-    async fn put_file(&self, key: &str, source: &Path) -> Result<(), ObjectError> {
+    async fn put_file(&self, key: &str, source: &Path) -> Result<u64, ObjectError> {
         parts(key)?;
         let file = tokio::fs::File::open(source).await?;
         let length = file.metadata().await?.len();
@@ -325,9 +379,68 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| ObjectError::Io(e.to_string()))?;
         if response.status().is_success() {
-            Ok(())
+            Ok(length)
         } else {
             Err(Self::failure(response).await)
+        }
+    }
+
+    async fn open(&self, key: &str) -> Result<(u64, ByteStream), ObjectError> {
+        parts(key)?;
+        let response = self
+            .request(reqwest::Method::GET, key)
+            .send()
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ObjectError::NotFound);
+        }
+        if !response.status().is_success() {
+            return Err(Self::failure(response).await);
+        }
+        let size = response
+            .content_length()
+            .ok_or_else(|| ObjectError::Io("S3 sent no content length".into()))?;
+        let stream = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok((size, Box::pin(stream)))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ObjectError> {
+        parts(prefix)?;
+        let below = format!("{prefix}/");
+        let path = format!("/{}", uri_encode(&self.bucket, false));
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", below.as_str())];
+            if let Some(t) = token.as_deref() {
+                query.push(("continuation-token", t));
+            }
+            let response = self
+                .signed(reqwest::Method::GET, path.clone(), &query)
+                .send()
+                .await
+                .map_err(|e| ObjectError::Io(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(Self::failure(response).await);
+            }
+            let listing = response
+                .text()
+                .await
+                .map_err(|e| ObjectError::Io(e.to_string()))?;
+            for key in xml_values(&listing, "Key") {
+                self.delete(&key).await?;
+            }
+            token = xml_values(&listing, "NextContinuationToken")
+                .into_iter()
+                .next();
+            let truncated = xml_values(&listing, "IsTruncated")
+                .first()
+                .is_some_and(|t| t == "true");
+            if !truncated || token.is_none() {
+                return Ok(());
+            }
         }
     }
 
@@ -376,6 +489,27 @@ impl ObjectStore for S3Objects {
     }
 }
 
+/// The texts of every `<tag>…</tag>` of an S3 XML answer, with XML's five entities decoded.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(&open) {
+        let after = &rest[at + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(
+            after[..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
 /// A file as a stream of 64 KiB chunks (ends after the first error).
 fn file_chunks(
     file: tokio::fs::File,
@@ -409,6 +543,7 @@ mod tests {
             },
             "GET",
             "/test.txt",
+            "",
             &[
                 ("host", "examplebucket.s3.amazonaws.com"),
                 ("range", "bytes=0-9"),
@@ -430,6 +565,14 @@ mod tests {
     }
 
     #[test]
+    fn listings_are_read() {
+        let xml = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>oss/u1/a&amp;b.txt</Key></Contents>\
+                   <Contents><Key>oss/u1/c</Key></Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>";
+        assert_eq!(xml_values(xml, "Key"), ["oss/u1/a&b.txt", "oss/u1/c"]);
+        assert_eq!(xml_values(xml, "NextContinuationToken"), ["t1"]);
+    }
+
+    #[test]
     fn keys_are_encoded_as_sigv4_wants() {
         assert_eq!(uri_encode("kdb/a b/ü~.txt", true), "kdb/a%20b/%C3%BC~.txt");
         assert_eq!(uri_encode("a/b", false), "a%2Fb");
@@ -441,7 +584,7 @@ mod tests {
         let store = LocalObjects::new(dir.path().join("objects"));
         let source = dir.path().join("upload");
         std::fs::write(&source, b"first").unwrap();
-        store.put_file("kdb/k1/d1", &source).await.unwrap();
+        assert_eq!(store.put_file("kdb/k1/d1", &source).await.unwrap(), 5);
         assert_eq!(store.get("kdb/k1/d1", 100).await.unwrap(), b"first");
         std::fs::write(&source, b"second").unwrap();
         store.put_file("kdb/k1/d1", &source).await.unwrap();
@@ -454,8 +597,23 @@ mod tests {
             store.get("../x", 3).await,
             Err(ObjectError::BadKey(_))
         ));
+        let (size, stream) = store.open("kdb/k1/d1").await.unwrap();
+        let streamed: Vec<bytes::Bytes> = stream.map(|c| c.unwrap()).collect().await;
+        assert_eq!((size, streamed.concat()), (6, b"second".to_vec()));
+        // A directory in the way is a conflict, never replaced.
+        std::fs::write(&source, b"x").unwrap();
+        assert!(matches!(
+            store.put_file("kdb/k1", &source).await,
+            Err(ObjectError::Conflict)
+        ));
         store.delete("kdb/k1/d1").await.unwrap();
         store.delete("kdb/k1/d1").await.unwrap();
+        store.put_file("kdb/k2/d2", &source).await.unwrap();
+        store.delete_prefix("kdb").await.unwrap();
+        assert!(matches!(
+            store.get("kdb/k2/d2", 100).await,
+            Err(ObjectError::NotFound)
+        ));
         assert!(matches!(
             store.get("kdb/k1/d1", 100).await,
             Err(ObjectError::NotFound)

@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{ApiQuery, spool_multipart};
 use crate::response::{ApiOk, ApiResult, Envelope};
-use crate::routes::workspaces::{attachment, content_type, stream_file};
+use crate::routes::workspaces::{attachment, content_type};
 use crate::state::AppState;
 
 /// Routes inside the `/api` scope.
@@ -75,7 +75,10 @@ pub(crate) async fn upload(
         .unwrap_or_else(|_| chrono::Duration::days(7));
     let expires_at = now + ttl;
     // The temporary file is removed when `file.path` drops, unless it was moved into place.
-    let stored = state.blobs.put(&key, &file.path, expires_at.timestamp())?;
+    let stored = state
+        .blobs
+        .put(&key, &file.path, expires_at.timestamp())
+        .await?;
     let base = match state.config.public_url.as_deref() {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => crate::auth::request_origin(&req, &state.config).unwrap_or_default(),
@@ -127,10 +130,10 @@ pub(crate) async fn download(
     let (Some(expires), Some(sig)) = (query.0.expires, query.0.sig) else {
         return Err(AppError::new("upload.not_found"));
     };
-    let (file, size) =
-        state
-            .blobs
-            .open_signed(&key, expires, &sig, chrono::Utc::now().timestamp())?;
+    let (size, bytes) = state
+        .blobs
+        .open_signed(&key, expires, &sig, chrono::Utc::now().timestamp())
+        .await?;
     let name = key.rsplit('/').next().unwrap_or_default();
     let kind = content_type(name);
     let disposition = if inline(kind) {
@@ -148,5 +151,5 @@ pub(crate) async fn download(
             "default-src 'none'; sandbox",
         ))
         .no_chunking(size);
-    Ok(response.streaming(stream_file(file)))
+    Ok(response.streaming(bytes))
 }

@@ -194,3 +194,60 @@ async fn uploads_stay_in_the_callers_space_and_go_with_their_user() {
     assert_eq!(gone.status(), 404);
     assert_eq!(read(bobs["url"].clone()).await, "bob's");
 }
+
+#[tokio::test]
+async fn with_object_storage_uploads_live_in_the_bucket() {
+    use platform::objects::{ObjectError, ObjectStore, S3Objects};
+    let s3 = crate::knowledge::S3Peer::start();
+    let config = s3.config();
+    let for_app = config.clone();
+    let app = TestApp::spawn_with(move |c| c.s3 = Some(for_app)).await;
+    let admin = app.admin().await;
+    let (alice, alice_id) = app.user("alice").await;
+    let (bob, _) = app.user("bob").await;
+    let data = uploaded(
+        &app,
+        &alice,
+        form("notes.txt", b"kept in S3", Some("docs/a b.txt")),
+    )
+    .await;
+    assert_eq!(data["key"], format!("{alice_id}/docs/a b.txt"));
+    let bobs = uploaded(&app, &bob, form("b.txt", b"bob's", None)).await;
+
+    // The link streams the object from the bucket; nothing is on the server's disk.
+    let anonymous = app.new_client();
+    let response = anonymous
+        .get(data["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-length"], "10");
+    assert_eq!(response.text().await.unwrap(), "kept in S3");
+    assert!(!app.data_path().join("oss").exists());
+    let bucket = S3Objects::new(&config).unwrap();
+    let key = format!("oss/{alice_id}/docs/a b.txt");
+    assert_eq!(bucket.get(&key, 100).await.unwrap(), b"kept in S3");
+
+    // Deleting Alice lists and deletes her objects; Bob's stay.
+    let deleted = app
+        .post_json(&admin, "/api/user/delete", json!({"user_id": alice_id}))
+        .await;
+    assert_eq!(deleted.status(), 200);
+    assert!(matches!(
+        bucket.get(&key, 100).await,
+        Err(ObjectError::NotFound)
+    ));
+    let gone = anonymous
+        .get(data["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let kept = anonymous
+        .get(bobs["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.text().await.unwrap(), "bob's");
+}
