@@ -220,20 +220,6 @@ pub(crate) fn file_name(raw: &str) -> Result<String, KnowledgeError> {
     Ok(name)
 }
 
-/// `%`, `_` and `\` taken literally in a LIKE pattern (escape character `\`).
-pub(crate) fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +247,5 @@ mod tests {
         assert_eq!(file_name("C:\\x\\a b.pdf").unwrap(), "a b.pdf");
         assert!(file_name("dir/").is_err());
         assert!(file_name("..").is_err());
-        assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
     }
 }

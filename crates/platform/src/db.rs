@@ -415,6 +415,21 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
     }
 }
 
+/// `text` lower-cased as a LIKE pattern (escape character `\`) matching it anywhere, with
+/// `%`, `_` and `\` taken literally: the searches of listings.
+pub fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// The URL with any password replaced, for error lines and logs.
 pub fn redact(url: &str) -> String {
     match url.split_once("://") {
@@ -440,6 +455,11 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("50%_A\\b"), "%50\\%\\_a\\\\b%");
+    }
 
     #[test]
     fn passwords_never_reach_error_lines() {

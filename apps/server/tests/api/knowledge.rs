@@ -39,6 +39,19 @@ async fn upload(
         .unwrap()
 }
 
+/// Creates a knowledge base; its id.
+async fn create(app: &TestApp, client: &reqwest::Client, body: Value) -> String {
+    ok(app.post_json(client, "/api/knowledge-base/add", body).await).await["kdb_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The task id of a successful upload.
+async fn task_of(response: reqwest::Response) -> String {
+    ok(response).await["taskId"].as_str().unwrap().to_owned()
+}
+
 /// Polls the task's progress until no document is waiting or processing.
 async fn settled(app: &TestApp, client: &reqwest::Client, kdb_id: &str, task_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -306,32 +319,17 @@ async fn documents_go_from_upload_to_retrieval() {
 async fn qa_bases_take_tables_and_bad_input_is_refused() {
     let app = TestApp::spawn().await;
     let (alice, _) = app.user("alice").await;
-    let kdb = ok(app
-        .post_json(
-            &alice,
-            "/api/knowledge-base/add",
-            json!({"name": "FAQ", "type": "qa"}),
-        )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let kdb = create(&app, &alice, json!({"name": "FAQ", "type": "qa"})).await;
     let refused = upload(&app, &alice, &kdb, &[("notes.md", b"# notes")]).await;
     assert_eq!(refused.status(), 422);
     let one_column = upload(&app, &alice, &kdb, &[("one.csv", b"only\ncolumn\n")]).await;
     assert_eq!(one_column.status(), 422);
-    let task = ok(upload(
+    let task = task_of(upload(
         &app,
         &alice,
         &kdb,
         &[("faq.csv", b"question,answer\nHow do I reset my password?,Use the reset link on the login page\nWhere are invoices?,Under Billing\n")],
-    )
-    .await)
-    .await["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    ).await).await;
     assert_eq!(settled(&app, &alice, &kdb, &task).await["success"], 1);
     let found = ok(app
         .post_json(
@@ -387,28 +385,17 @@ async fn another_user_meets_only_missing_bases() {
     let app = TestApp::spawn().await;
     let (alice, alice_id) = app.user("alice").await;
     let (bob, _) = app.user("bob").await;
-    let kdb = ok(app
-        .post_json(
+    let kdb = create(&app, &alice, json!({"name": "Private", "type": "document"})).await;
+    let task = task_of(
+        upload(
+            &app,
             &alice,
-            "/api/knowledge-base/add",
-            json!({"name": "Private", "type": "document"}),
+            &kdb,
+            &[("secret.txt", b"The vault code is 4711.")],
         )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let task = ok(upload(
-        &app,
-        &alice,
-        &kdb,
-        &[("secret.txt", b"The vault code is 4711.")],
+        .await,
     )
-    .await)
-    .await["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     settled(&app, &alice, &kdb, &task).await;
 
     let theirs = upload(&app, &bob, &kdb, &[("x.txt", b"spam")]).await;
@@ -451,45 +438,34 @@ async fn an_agent_searches_its_knowledge_bases_in_a_run() {
     use crate::chat::{body, call, parse, post, setup};
     let chat = setup(&[]).await;
     let app = &chat.app;
-    let kdb = ok(app
-        .post_json(
-            &chat.alice,
-            "/api/knowledge-base/add",
-            json!({"name": "Handbook", "type": "document", "intro": "Company rules"}),
-        )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let task = ok(upload(
+    let kdb = create(
         app,
         &chat.alice,
-        &kdb,
-        &[(
-            "leave.txt",
-            b"Employees get 30 days of paid leave per year.",
-        )],
+        json!({"name": "Handbook", "type": "document", "intro": "Company rules"}),
     )
-    .await)
-    .await["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
+    let task = task_of(
+        upload(
+            app,
+            &chat.alice,
+            &kdb,
+            &[(
+                "leave.txt",
+                b"Employees get 30 days of paid leave per year.",
+            )],
+        )
+        .await,
+    )
+    .await;
     settled(app, &chat.alice, &kdb, &task).await;
     // Bob's base, named in Alice's request, is left out.
     let (bob, _) = app.user("bob").await;
-    let bobs = ok(app
-        .post_json(
-            &bob,
-            "/api/knowledge-base/add",
-            json!({"name": "Bob's secrets", "type": "document"}),
-        )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bobs = create(
+        app,
+        &bob,
+        json!({"name": "Bob's secrets", "type": "document"}),
+    )
+    .await;
     let agent = ok(app
         .post_json(
             &chat.alice,
@@ -558,31 +534,20 @@ async fn with_an_embedding_model_retrieval_is_hybrid() {
     })
     .await;
     let (alice, _) = app.user("alice").await;
-    let kdb = ok(app
-        .post_json(
+    let kdb = create(&app, &alice, json!({"name": "Vectors", "type": "document"})).await;
+    let task = task_of(
+        upload(
+            &app,
             &alice,
-            "/api/knowledge-base/add",
-            json!({"name": "Vectors", "type": "document"}),
+            &kdb,
+            &[
+                ("a.txt", b"Alpha beta gamma."),
+                ("b.txt", b"Delta epsilon."),
+            ],
         )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let task = ok(upload(
-        &app,
-        &alice,
-        &kdb,
-        &[
-            ("a.txt", b"Alpha beta gamma."),
-            ("b.txt", b"Delta epsilon."),
-        ],
+        .await,
     )
-    .await)
-    .await["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     assert_eq!(settled(&app, &alice, &kdb, &task).await["success"], 2);
     // Each passage went to the embedding model with the configured model and key.
     let embedded: Vec<Value> = llm
@@ -711,28 +676,22 @@ async fn with_object_storage_documents_live_in_the_bucket() {
     let for_app = config.clone();
     let app = TestApp::spawn_with(move |c| c.s3 = Some(for_app)).await;
     let (alice, _) = app.user("alice").await;
-    let kdb = ok(app
-        .post_json(
-            &alice,
-            "/api/knowledge-base/add",
-            json!({"name": "Bucketed", "type": "document"}),
-        )
-        .await)
-    .await["kdb_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let task = ok(upload(
+    let kdb = create(
         &app,
         &alice,
-        &kdb,
-        &[("notes.md", b"# Notes\n\nThe bucket keeps the original.")],
+        json!({"name": "Bucketed", "type": "document"}),
     )
-    .await)
-    .await["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
+    let task = task_of(
+        upload(
+            &app,
+            &alice,
+            &kdb,
+            &[("notes.md", b"# Notes\n\nThe bucket keeps the original.")],
+        )
+        .await,
+    )
+    .await;
     assert_eq!(settled(&app, &alice, &kdb, &task).await["success"], 1);
     let found = ok(app
         .post_json(

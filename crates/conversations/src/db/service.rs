@@ -72,20 +72,6 @@ fn counts<'a>(messages: impl IntoIterator<Item = &'a StoredMessage>) -> (i32, i3
         })
 }
 
-/// `text` as a LIKE pattern matching it anywhere, with `%`, `_` and `\` taken literally.
-fn contains_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// `content` with its text replaced: a string becomes `text`; in a list of parts the first
 /// text part is replaced (one is put first when there is none).
 fn replace_text(content: &Value, text: &str) -> Value {
@@ -428,7 +414,7 @@ impl Conversations for SeaOrmConversations {
             select = select.filter(C::AgentId.eq(agent));
         }
         if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
-            let pattern = contains_pattern(search);
+            let pattern = platform::db::contains_pattern(search);
             // PostgreSQL's LIKE minds case: it compares lowered text, as its trigram indexes
             // hold it. SQLite's LIKE ignores ASCII case and its lower() folds nothing else, so
             // the plain comparison matches the same rows at a third of the cost.

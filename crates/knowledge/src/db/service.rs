@@ -24,7 +24,7 @@ use crate::embed::{Embedder, VectorCache, Vectors, from_bytes, fuse, nearest};
 use crate::index::{IndexChunk, Indexes};
 use crate::model::{
     MAX_FILE_NAME_CHARS, MAX_INTRO_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTING_BYTES,
-    MAX_TOP_K, MAX_TYPE_CHARS, check_text, file_name, like_pattern,
+    MAX_TOP_K, MAX_TYPE_CHARS, check_text, file_name,
 };
 use crate::{
     Doc, DocQuery, DocStatus, Hit, KnowledgeBase, KnowledgeBaseQuery, KnowledgeBaseSummary,
@@ -79,7 +79,8 @@ pub(super) fn to_doc(row: doc::Model) -> Doc {
 }
 
 fn lowered_like<C: ColumnTrait>(col: C, text: &str) -> Expr {
-    Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(like_pattern(text)).escape('\\'))
+    Expr::expr(Func::lower(Expr::col(col)))
+        .like(LikeExpr::new(platform::db::contains_pattern(text)).escape('\\'))
 }
 
 fn given(value: Option<&str>) -> Option<&str> {
