@@ -226,6 +226,15 @@ impl SpooledForm {
         let at = self.files.iter().position(|f| f.field == field)?;
         Some(self.files.swap_remove(at))
     }
+
+    /// Takes every file sent under any of `fields`, in the order they came.
+    pub fn take_files(&mut self, fields: &[&str]) -> Vec<SpooledFile> {
+        let (taken, kept) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|f| fields.contains(&f.field.as_str()));
+        self.files = kept;
+        taken
+    }
 }
 
 const MAX_TEXT_FIELD: usize = 64 * 1024;

@@ -57,7 +57,7 @@ impl utoipa::Modify for Security {
         system::active, system::health, system::ready, system::system_info, system::update_settings,
         versions::check, versions::latest, versions::list, versions::create, versions::import, versions::delete,
         oss::upload, oss::download,
-        skills::list, skills::agent_available, skills::upload, skills::import_url, skills::delete,
+        skills::list, skills::agent_available, skills::upload, skills::upload_batch, skills::import_url, skills::delete,
         skills::content, skills::update_content, skills::sync_to_agent, skills::sync_to_agent_workspaces,
         skills::sync_workspace,
         mcp::add, mcp::list, mcp::update, mcp::delete, mcp::refresh, mcp::toggle, mcp::preview,

@@ -663,12 +663,7 @@ pub(crate) async fn add_by_files(
 ) -> ApiResult<KdbTaskDto> {
     let mut form = spool_multipart(&req, form, state.config.max_upload_bytes).await?;
     let kdb_id = required("body", "kdb_id", form.field("kdb_id").map(str::to_owned))?;
-    let mut files = Vec::new();
-    for field in ["files", "files[]", "file"] {
-        while let Some(file) = form.take_file(field) {
-            files.push(file);
-        }
-    }
+    let files = form.take_files(&["files", "files[]", "file"]);
     // The temporary files are removed when `files` drops, unless moved into place first.
     let new = files
         .iter()

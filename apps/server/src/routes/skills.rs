@@ -26,6 +26,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/skills/agent-available").route(web::get().to(agent_available)))
     .service(web::resource("/skills/upload").route(web::post().to(upload)))
+    .service(web::resource("/skills/upload-batch").route(web::post().to(upload_batch)))
     .service(web::resource("/skills/import-url").route(web::post().to(import_url)))
     .service(
         web::resource("/skills/content")
@@ -259,6 +260,91 @@ pub(crate) async fn upload(
         .install(&caller.actor(), target, file.path.to_path_buf())
         .await?;
     Ok(ApiOk(installed(&caller, skill)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchItemDto {
+    filename: String,
+    success: bool,
+    /// What happened (the skill's name, or why the package was refused).
+    message: String,
+    /// The installed skill's name.
+    name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchDto {
+    results: Vec<BatchItemDto>,
+    success_count: usize,
+    failed_count: usize,
+    /// The caller.
+    user_id: String,
+}
+
+/// Install several skills at once (multipart `files[]` or `files`, with `is_system`,
+/// `is_agent` and `agent_id` as for `upload`); each package succeeds or fails on its own.
+#[utoipa::path(post, path = "/api/skills/upload-batch", tag = "skills",
+    responses((status = 200, body = Envelope<BatchDto>), (status = 403, description = "System skills need an admin"),
+              (status = 404, description = "`agent.not_found`"), (status = 422, description = "No file")))]
+pub(crate) async fn upload_batch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    form: Multipart,
+) -> ApiResult<BatchDto> {
+    let mut form = spool_multipart(&req, form, state.config.max_upload_bytes).await?;
+    let files = form.take_files(&["files", "files[]", "file"]);
+    if files.is_empty() {
+        return Err(AppError::validation(
+            "body",
+            "files",
+            "at least one file is required",
+        ));
+    }
+    let target = target(
+        truthy(form.field("is_system")),
+        truthy(form.field("is_agent")),
+        form.field("agent_id").map(str::to_owned),
+    )?;
+    // The temporary files are removed when `files` drops.
+    let archives = files
+        .iter()
+        .map(|f| {
+            (
+                f.file_name.clone().unwrap_or_default(),
+                f.path.to_path_buf(),
+            )
+        })
+        .collect();
+    let outcomes = state
+        .skills
+        .install_many(&caller.actor(), target, archives)
+        .await?;
+    drop(files);
+    let results: Vec<BatchItemDto> = outcomes
+        .into_iter()
+        .map(|(filename, outcome)| match outcome {
+            Ok(skill) => BatchItemDto {
+                filename,
+                success: true,
+                message: format!("skill '{}' installed", skill.name),
+                name: Some(skill.name),
+            },
+            Err(e) => BatchItemDto {
+                filename,
+                success: false,
+                message: e.to_string(),
+                name: None,
+            },
+        })
+        .collect();
+    let success_count = results.iter().filter(|r| r.success).count();
+    Ok(ApiOk(BatchDto {
+        failed_count: results.len() - success_count,
+        success_count,
+        results,
+        user_id: caller.0.user_id.clone(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

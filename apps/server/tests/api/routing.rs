@@ -88,6 +88,7 @@ const EXTRA: &[(&str, &str)] = &[
     ("GET", "/api/sessions/{session_id}/download"),
     ("POST", "/api/token-usage/stats"),
     ("GET", "/api/knowledge-base/doc/info"),
+    ("POST", "/api/skills/upload-batch"),
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -684,3 +684,75 @@ async fn an_agent_run_offers_its_skills_and_loads_one() {
     let system = last["messages"][0]["content"].as_str().unwrap();
     assert!(system.contains("- Notes: Takes notes."), "{system}");
 }
+
+#[tokio::test]
+async fn a_batch_installs_each_package_on_its_own() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.user("alice").await;
+    let good = |name: &str| {
+        zip_of(&[(
+            "SKILL.md",
+            &format!("---\nname: {name}\ndescription: Does {name}.\n---\nSteps.\n"),
+            0o644,
+        )])
+    };
+    let form = Form::new()
+        .part("files[]", Part::bytes(good("Alpha")).file_name("alpha.zip"))
+        .part(
+            "files[]",
+            Part::bytes(b"not a zip".to_vec()).file_name("broken.zip"),
+        )
+        .part("files[]", Part::bytes(good("Beta")).file_name("beta.zip"));
+    let batch = ok(alice
+        .post(app.url("/api/skills/upload-batch"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(
+        (
+            batch["success_count"].as_u64(),
+            batch["failed_count"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{batch}"
+    );
+    assert_eq!(batch["user_id"], alice_id.as_str());
+    let results = batch["results"].as_array().unwrap();
+    assert_eq!(results[1]["filename"], "broken.zip");
+    assert_eq!(results[1]["success"], false);
+    assert!(!results[1]["message"].as_str().unwrap().is_empty());
+    assert_eq!(results[2]["name"], "Beta");
+    let listed = ok(alice.get(app.url("/api/skills")).send().await.unwrap()).await;
+    let names: Vec<&str> = listed["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Alpha") && names.contains(&"Beta"),
+        "{names:?}"
+    );
+
+    // System skills stay an admin's: the whole batch is refused, nothing installed.
+    let refused = alice
+        .post(app.url("/api/skills/upload-batch"))
+        .multipart(
+            Form::new()
+                .text("is_system", "true")
+                .part("files[]", Part::bytes(good("Gamma")).file_name("gamma.zip")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let empty = alice
+        .post(app.url("/api/skills/upload-batch"))
+        .multipart(Form::new().text("is_system", "false"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+}

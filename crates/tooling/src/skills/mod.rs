@@ -216,6 +216,26 @@ pub trait Skills: Send + Sync {
         target: Target,
         archive: PathBuf,
     ) -> Result<SkillInfo, SkillError>;
+    /// Installs several zips (`(file name, path)`), each on its own: a package that is not a
+    /// usable skill fails alone; a target the caller may not use fails the whole call.
+    async fn install_many(
+        &self,
+        actor: &Actor,
+        target: Target,
+        archives: Vec<(String, PathBuf)>,
+    ) -> Result<Vec<(String, Result<SkillInfo, SkillError>)>, SkillError> {
+        let mut out = Vec::with_capacity(archives.len());
+        for (name, archive) in archives {
+            match self.install(actor, target.clone(), archive).await {
+                Err(e @ (SkillError::BadPackage(_) | SkillError::Invalid { .. })) => {
+                    out.push((name, Err(e)));
+                }
+                Err(e) => return Err(e),
+                Ok(skill) => out.push((name, Ok(skill))),
+            }
+        }
+        Ok(out)
+    }
     /// Downloads a zip (through the outbound policy, capped) and installs it.
     async fn import_url(
         &self,
