@@ -19,7 +19,7 @@ use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
-use tantivy::{Index, IndexWriter, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
 use crate::KnowledgeError;
 
@@ -175,8 +175,18 @@ fn err(e: impl std::fmt::Display) -> KnowledgeError {
     KnowledgeError::internal(format!("knowledge index: {e}"))
 }
 
+/// An open index and its reader (reloaded after each commit of this process).
+#[derive(Clone)]
+struct Open {
+    index: Index,
+    reader: IndexReader,
+}
+
 /// One knowledge base's index, opened on first use.
-type Slot = Arc<tokio::sync::Mutex<Option<Index>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<Open>>>;
+
+/// Open indexes kept at most; past it, the ones not in use are closed (reopened on demand).
+const MAX_OPEN: usize = 128;
 
 /// The open indexes of this process, one per knowledge base, each behind its own lock (a
 /// tantivy directory takes one writer at a time).
@@ -199,6 +209,9 @@ impl Indexes {
             Ok(open) => open,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if open.len() >= MAX_OPEN && !open.contains_key(kdb_id) {
+            open.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
         open.entry(kdb_id.to_owned()).or_default().clone()
     }
 
@@ -206,7 +219,7 @@ impl Indexes {
         self.root.join(kdb_id)
     }
 
-    fn open_index(dir: &Path) -> Result<Index, KnowledgeError> {
+    fn open_index(dir: &Path) -> Result<Open, KnowledgeError> {
         std::fs::create_dir_all(dir).map_err(err)?;
         let (schema, _) = schema();
         let directory = MmapDirectory::open(dir).map_err(err)?;
@@ -214,7 +227,12 @@ impl Indexes {
         index
             .tokenizers()
             .register(TOKENIZER, TextAnalyzer::builder(WordTokenizer).build());
-        Ok(index)
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(err)?;
+        Ok(Open { index, reader })
     }
 
     /// Forgets a knowledge base's index and removes its files.
@@ -263,10 +281,11 @@ impl Indexes {
                     .map_err(err)??,
             );
         }
-        let Some(index) = guard.clone() else {
+        let Some(open) = guard.clone() else {
             return Ok(Vec::new());
         };
-        let state: State = index
+        let state: State = open
+            .index
             .load_metas()
             .map_err(err)?
             .payload
@@ -290,7 +309,7 @@ impl Indexes {
             } else {
                 load(missing).await?
             };
-            let index = index.clone();
+            let Open { index, reader } = open.clone();
             tokio::task::spawn_blocking(move || {
                 let (_, fields) = schema();
                 let mut writer: IndexWriter<TantivyDocument> = index
@@ -317,19 +336,26 @@ impl Indexes {
                 prepared.set_payload(&payload);
                 prepared.commit().map_err(err)?;
                 writer.wait_merging_threads().map_err(err)?;
+                reader.reload().map_err(err)?;
                 Ok::<_, KnowledgeError>(())
             })
             .await
             .map_err(err)??;
         }
+        // Searches of one base run side by side; only bringing it up to date is exclusive.
+        drop(guard);
         let query = query.to_owned();
-        tokio::task::spawn_blocking(move || search_in(&index, &query, limit))
+        tokio::task::spawn_blocking(move || search_in(&open.reader, &query, limit))
             .await
             .map_err(err)?
     }
 }
 
-fn search_in(index: &Index, query: &str, limit: usize) -> Result<Vec<ChunkHit>, KnowledgeError> {
+fn search_in(
+    reader: &IndexReader,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<ChunkHit>, KnowledgeError> {
     let (_, fields) = schema();
     let mut seen = std::collections::HashSet::new();
     let terms: Vec<(Occur, Box<dyn Query>)> = tokens(query)
@@ -347,7 +373,6 @@ fn search_in(index: &Index, query: &str, limit: usize) -> Result<Vec<ChunkHit>, 
     if terms.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let reader = index.reader().map_err(err)?;
     let searcher = reader.searcher();
     let query = BooleanQuery::new(terms);
     let top = searcher
