@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -56,7 +56,7 @@ impl Default for IngestSettings {
 }
 
 /// One chunk ready to store.
-struct Piece {
+pub(super) struct Piece {
     title: String,
     content: String,
     start: usize,
@@ -64,7 +64,7 @@ struct Piece {
     embedding: Option<Vec<u8>>,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Done {
         pieces: Vec<Piece>,
         title: Option<String>,
@@ -102,7 +102,7 @@ impl SeaOrmKnowledge {
         Ok(true)
     }
 
-    async fn claim(&self) -> Result<Option<doc::Model>, KnowledgeError> {
+    pub(super) async fn claim(&self) -> Result<Option<doc::Model>, KnowledgeError> {
         let now = Utc::now();
         let due = Condition::any()
             .add(doc::Column::Status.eq(DocStatus::Pending.code()))
@@ -119,6 +119,10 @@ impl SeaOrmKnowledge {
             .await?;
         let lease = chrono::Duration::from_std(self.settings.lease)
             .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        // The lease's end is also the claim's fencing token (a redo resets the attempts, so
+        // they alone cannot tell this claim from a later one); microsecond precision, so it
+        // compares equal after the round trip through either database.
+        let until = (now + lease).trunc_subsecs(6);
         for candidate in candidates {
             if candidate.attempts >= self.settings.max_attempts {
                 // Its workers kept disappearing (a crash on this file?): stop retrying.
@@ -145,7 +149,7 @@ impl SeaOrmKnowledge {
                     Expr::value(DocStatus::Processing.code()),
                 )
                 .col_expr(doc::Column::Attempts, Expr::value(candidate.attempts + 1))
-                .col_expr(doc::Column::LockedUntil, Expr::value(now + lease))
+                .col_expr(doc::Column::LockedUntil, Expr::value(until))
                 .col_expr(doc::Column::UpdatedAt, Expr::value(now))
                 .filter(doc::Column::Id.eq(candidate.id.clone()))
                 .filter(doc::Column::Attempts.eq(candidate.attempts))
@@ -155,13 +159,14 @@ impl SeaOrmKnowledge {
             if claimed.rows_affected == 1 {
                 let mut row = candidate;
                 row.attempts += 1;
+                row.locked_until = Some(until);
                 return Ok(Some(row));
             }
         }
         Ok(None)
     }
 
-    async fn process(&self, row: &doc::Model) -> Outcome {
+    pub(super) async fn process(&self, row: &doc::Model) -> Outcome {
         let key = Self::object_key(&row.kdb_id, &row.id);
         let bytes = match self.objects.get(&key, MAX_FILE_BYTES).await {
             Ok(bytes) => bytes,
@@ -259,7 +264,11 @@ impl SeaOrmKnowledge {
 
     /// Writes the outcome if the document is still this worker's (not deleted, redone or
     /// taken over meanwhile); otherwise drops it.
-    async fn finish(&self, row: &doc::Model, outcome: Outcome) -> Result<(), KnowledgeError> {
+    pub(super) async fn finish(
+        &self,
+        row: &doc::Model,
+        outcome: Outcome,
+    ) -> Result<(), KnowledgeError> {
         let txn = self.db.begin().await?;
         chunk::Entity::delete_many()
             .filter(chunk::Column::DocId.eq(row.id.clone()))
@@ -313,6 +322,7 @@ impl SeaOrmKnowledge {
             .filter(doc::Column::Id.eq(row.id.clone()))
             .filter(doc::Column::Status.eq(DocStatus::Processing.code()))
             .filter(doc::Column::Attempts.eq(row.attempts))
+            .filter(doc::Column::LockedUntil.eq(row.locked_until))
             .exec(&txn)
             .await?;
         if written.rows_affected == 1 {

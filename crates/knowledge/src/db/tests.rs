@@ -304,3 +304,33 @@ async fn a_second_process_sees_what_the_first_ingested() {
     let (_, hits) = other.retrieve(&alice, &base.id, "brown", 5).await.unwrap();
     assert_eq!(hits.len(), 2);
 }
+
+#[tokio::test]
+async fn a_redo_during_processing_wins_over_the_old_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = service(&dir).await;
+    let alice = Actor::new("alice", false);
+    let base = kb
+        .create(&alice, new_base("Race", "document"))
+        .await
+        .unwrap();
+    kb.add_files(&alice, &base.id, vec![file(&dir, "a.txt", "First text.")])
+        .await
+        .unwrap();
+    // A worker claims the document; the owner redoes it; a second worker claims it again.
+    let first = kb.claim().await.unwrap().unwrap();
+    kb.redo_doc(&alice, &first.id).await.unwrap();
+    let second = kb.claim().await.unwrap().unwrap();
+    assert_eq!((first.attempts, second.attempts), (1, 1));
+    // The first worker's late result is dropped; the second one's stands.
+    let late = kb.process(&first).await;
+    kb.finish(&first, late).await.unwrap();
+    let doc = kb.doc(&alice, &first.id).await.unwrap();
+    assert_eq!(doc.status, DocStatus::Processing);
+    let outcome = kb.process(&second).await;
+    kb.finish(&second, outcome).await.unwrap();
+    assert_eq!(
+        kb.doc(&alice, &first.id).await.unwrap().status,
+        DocStatus::Done
+    );
+}
