@@ -39,6 +39,8 @@ pub struct IngestSettings {
     pub max_chunks_per_doc: usize,
     /// Knowledge bases one user may own.
     pub max_per_user: u64,
+    /// How long the document in hand may go on after shutdown began.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for IngestSettings {
@@ -51,6 +53,7 @@ impl Default for IngestSettings {
             chunk_overlap: 64,
             max_chunks_per_doc: 50_000,
             max_per_user: 100,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -73,16 +76,46 @@ pub(super) enum Outcome {
 }
 
 impl SeaOrmKnowledge {
-    /// Runs documents until `stopped` turns true (the document in hand is finished first).
+    /// Runs documents until `stopped` turns true. The document in hand gets
+    /// `shutdown_grace` to finish; past it, its claim is handed back (pending again, the
+    /// attempt not counted) so another worker takes it at once.
     pub async fn work(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         loop {
             if *stopped.borrow() {
                 return;
             }
-            match self.run_one().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "knowledge ingestion failed"),
+            let claimed = match self.claim().await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "knowledge ingestion failed");
+                    None
+                }
+            };
+            if let Some(row) = claimed {
+                let run = async {
+                    let outcome = self.process(&row).await;
+                    self.finish(&row, outcome).await
+                };
+                let mut stop = stopped.clone();
+                let grace = self.settings.shutdown_grace;
+                let deadline = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                    tokio::time::sleep(grace).await;
+                };
+                tokio::select! {
+                    finished = run => {
+                        if let Err(e) = finished {
+                            tracing::error!(error = %e, "knowledge ingestion failed");
+                        }
+                    }
+                    () = deadline => {
+                        if let Err(e) = self.hand_back(&row).await {
+                            tracing::error!(error = %e, "a knowledge document could not be handed back");
+                        }
+                        return;
+                    }
+                }
+                continue;
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -100,6 +133,25 @@ impl SeaOrmKnowledge {
         let outcome = self.process(&row).await;
         self.finish(&row, outcome).await?;
         Ok(true)
+    }
+
+    /// Gives a claimed document back to the queue (pending, its attempt not counted) if it is
+    /// still this claim's.
+    pub(super) async fn hand_back(&self, row: &doc::Model) -> Result<(), KnowledgeError> {
+        doc::Entity::update_many()
+            .col_expr(doc::Column::Status, Expr::value(DocStatus::Pending.code()))
+            .col_expr(doc::Column::Attempts, Expr::value(row.attempts - 1))
+            .col_expr(
+                doc::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(doc::Column::Id.eq(row.id.clone()))
+            .filter(doc::Column::Status.eq(DocStatus::Processing.code()))
+            .filter(doc::Column::Attempts.eq(row.attempts))
+            .filter(doc::Column::LockedUntil.eq(row.locked_until))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn claim(&self) -> Result<Option<doc::Model>, KnowledgeError> {

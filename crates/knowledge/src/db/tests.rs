@@ -334,3 +334,31 @@ async fn a_redo_during_processing_wins_over_the_old_claim() {
         DocStatus::Done
     );
 }
+
+#[tokio::test]
+async fn a_claim_handed_back_at_shutdown_is_due_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = service(&dir).await;
+    let alice = Actor::new("alice", false);
+    let base = kb
+        .create(&alice, new_base("Stop", "document"))
+        .await
+        .unwrap();
+    kb.add_files(&alice, &base.id, vec![file(&dir, "a.txt", "Some text.")])
+        .await
+        .unwrap();
+    let claimed = kb.claim().await.unwrap().unwrap();
+    assert!(kb.claim().await.unwrap().is_none());
+    kb.hand_back(&claimed).await.unwrap();
+    let doc = kb.doc(&alice, &claimed.id).await.unwrap();
+    assert_eq!((doc.status, doc.attempts), (DocStatus::Pending, 0));
+    // Another worker takes it at once, not after the lease.
+    let again = kb.claim().await.unwrap().unwrap();
+    assert_eq!(again.id, claimed.id);
+    // A hand-back of the old claim no longer touches the new one.
+    kb.hand_back(&claimed).await.unwrap();
+    assert_eq!(
+        kb.doc(&alice, &claimed.id).await.unwrap().status,
+        DocStatus::Processing
+    );
+}
