@@ -40,3 +40,32 @@ impl SkillAgents for AgentsForSkills {
         Ok(self.workspaces.of_agent(agent_id)?)
     }
 }
+
+/// An agent's skills follow its configuration into its owner's workspace when it is saved, as
+/// in Sage: copied at create; copied and the de-selected ones removed at update.
+pub(crate) struct SkillsFollowAgents {
+    pub skills: Arc<dyn tooling::skills::Skills>,
+}
+
+#[async_trait]
+impl agents::AgentSaved for SkillsFollowAgents {
+    async fn agent_saved(
+        &self,
+        owner_id: &str,
+        agent_id: &str,
+        skills: Vec<String>,
+        created: bool,
+    ) {
+        if created && skills.is_empty() {
+            return;
+        }
+        let owner = Actor::new(owner_id, false);
+        if let Err(e) = self
+            .skills
+            .sync_workspace(&owner, None, agent_id, !created)
+            .await
+        {
+            tracing::warn!(agent_id, error = %e, "the agent's skills could not be copied into its workspace");
+        }
+    }
+}

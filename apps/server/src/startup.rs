@@ -174,6 +174,9 @@ impl Services {
             )
             .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
         );
+        agents.on_saved(Arc::new(crate::skills_glue::SkillsFollowAgents {
+            skills: skills.clone(),
+        }));
         let mcp = Arc::new(tooling::mcp::SeaOrmMcp::new(
             db.clone(),
             tooling::mcp::McpClient::new(policy, std::time::Duration::from_secs(60))

@@ -23,7 +23,7 @@ pub use config::{AgentConfig, AgentMode, normalise};
 pub use db::{AgentJobs, SeaOrmAgents, SeaOrmJobs};
 pub use error::AgentError;
 pub use jobs::{Job, JobKind, JobSettings, JobStatus};
-pub use service::{Agent, Agents, JsonPage};
+pub use service::{Agent, AgentSaved, Agents, JsonPage};
 pub use template::{Language, default_system_prompt};
 pub use workspace::{Download, Listing, WorkspaceEntry, Workspaces};
 pub use workspace_service::{UploadTarget, WorkspaceService};

@@ -43,6 +43,14 @@ impl Agent {
 /// A page of agents as JSON documents.
 pub type JsonPage = Page<Box<serde_json::value::RawValue>>;
 
+/// Told after an agent's configuration is saved (created or updated), so what follows it
+/// elsewhere (its skills copied into the owner's workspace) can follow. The hook logs its own
+/// failures: the saved configuration stands either way.
+#[async_trait]
+pub trait AgentSaved: Send + Sync {
+    async fn agent_saved(&self, owner_id: &str, agent_id: &str, skills: Vec<String>, created: bool);
+}
+
 #[async_trait]
 pub trait Agents: Send + Sync {
     /// One page of own and granted agents, newest first (admins: all), and their total.

@@ -343,7 +343,11 @@ async fn skills_are_copied_into_agent_workspaces() {
     assert_eq!(available[0]["name"], "Market Research");
     assert_eq!(available[0]["source_dimension"], "user");
     assert_eq!(available[0]["need_update"], false);
-    assert!(available[0]["agent_path"].is_null());
+    // Copied into the owner's workspace when the agent was created.
+    assert_eq!(
+        available[0]["agent_path"],
+        format!("agents/{alice_id}/{agent_id}/skills/Market-Research")
+    );
 
     // Copy one skill into the caller's workspace (a multipart form, as the web UI sends).
     let synced = ok(alice
@@ -755,4 +759,42 @@ async fn a_batch_installs_each_package_on_its_own() {
         .await
         .unwrap();
     assert_eq!(empty.status(), 422);
+}
+
+#[tokio::test]
+async fn an_agents_skills_follow_it_into_the_owners_workspace_when_saved() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.user("alice").await;
+    let zip = zip_of(&[(
+        "SKILL.md",
+        "---\nname: Market Research\ndescription: Sizes markets.\n---\nUse TAM.\n",
+        0o644,
+    )]);
+    ok(upload(&app, &alice, zip, &[]).await).await;
+    let agent = ok(app
+        .post_json(
+            &alice,
+            "/api/agent/create",
+            json!({"name": "Researcher", "maxLoopCount": 5, "availableSkills": ["Market Research"]}),
+        )
+        .await)
+    .await["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Copied at create, before any run.
+    let copy = app.data_path().join(format!(
+        "workspaces/{alice_id}/{agent}/skills/Market-Research/SKILL.md"
+    ));
+    assert!(copy.is_file());
+
+    // De-selected at update: the copy goes.
+    ok(alice
+        .put(app.url(&format!("/api/agent/{agent}")))
+        .json(&json!({"name": "Researcher", "maxLoopCount": 5, "availableSkills": []}))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert!(!copy.exists());
 }

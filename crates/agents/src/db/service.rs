@@ -17,7 +17,7 @@ use providers::{ChatRequest, LlmClient, Providers};
 
 use super::entities::{agent_grants, agents};
 use crate::generate;
-use crate::service::{Agent, Agents, JsonPage};
+use crate::service::{Agent, AgentSaved, Agents, JsonPage};
 use crate::{AgentConfig, AgentError, normalise};
 
 pub struct SeaOrmAgents {
@@ -30,6 +30,8 @@ pub struct SeaOrmAgents {
     /// an agent; the agent list), trusted while no process has announced a change of an
     /// agent or a grant ([`Topic::Agents`]).
     cached: Cached,
+    /// Told after each create and update (set once, after construction).
+    saved: std::sync::OnceLock<Arc<dyn AgentSaved>>,
 }
 
 /// The list page a caller asked for: who (and whether as an admin), offset, size.
@@ -98,6 +100,7 @@ impl SeaOrmAgents {
             max_prompt_chars: crate::JobSettings::default().max_input_chars,
             max_per_user: DEFAULT_MAX_AGENTS_PER_USER,
             cached: Cached::new(&db),
+            saved: std::sync::OnceLock::new(),
             db,
         }
     }
@@ -113,6 +116,23 @@ impl SeaOrmAgents {
     pub fn with_quota(mut self, max_per_user: u64) -> Self {
         self.max_per_user = max_per_user.max(1);
         self
+    }
+
+    /// The hook told after each create and update (the first one set stays).
+    pub fn on_saved(&self, hook: Arc<dyn AgentSaved>) {
+        let _ = self.saved.set(hook);
+    }
+
+    async fn announce(&self, owner_id: &str, agent_id: &str, config: &AgentConfig, created: bool) {
+        if let Some(hook) = self.saved.get() {
+            hook.agent_saved(
+                owner_id,
+                agent_id,
+                config.text_list("availableSkills"),
+                created,
+            )
+            .await;
+        }
     }
 
     fn check_input(&self, field: &str, messages: &[Value]) -> Result<(), AgentError> {
@@ -347,6 +367,7 @@ impl Agents for SeaOrmAgents {
         .await
         .map_err(name_taken)?;
         self.cached.changed().await;
+        self.announce(&actor.user_id, &id, &config, true).await;
         Ok(id)
     }
 
@@ -370,6 +391,7 @@ impl Agents for SeaOrmAgents {
         {
             return Err(AgentError::NameTaken);
         }
+        let owner_id = row.user_id.clone();
         let mut active: agents::ActiveModel = row.into();
         active.name = Set(config.name().to_owned());
         active.name_key = Set(name_key);
@@ -382,6 +404,7 @@ impl Agents for SeaOrmAgents {
             other => name_taken(other),
         })?;
         self.cached.changed().await;
+        self.announce(&owner_id, id, &config, false).await;
         Ok(id.to_owned())
     }
 

@@ -47,6 +47,19 @@ const MAX_URL_CHARS: usize = 2048;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
 const MAX_KEY_CHARS: usize = 4096;
 
+/// A write refused by the unique (user, name) index is [`McpError::Exists`] (two adds or
+/// renames racing for one name).
+fn name_taken(e: sea_orm::DbErr) -> McpError {
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        McpError::Exists
+    } else {
+        McpError::from(e)
+    }
+}
+
 pub struct SeaOrmMcp {
     db: Db,
     client: McpClient,
@@ -222,17 +235,7 @@ impl McpServers for SeaOrmMcp {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        // The unique (user, name) index settles a race between two adds.
-        let row = row.insert(&self.db).await.map_err(|e| {
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) {
-                McpError::Exists
-            } else {
-                McpError::from(e)
-            }
-        })?;
+        let row = row.insert(&self.db).await.map_err(name_taken)?;
         Ok(self.view(row))
     }
 
@@ -283,16 +286,7 @@ impl McpServers for SeaOrmMcp {
         active.tools =
             Set(serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?);
         active.updated_at = Set(self.clock.now());
-        let row = active.update(&self.db).await.map_err(|e| {
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) {
-                McpError::Exists
-            } else {
-                McpError::from(e)
-            }
-        })?;
+        let row = active.update(&self.db).await.map_err(name_taken)?;
         Ok(self.view(row))
     }
 
