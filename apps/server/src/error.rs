@@ -379,6 +379,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "你已有 {limit} 个知识库，已达上限。请先删除一个。",
     },
     ErrorSpec {
+        key: "kdb.doc_quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "Your knowledge bases may hold at most {limit} documents. Delete some first.",
+        zh: "你的知识库最多可容纳 {limit} 个文档。请先删除一些。",
+    },
+    ErrorSpec {
         key: "task.not_found",
         kind: ErrorKind::NotFound,
         en: "No such task.",
@@ -873,6 +879,9 @@ impl From<knowledge::KnowledgeError> for AppError {
             E::Invalid { field, reason } => AppError::validation("body", field, &reason),
             E::Internal(source) => AppError::internal(source),
             E::QuotaExceeded { limit } => AppError::new("kdb.quota_exceeded").param("limit", limit),
+            E::DocQuotaExceeded { limit } => {
+                AppError::new("kdb.doc_quota_exceeded").param("limit", limit)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }

@@ -190,6 +190,7 @@ impl Services {
             knowledge::IngestSettings {
                 poll: config.task_poll,
                 max_per_user: config.max_knowledge_bases_per_user,
+                max_docs_per_user: config.max_knowledge_docs_per_user,
                 shutdown_grace: config.shutdown_timeout,
                 ..knowledge::IngestSettings::default()
             },

@@ -9,6 +9,8 @@ use providers::{Endpoint, LlmClient};
 
 /// Passages sent to the model in one request.
 const BATCH: usize = 32;
+/// Knowledge bases whose vectors are kept in memory at most.
+const MAX_CACHED_BASES: usize = 32;
 /// Reciprocal-rank fusion constant (Σ 1 / (K + rank), rank from 1).
 const RRF_K: f32 = 60.0;
 
@@ -84,6 +86,10 @@ impl VectorCache {
     pub fn put(&self, kdb_id: &str, vectors: Vectors) -> Arc<Vectors> {
         let vectors = Arc::new(vectors);
         if let Ok(mut bases) = self.bases.lock() {
+            if bases.len() >= MAX_CACHED_BASES && !bases.contains_key(kdb_id) {
+                // Keep the ones a search holds right now; the rest reload on their next search.
+                bases.retain(|_, v| Arc::strong_count(v) > 1);
+            }
             bases.insert(kdb_id.to_owned(), vectors.clone());
         }
         vectors

@@ -15,6 +15,9 @@ pub enum KnowledgeError {
     /// The caller already has as many knowledge bases as allowed.
     #[error("at most {limit} knowledge bases per user")]
     QuotaExceeded { limit: u64 },
+    /// The owner's knowledge bases would hold more documents than allowed.
+    #[error("at most {limit} documents per user")]
+    DocQuotaExceeded { limit: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -24,7 +27,9 @@ impl KnowledgeError {
         match self {
             KnowledgeError::NotFound | KnowledgeError::DocNotFound => ErrorKind::NotFound,
             KnowledgeError::Invalid { .. } => ErrorKind::Invalid,
-            KnowledgeError::QuotaExceeded { .. } => ErrorKind::Conflict,
+            KnowledgeError::QuotaExceeded { .. } | KnowledgeError::DocQuotaExceeded { .. } => {
+                ErrorKind::Conflict
+            }
             KnowledgeError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -35,6 +40,7 @@ impl KnowledgeError {
             KnowledgeError::DocNotFound => "kdb.doc_not_found",
             KnowledgeError::Invalid { .. } => "request.validation",
             KnowledgeError::QuotaExceeded { .. } => "kdb.quota_exceeded",
+            KnowledgeError::DocQuotaExceeded { .. } => "kdb.doc_quota_exceeded",
             KnowledgeError::Internal(_) => "internal",
         }
     }

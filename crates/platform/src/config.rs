@@ -203,6 +203,8 @@ pub struct Config {
     pub max_agents_per_user: u64,
     /// Knowledge bases one user may own.
     pub max_knowledge_bases_per_user: u64,
+    /// Documents one user's knowledge bases may hold together.
+    pub max_knowledge_docs_per_user: u64,
     /// How long opening one database connection may take.
     pub db_connect_timeout: Duration,
     /// How long a request waits for a pooled database connection before answering 503.
@@ -285,6 +287,7 @@ impl Default for Config {
             model_calls_burst: 30,
             max_agents_per_user: 200,
             max_knowledge_bases_per_user: 100,
+            max_knowledge_docs_per_user: 10_000,
             db_connect_timeout: Duration::from_millis(1000),
             db_acquire_timeout: Duration::from_millis(1500),
             secret_key_previous: Vec::new(),
@@ -360,6 +363,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_MODEL_CALLS_BURST",
     "SAGE_MAX_AGENTS_PER_USER",
     "SAGE_MAX_KNOWLEDGE_BASES_PER_USER",
+    "SAGE_MAX_KNOWLEDGE_DOCS_PER_USER",
     "SAGE_DB_CONNECT_TIMEOUT_MS",
     "SAGE_DB_ACQUIRE_TIMEOUT_MS",
     "SAGE_SECRET_KEY_PREVIOUS",
@@ -809,6 +813,13 @@ impl Config {
                 )?
                 .filter(|n| *n >= 1)
                 .unwrap_or(defaults.max_knowledge_bases_per_user),
+            max_knowledge_docs_per_user: src
+                .parse::<u64>(
+                    "SAGE_MAX_KNOWLEDGE_DOCS_PER_USER",
+                    "a whole number of documents",
+                )?
+                .filter(|n| *n >= 1)
+                .unwrap_or(defaults.max_knowledge_docs_per_user),
             db_connect_timeout,
             db_acquire_timeout,
             secret_key_previous,

@@ -39,6 +39,8 @@ pub struct IngestSettings {
     pub max_chunks_per_doc: usize,
     /// Knowledge bases one user may own.
     pub max_per_user: u64,
+    /// Documents one user's knowledge bases may hold together.
+    pub max_docs_per_user: u64,
     /// How long the document in hand may go on after shutdown began.
     pub shutdown_grace: Duration,
 }
@@ -53,6 +55,7 @@ impl Default for IngestSettings {
             chunk_overlap: 64,
             max_chunks_per_doc: 50_000,
             max_per_user: 100,
+            max_docs_per_user: 10_000,
             shutdown_grace: Duration::from_secs(30),
         }
     }

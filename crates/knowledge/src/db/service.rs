@@ -696,6 +696,15 @@ impl KnowledgeBases for SeaOrmKnowledge {
             ));
         }
         let base = to_base(row);
+        let held = doc::Entity::find()
+            .filter(doc::Column::UserId.eq(base.user_id.clone()))
+            .count(&self.db)
+            .await?;
+        if held + files.len() as u64 > self.settings.max_docs_per_user {
+            return Err(KnowledgeError::DocQuotaExceeded {
+                limit: self.settings.max_docs_per_user,
+            });
+        }
         let qa = base.is_qa();
         let mut checked = Vec::with_capacity(files.len());
         for file in files {

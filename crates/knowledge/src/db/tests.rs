@@ -22,6 +22,7 @@ async fn service(dir: &tempfile::TempDir) -> SeaOrmKnowledge {
         &dir.path().join("index"),
         IngestSettings {
             max_per_user: 3,
+            max_docs_per_user: 4,
             ..IngestSettings::default()
         },
     )
@@ -361,4 +362,36 @@ async fn a_claim_handed_back_at_shutdown_is_due_again_at_once() {
         kb.doc(&alice, &claimed.id).await.unwrap().status,
         DocStatus::Processing
     );
+}
+
+#[tokio::test]
+async fn documents_are_limited_per_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = service(&dir).await;
+    let alice = Actor::new("alice", false);
+    let a = kb.create(&alice, new_base("A", "document")).await.unwrap();
+    let b = kb.create(&alice, new_base("B", "document")).await.unwrap();
+    let files = |n: usize| {
+        (0..n)
+            .map(|i| file(&dir, &format!("{i}.txt"), "text"))
+            .collect()
+    };
+    kb.add_files(&alice, &a.id, files(3)).await.unwrap();
+    // The limit (4) counts every base of the owner; a refused upload stores nothing.
+    assert!(matches!(
+        kb.add_files(&alice, &b.id, files(2)).await,
+        Err(KnowledgeError::DocQuotaExceeded { limit: 4 })
+    ));
+    let (_, docs) = kb
+        .docs(
+            &alice,
+            DocQuery {
+                kdb_id: b.id.clone(),
+                ..DocQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(docs.total, 0);
+    kb.add_files(&alice, &b.id, files(1)).await.unwrap();
 }
