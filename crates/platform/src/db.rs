@@ -415,6 +415,23 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), StartError> {
     }
 }
 
+/// What a worker may claim from a table of leased work: rows `pending`, and rows `running`
+/// whose lease (`locked_until`) ran out before `now` (their worker is gone). Agent jobs,
+/// planner tasks and knowledge-base documents claim with it in a conditional UPDATE.
+pub fn lease_due<C: sea_orm::ColumnTrait>(
+    status: C,
+    locked_until: C,
+    pending: impl Into<sea_orm::Value>,
+    running: impl Into<sea_orm::Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sea_orm::Condition {
+    sea_orm::Condition::any().add(status.eq(pending)).add(
+        sea_orm::Condition::all()
+            .add(status.eq(running))
+            .add(locked_until.lt(now)),
+    )
+}
+
 /// `text` lower-cased as a LIKE pattern (escape character `\`) matching it anywhere, with
 /// `%`, `_` and `\` taken literally: the searches of listings.
 pub fn contains_pattern(text: &str) -> String {

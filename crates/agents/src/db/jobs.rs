@@ -8,8 +8,8 @@ use chrono::Utc;
 use platform::Actor;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -138,13 +138,13 @@ impl SeaOrmJobs {
     /// makes the claim exclusive across workers and replicas.
     async fn claim(&self) -> Result<Option<agent_jobs::Model>, AgentError> {
         let now = Utc::now();
-        let due = Condition::any()
-            .add(agent_jobs::Column::Status.eq("pending"))
-            .add(
-                Condition::all()
-                    .add(agent_jobs::Column::Status.eq("running"))
-                    .add(agent_jobs::Column::LockedUntil.lt(now)),
-            );
+        let due = platform::db::lease_due(
+            agent_jobs::Column::Status,
+            agent_jobs::Column::LockedUntil,
+            "pending",
+            "running",
+            now,
+        );
         let candidates = super::fair::fair_order(agent_jobs::Entity::find().filter(due.clone()))
             .limit(8)
             .all(&self.db)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use serde_json::json;
@@ -159,13 +159,13 @@ impl SeaOrmKnowledge {
 
     pub(super) async fn claim(&self) -> Result<Option<doc::Model>, KnowledgeError> {
         let now = Utc::now();
-        let due = Condition::any()
-            .add(doc::Column::Status.eq(DocStatus::Pending.code()))
-            .add(
-                Condition::all()
-                    .add(doc::Column::Status.eq(DocStatus::Processing.code()))
-                    .add(doc::Column::LockedUntil.lt(now)),
-            );
+        let due = platform::db::lease_due(
+            doc::Column::Status,
+            doc::Column::LockedUntil,
+            DocStatus::Pending.code(),
+            DocStatus::Processing.code(),
+            now,
+        );
         let candidates = doc::Entity::find()
             .filter(due.clone())
             .order_by_asc(doc::Column::UpdatedAt)

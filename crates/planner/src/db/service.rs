@@ -680,13 +680,13 @@ impl Planner for SeaOrmPlanner {
         let now = self.now();
         self.task_by_id(id).await?;
         // Pending (whatever its time, as Sage), or claimed by a worker whose lease ran out.
-        let claimable = Condition::any()
-            .add(tasks::Column::Status.eq(TaskStatus::Pending.as_str()))
-            .add(
-                Condition::all()
-                    .add(tasks::Column::Status.eq(TaskStatus::Processing.as_str()))
-                    .add(tasks::Column::LockedUntil.lt(now)),
-            );
+        let claimable = platform::db::lease_due(
+            tasks::Column::Status,
+            tasks::Column::LockedUntil,
+            TaskStatus::Pending.as_str(),
+            TaskStatus::Processing.as_str(),
+            now,
+        );
         let claimed = tasks::Entity::update_many()
             .col_expr(
                 tasks::Column::Status,
