@@ -295,6 +295,8 @@ pub(crate) struct KdbListQuery {
     kb_type: Option<String>,
     /// From 1 (default 1).
     page: Option<String>,
+    /// The same as `page` (the web UI sends this name).
+    page_no: Option<String>,
     /// 1 to 100 (default 20).
     page_size: Option<String>,
 }
@@ -351,7 +353,10 @@ pub(crate) async fn list(
     query: ApiQuery<KdbListQuery>,
 ) -> ApiResult<KdbListDto> {
     let q = query.0;
-    let page = page_request("page", q.page, "page_size", q.page_size)?;
+    let page = match given(q.page) {
+        Some(page) => page_request("page", Some(page), "page_size", q.page_size)?,
+        None => page_request("page_no", q.page_no, "page_size", q.page_size)?,
+    };
     let found = state
         .knowledge
         .list(
@@ -610,6 +615,9 @@ pub(crate) async fn doc_info(
 pub(crate) struct DocIdQuery {
     #[param(max_length = 64)]
     doc_id: Option<String>,
+    /// The same as `doc_id` (the web UI sends this name, with `kdb_id`).
+    #[param(max_length = 64)]
+    data_id: Option<String>,
 }
 
 /// The same with the id in the query (the web UI calls this form).
@@ -620,7 +628,8 @@ pub(crate) async fn doc_info_query(
     caller: Caller,
     query: ApiQuery<DocIdQuery>,
 ) -> ApiResult<Option<KdbDocInfoDto>> {
-    match given(query.0.doc_id) {
+    let q = query.0;
+    match given(q.doc_id).or(given(q.data_id)) {
         Some(id) => doc_info_of(&state, &caller, &id).await,
         None => Ok(ApiOk(None)),
     }

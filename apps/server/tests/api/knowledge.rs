@@ -178,6 +178,15 @@ async fn documents_go_from_upload_to_retrieval() {
         (Some("guide.md"), Some("file"), Some(2))
     );
     assert_eq!(doc["taskId"], task_id.as_str());
+    // The web UI asks with `kdb_id` and `data_id` in the query.
+    let asked = ok(get(
+        &app,
+        &alice,
+        &format!("/api/knowledge-base/doc/info?kdb_id={kdb}&data_id={guide_id}"),
+    )
+    .await)
+    .await;
+    assert_eq!(asked["id"], guide_id.as_str());
 
     // Retrieval finds the passage, in Sage's result shape.
     let found = ok(app
@@ -215,7 +224,7 @@ async fn documents_go_from_upload_to_retrieval() {
     let list = ok(get(
         &app,
         &alice,
-        "/api/knowledge-base/list?query_name=help&page=1&page_size=20",
+        "/api/knowledge-base/list?query_name=help&page_no=1&page_size=50",
     )
     .await)
     .await;

@@ -36,6 +36,8 @@ fn kind_of(path: &str, name: &str) -> String {
         }
         ("task_id", p) if p.starts_with("/tasks/") => "planner_task_id".to_owned(),
         ("task_id", p) if p.starts_with("/api/knowledge-base/") => "kdb_task_id".to_owned(),
+        // The web UI's name for a document id.
+        ("data_id", p) if p.starts_with("/api/knowledge-base/") => "doc_id".to_owned(),
         _ => name.to_owned(),
     }
 }
