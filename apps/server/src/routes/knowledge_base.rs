@@ -50,9 +50,15 @@ fn given(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// An optional id: also unset when it reads `undefined` or `null`, which the web UI's query
+/// builder (`URLSearchParams` over an object) writes for a missing value.
+fn given_id(value: Option<String>) -> Option<String> {
+    given(value).filter(|v| v != "undefined" && v != "null")
+}
+
 /// A required id from a query or body (empty is missing).
 fn required(location: &str, name: &str, value: Option<String>) -> Result<String, AppError> {
-    given(value).ok_or_else(|| AppError::validation(location, name, "is required"))
+    given_id(value).ok_or_else(|| AppError::validation(location, name, "is required"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -464,7 +470,11 @@ fn statuses(query: &str) -> Result<Vec<DocStatus>, AppError> {
         if key != "query_status" && key != "query_status[]" {
             continue;
         }
-        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in value
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && *p != "undefined" && *p != "null")
+        {
             let status = part
                 .parse::<i32>()
                 .ok()
@@ -544,7 +554,7 @@ pub(crate) async fn doc_list(
                 kdb_id,
                 name: given(q.query_name),
                 statuses,
-                task_id: given(q.task_id),
+                task_id: given_id(q.task_id),
                 page,
             },
         )
@@ -629,7 +639,7 @@ pub(crate) async fn doc_info_query(
     query: ApiQuery<DocIdQuery>,
 ) -> ApiResult<Option<KdbDocInfoDto>> {
     let q = query.0;
-    match given(q.doc_id).or(given(q.data_id)) {
+    match given_id(q.doc_id).or(given_id(q.data_id)) {
         Some(id) => doc_info_of(&state, &caller, &id).await,
         None => Ok(ApiOk(None)),
     }

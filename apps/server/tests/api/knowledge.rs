@@ -161,6 +161,15 @@ async fn documents_go_from_upload_to_retrieval() {
     .await)
     .await;
     assert_eq!(named["total"], 1);
+    // What the web UI's query builder writes for missing values reads as unset.
+    let unset = ok(get(
+        &app,
+        &alice,
+        &format!("/api/knowledge-base/doc/list?kdb_id={kdb}&task_id=undefined&query_status=null"),
+    )
+    .await)
+    .await;
+    assert_eq!(unset["total"], 3);
     let guide_id = named["list"][0]["id"].as_str().unwrap().to_owned();
     let doc = ok(get(
         &app,
