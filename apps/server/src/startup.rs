@@ -70,11 +70,17 @@ fn spawn_workers(
         },
     ));
     let agent_jobs = tokio::spawn(jobs.clone().work(stopped.clone()));
-    let ingestion = tokio::spawn(knowledge.clone().work(stopped.clone()));
+    // Documents are claimed one at a time by each loop, so `SAGE_JOB_CONCURRENCY` loops
+    // process that many side by side.
+    let ingestion: Vec<_> = (0..config.job_concurrency.max(1))
+        .map(|_| tokio::spawn(knowledge.clone().work(stopped.clone())))
+        .collect();
     let tasks = tokio::spawn(tasks.work(stopped));
     tokio::spawn(async move {
         let _ = agent_jobs.await;
-        let _ = ingestion.await;
+        for loop_ in ingestion {
+            let _ = loop_.await;
+        }
         let _ = tasks.await;
     })
 }
