@@ -355,6 +355,18 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "你已有同名的 MCP 服务器。",
     },
     ErrorSpec {
+        key: "mcp.anytool_fixed",
+        kind: ErrorKind::Forbidden,
+        en: "AnyTool can be switched off, not deleted or renamed.",
+        zh: "AnyTool 只能关闭，不能删除或重命名。",
+    },
+    ErrorSpec {
+        key: "mcp.anytool_tool_not_found",
+        kind: ErrorKind::NotFound,
+        en: "No such AnyTool tool.",
+        zh: "AnyTool 工具不存在。",
+    },
+    ErrorSpec {
         key: "mcp.server_register_failed",
         kind: ErrorKind::Upstream,
         en: "The MCP server did not answer properly ({reason}). Nothing was saved.",

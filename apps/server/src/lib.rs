@@ -7,6 +7,7 @@
 //!
 //! Invariant: no business rule lives here; handlers only extract, call and render.
 
+mod anytool_glue;
 pub mod auth;
 pub mod cli;
 pub mod error;

@@ -61,6 +61,7 @@ impl utoipa::Modify for Security {
         skills::content, skills::update_content, skills::sync_to_agent, skills::sync_to_agent_workspaces,
         skills::sync_workspace,
         mcp::add, mcp::list, mcp::update, mcp::delete, mcp::refresh, mcp::toggle, mcp::preview,
+        mcp::preview_draft, mcp::upsert_tool, mcp::delete_tool,
         knowledge_base::add, knowledge_base::update, knowledge_base::info, knowledge_base::retrieve,
         knowledge_base::list, knowledge_base::delete, knowledge_base::clear, knowledge_base::redo_all,
         knowledge_base::doc_list, knowledge_base::doc_info, knowledge_base::doc_info_query,

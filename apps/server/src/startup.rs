@@ -213,6 +213,10 @@ impl Services {
             ));
         }
         let knowledge = Arc::new(knowledge);
+        mcp.set_simulator(Arc::new(crate::anytool_glue::ModelSimulator {
+            providers: providers.clone(),
+            llm: llm.clone(),
+        }));
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),

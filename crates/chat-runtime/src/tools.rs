@@ -27,6 +27,8 @@ pub struct ToolEntry {
     pub admin_only: bool,
     /// The MCP server offering it, and its owner (none for built-ins).
     pub server: Option<(String, String)>,
+    /// `external` or `anytool` for MCP tools, empty for the built-ins.
+    pub server_kind: &'static str,
 }
 
 /// One direct call.
@@ -78,6 +80,7 @@ impl DirectTools for Runtime {
                 kind: "basic",
                 admin_only: t.writes,
                 server: None,
+                server_kind: "",
             })
             .collect();
         if kind.is_none_or(|k| k == "mcp") {
@@ -95,6 +98,7 @@ impl DirectTools for Runtime {
                         kind: "mcp",
                         admin_only: false,
                         server: Some((server.name.clone(), server.user_id.clone())),
+                        server_kind: server.kind,
                     });
                 }
             }

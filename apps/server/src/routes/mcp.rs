@@ -7,7 +7,7 @@ use serde_json::Value;
 use tooling::mcp::{McpServer, NewMcpServer};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ModelCaller};
 use crate::error::AppError;
 use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult, Envelope};
@@ -17,6 +17,11 @@ use crate::state::AppState;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/mcp/add").route(web::post().to(add)))
         .service(web::resource("/mcp/list").route(web::get().to(list)))
+        .service(web::resource("/mcp/anytool/preview-draft").route(web::post().to(preview_draft)))
+        .service(web::resource("/mcp/anytool/tool").route(web::post().to(upsert_tool)))
+        .service(
+            web::resource("/mcp/anytool/tool/{tool_name}").route(web::delete().to(delete_tool)),
+        )
         .service(
             web::resource("/mcp/{server_name}")
                 .route(web::put().to(update))
@@ -40,10 +45,20 @@ pub(crate) struct AddMcpBody {
     #[serde(default)]
     #[schema(max_length = 32)]
     protocol: Option<String>,
-    /// `external` (the only kind served here).
+    /// `external` (a remote server), or `anytool` (the caller's AnyTool server: `tools` and
+    /// `simulator` replace its definitions and model settings; its name stays `AnyTool`).
     #[serde(default)]
     #[schema(max_length = 32)]
     kind: Option<String>,
+    /// AnyTool only: the tool definitions (`name`, `description`, `parameters`, `returns`,
+    /// `prompt_template`, `example_input`, `example_output`, `notes`).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 100)]
+    tools: Option<Vec<Value>>,
+    /// AnyTool only: the model's settings (`system_prompt`, `temperature`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    simulator: Option<Value>,
     /// The server's MCP endpoint (streamable HTTP).
     #[serde(default)]
     #[schema(max_length = 2048)]
@@ -102,12 +117,26 @@ fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
             "local (stdio) MCP servers cannot run on the server; give a streamable_http_url",
         ));
     }
-    if let Some(kind) = given(b.kind).filter(|k| k != "external") {
-        return Err(AppError::validation(
-            "body",
-            "kind",
-            &format!("`{kind}` servers are not supported; use external"),
-        ));
+    match given(b.kind).as_deref() {
+        None | Some("external") => {}
+        Some("anytool") => {
+            return Ok(NewMcpServer {
+                name: tooling::mcp::ANYTOOL.to_owned(),
+                description: b.description.unwrap_or_default(),
+                anytool: Some(tooling::mcp::NewAnyTool {
+                    tools: b.tools.unwrap_or_default(),
+                    simulator: b.simulator,
+                }),
+                ..NewMcpServer::default()
+            });
+        }
+        Some(kind) => {
+            return Err(AppError::validation(
+                "body",
+                "kind",
+                &format!("`{kind}` servers are not supported; use external or anytool"),
+            ));
+        }
     }
     // A streamable URL wins; else `sse_url` means the SSE transport.
     let (url, sse) = match (
@@ -142,6 +171,7 @@ fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
         sse,
         api_key: given(b.api_key),
         description: b.description.unwrap_or_default(),
+        anytool: None,
     })
 }
 
@@ -182,12 +212,37 @@ pub(crate) struct McpPreviewBody {
 pub(crate) struct McpPreviewDto {
     server_name: String,
     tool_name: String,
-    /// The MCP `result` (`content`, `isError`, …).
+    /// The MCP `result` (`content`, `isError`, …); for AnyTool, the simulated result.
     #[schema(value_type = Object)]
     result: Value,
+    /// AnyTool only: the model, its raw answer, the JSON read from it (`parsed`), the tool's
+    /// definition and the arguments played.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    simulation: serde_json::Map<String, Value>,
 }
 
-/// Call one tool of the caller's server (the UI's "try it").
+/// The preview answer: an AnyTool simulation is flattened into it (Sage's shape), with
+/// `result` its parsed JSON.
+fn preview_dto(server_name: String, tool_name: String, result: Value) -> McpPreviewDto {
+    match result {
+        Value::Object(simulation) if simulation.contains_key("raw_text") => McpPreviewDto {
+            result: simulation.get("parsed").cloned().unwrap_or(Value::Null),
+            server_name,
+            tool_name,
+            simulation,
+        },
+        result => McpPreviewDto {
+            server_name,
+            tool_name,
+            result,
+            simulation: serde_json::Map::new(),
+        },
+    }
+}
+
+/// Call one tool of the caller's server (the UI's "try it"); on the AnyTool server, the
+/// caller's model plays it.
 #[utoipa::path(post, path = "/api/mcp/{server_name}/preview", tag = "mcp",
     params(("server_name" = String, Path)), request_body = McpPreviewBody,
     responses((status = 200, body = Envelope<McpPreviewDto>), (status = 404, description = "`mcp.server_not_found`"),
@@ -195,7 +250,7 @@ pub(crate) struct McpPreviewDto {
               (status = 502, description = "`mcp.server_register_failed`: the server failed")))]
 pub(crate) async fn preview(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: ModelCaller,
     path: web::Path<String>,
     body: ApiJson<McpPreviewBody>,
 ) -> ApiResult<McpPreviewDto> {
@@ -211,10 +266,119 @@ pub(crate) async fn preview(
                 .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
         )
         .await?;
-    Ok(ApiOk(McpPreviewDto {
-        server_name,
-        tool_name: b.tool_name,
-        result,
+    Ok(ApiOk(preview_dto(server_name, b.tool_name, result)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AnyToolDraftBody {
+    /// The definition to play (not saved).
+    #[schema(value_type = Object)]
+    tool_definition: Value,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    arguments: Option<Value>,
+    /// Model settings for this try (`system_prompt`, `temperature`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    simulator: Option<Value>,
+    /// Shown in the answer only.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    server_name: Option<String>,
+}
+
+/// Play an AnyTool definition that is not saved yet (the editor's "try it").
+#[utoipa::path(post, path = "/api/mcp/anytool/preview-draft", tag = "mcp", request_body = AnyToolDraftBody,
+    responses((status = 200, body = Envelope<McpPreviewDto>), (status = 422, description = "An invalid definition"),
+              (status = 502, description = "The model failed")))]
+pub(crate) async fn preview_draft(
+    state: web::Data<AppState>,
+    caller: ModelCaller,
+    body: ApiJson<AnyToolDraftBody>,
+) -> ApiResult<McpPreviewDto> {
+    let b = body.0;
+    let result = state
+        .mcp
+        .anytool_preview_draft(
+            &caller.actor(),
+            b.tool_definition,
+            b.arguments
+                .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+            b.simulator,
+        )
+        .await?;
+    let tool_name = result["tool_name"].as_str().unwrap_or_default().to_owned();
+    let server_name = given(b.server_name).unwrap_or_else(|| "draft".to_owned());
+    Ok(ApiOk(preview_dto(server_name, tool_name, result)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AnyToolUpsertBody {
+    #[schema(value_type = Object)]
+    tool_definition: Value,
+    /// The tool this definition replaces (renaming it); absent: a new tool.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    original_name: Option<String>,
+    /// Accepted for compatibility: always the caller's `AnyTool` server.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    #[allow(dead_code)]
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AnyToolSavedDto {
+    server_name: String,
+    tool_name: String,
+    original_name: String,
+}
+
+/// Add a tool to the caller's AnyTool server, or replace one.
+#[utoipa::path(post, path = "/api/mcp/anytool/tool", tag = "mcp", request_body = AnyToolUpsertBody,
+    responses((status = 200, body = Envelope<AnyToolSavedDto>), (status = 404, description = "`mcp.anytool_tool_not_found`: no such original"),
+              (status = 422, description = "An invalid definition, or its name is taken")))]
+pub(crate) async fn upsert_tool(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<AnyToolUpsertBody>,
+) -> ApiResult<AnyToolSavedDto> {
+    let b = body.0;
+    let original = given(b.original_name);
+    let tool_name = state
+        .mcp
+        .anytool_upsert(&caller.actor(), b.tool_definition, original.as_deref())
+        .await?;
+    Ok(ApiOk(AnyToolSavedDto {
+        server_name: tooling::mcp::ANYTOOL.to_owned(),
+        original_name: original.unwrap_or_else(|| tool_name.clone()),
+        tool_name,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AnyToolDeletedDto {
+    server_name: String,
+    tool_name: String,
+}
+
+/// Remove a tool from the caller's AnyTool server.
+#[utoipa::path(delete, path = "/api/mcp/anytool/tool/{tool_name}", tag = "mcp",
+    params(("tool_name" = String, Path, max_length = 64)),
+    responses((status = 200, body = Envelope<AnyToolDeletedDto>), (status = 404, description = "`mcp.anytool_tool_not_found`")))]
+pub(crate) async fn delete_tool(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<AnyToolDeletedDto> {
+    let tool_name = path.into_inner();
+    state
+        .mcp
+        .anytool_delete(&caller.actor(), &tool_name)
+        .await?;
+    Ok(ApiOk(AnyToolDeletedDto {
+        server_name: tooling::mcp::ANYTOOL.to_owned(),
+        tool_name,
     }))
 }
 
@@ -231,7 +395,7 @@ pub(crate) struct McpServerDto {
     name: String,
     /// `streamable_http` or `sse`.
     protocol: String,
-    /// `external`.
+    /// `external`, or `anytool` for the caller's AnyTool server.
     kind: &'static str,
     disabled: bool,
     /// The streamable HTTP endpoint (empty for an SSE server).
@@ -245,8 +409,10 @@ pub(crate) struct McpServerDto {
     args: Vec<String>,
     #[schema(value_type = Object)]
     env: Value,
-    tools: Vec<McpToolDto>,
-    /// Always null (no simulated servers).
+    /// `{name, description, input_schema}` per tool; for AnyTool, its definitions.
+    #[schema(value_type = Vec<Object>)]
+    tools: Vec<Value>,
+    /// AnyTool's model settings (null for other servers).
     #[schema(value_type = Option<Object>)]
     simulator: Option<Value>,
     description: String,
@@ -260,7 +426,7 @@ impl From<McpServer> for McpServerDto {
     fn from(s: McpServer) -> Self {
         Self {
             name: s.name,
-            kind: "external",
+            kind: s.kind,
             disabled: s.disabled,
             streamable_http_url: if s.protocol == "sse" {
                 String::new()
@@ -268,21 +434,35 @@ impl From<McpServer> for McpServerDto {
                 s.url.clone()
             },
             sse_url: (s.protocol == "sse").then_some(s.url),
-            protocol: s.protocol,
+            // AnyTool speaks streamable HTTP in Sage; here it is played in process.
+            protocol: if s.kind == "anytool" {
+                "streamable_http".to_owned()
+            } else {
+                s.protocol
+            },
             api_key: s.api_key_masked,
             command: None,
             args: Vec::new(),
             env: Value::Object(serde_json::Map::new()),
-            tools: s
-                .tools
-                .into_iter()
-                .map(|t| McpToolDto {
-                    name: t.name,
-                    description: t.description,
-                    input_schema: t.input_schema,
-                })
-                .collect(),
-            simulator: None,
+            tools: if s.kind == "anytool" {
+                s.definitions
+                    .iter()
+                    .filter_map(|d| serde_json::to_value(d).ok())
+                    .collect()
+            } else {
+                s.tools
+                    .into_iter()
+                    .filter_map(|t| {
+                        serde_json::to_value(McpToolDto {
+                            name: t.name,
+                            description: t.description,
+                            input_schema: t.input_schema,
+                        })
+                        .ok()
+                    })
+                    .collect()
+            },
+            simulator: (s.kind == "anytool").then_some(s.simulator),
             description: s.description,
             user_id: s.user_id,
             created_at: s.created_at.to_rfc3339(),

@@ -103,14 +103,11 @@ fn tool_dto(t: ToolEntry, language: &str) -> ToolDto {
         input_schema: t.input_schema,
         kind: t.kind.to_owned(),
         source: match &t.server {
+            Some((server, _)) if t.server_kind == "anytool" => format!("内置MCP: {server}"),
             Some((server, _)) => format!("MCP Server: {server}"),
             None => basic_source(language).to_owned(),
         },
-        server_kind: if t.server.is_some() {
-            "external".to_owned()
-        } else {
-            String::new()
-        },
+        server_kind: t.server_kind.to_owned(),
         user_id: t.server.map(|(_, owner)| owner).unwrap_or_default(),
         admin_only: t.admin_only,
     }

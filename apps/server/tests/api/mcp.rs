@@ -117,7 +117,9 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
         json!({"server_name": "everything", "status": "success"})
     );
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    let server = &listed["servers"][0];
+    // Sorted by name: the caller's AnyTool server comes first.
+    assert_eq!(listed["servers"][0]["name"], "AnyTool");
+    let server = &listed["servers"][1];
     assert_eq!(server["name"], "everything");
     assert_eq!(server["kind"], "external");
     assert_eq!(server["disabled"], false);
@@ -147,18 +149,19 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
     );
     for bad in [
         json!({"name": "local", "command": "npx", "url": peer.url}),
-        json!({"name": "any", "kind": "anytool", "url": peer.url}),
+        json!({"name": "any", "kind": "simulated", "url": peer.url}),
         json!({"name": "ftp", "url": "ftp://127.0.0.1/mcp"}),
     ] {
         let response = add(app, alice, bad.clone()).await;
         assert_eq!(response.status(), 422, "{bad}");
     }
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    assert_eq!(listed["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["servers"].as_array().unwrap().len(), 2);
 
-    // Bob sees none of it and can change none of it.
+    // Bob sees none of it (only his own AnyTool) and can change none of it.
     let bobs = data(bob.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    assert_eq!(bobs["servers"], json!([]));
+    assert_eq!(bobs["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(bobs["servers"][0]["name"], "AnyTool");
     for (method, path) in [
         ("DELETE", "/api/mcp/everything"),
         ("POST", "/api/mcp/everything/refresh"),
@@ -301,8 +304,8 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
     .await;
     assert_eq!(renamed["server_name"], "renamed");
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    assert_eq!(listed["servers"][0]["name"], "renamed");
-    assert_eq!(listed["servers"][0]["api_key"], "sk-m***6789");
+    assert_eq!(listed["servers"][1]["name"], "renamed");
+    assert_eq!(listed["servers"][1]["api_key"], "sk-m***6789");
     drop(peer);
     let refreshed = data(
         alice
@@ -334,7 +337,13 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
     .await;
     assert_eq!(deleted, json!({"server_name": "renamed"}));
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    assert_eq!(listed["servers"], json!([]));
+    let names: Vec<&str> = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["AnyTool"]);
 }
 
 #[tokio::test]
@@ -353,7 +362,7 @@ async fn a_server_on_the_legacy_sse_transport_works_too() {
     .await;
     assert_eq!(added["status"], "success");
     let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
-    let server = &listed["servers"][0];
+    let server = &listed["servers"][1];
     assert_eq!(server["protocol"], "sse");
     assert_eq!(server["sse_url"], peer.url);
     assert_eq!(server["streamable_http_url"], "");
@@ -374,4 +383,200 @@ async fn a_server_on_the_legacy_sse_transport_works_too() {
     )
     .await;
     assert!(exec.to_string().contains("Echo: over sse"), "{exec}");
+}
+
+#[tokio::test]
+async fn every_user_has_an_anytool_server_whose_tools_a_model_plays() {
+    let chat = setup(&[]).await;
+    let app = &chat.app;
+    let alice = &chat.alice;
+    let (bob, _) = app.user("bob").await;
+
+    // Listed from the start, empty.
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    let anytool = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "AnyTool")
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(anytool["kind"], "anytool");
+    assert_eq!(anytool["tools"], json!([]));
+    assert_eq!(anytool["simulator"], json!({}));
+
+    // A tool is defined; a second one of the same name is refused.
+    let definition = json!({"name": "search_customer", "description": "Finds a customer by name.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+        "returns": {"type": "object", "properties": {"id": {"type": "integer"}}}});
+    let saved = data(
+        app.post_json(
+            alice,
+            "/api/mcp/anytool/tool",
+            json!({"tool_definition": definition}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        saved,
+        json!({"server_name": "AnyTool", "tool_name": "search_customer", "original_name": "search_customer"})
+    );
+    let again = app
+        .post_json(
+            alice,
+            "/api/mcp/anytool/tool",
+            json!({"tool_definition": definition}),
+        )
+        .await;
+    assert_eq!(again.status(), 422);
+    let spaced = app
+        .post_json(
+            alice,
+            "/api/mcp/anytool/tool",
+            json!({"tool_definition": {"name": "two words"}}),
+        )
+        .await;
+    assert_eq!(spaced.status(), 422);
+
+    // A draft is played by the caller's model, asked for JSON.
+    chat.llm.push(llm_double::Reply::text(&["{\"id\": 42}"]));
+    let draft = data(
+        app.post_json(
+            alice,
+            "/api/mcp/anytool/preview-draft",
+            json!({"tool_definition": {"name": "lookup", "returns": {"type": "object"}},
+                   "arguments": {"query": "acme", "session_id": "dropped"}, "simulator": {"temperature": 0.5}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(draft["parsed"], json!({"id": 42}));
+    assert_eq!(draft["result"], json!({"id": 42}));
+    assert_eq!(draft["arguments"], json!({"query": "acme"}));
+    assert_eq!(draft["model"], "acc-model");
+    let asked = chat.llm.chat_requests().last().unwrap().clone();
+    assert_eq!(asked["response_format"], json!({"type": "json_object"}));
+    assert_eq!(asked["temperature"], 0.5);
+    assert!(
+        asked["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"lookup\"")
+    );
+
+    // A saved tool plays on the server's preview, shows in the catalogue, and runs in a chat.
+    chat.llm
+        .push(llm_double::Reply::text(&["Here: {\"id\": 7} done"]));
+    let preview = data(
+        app.post_json(
+            alice,
+            "/api/mcp/AnyTool/preview",
+            json!({"tool_name": "search_customer", "arguments": {"query": "acme"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(preview["parsed"], json!({"id": 7}));
+    assert_eq!(preview["raw_text"], "Here: {\"id\": 7} done");
+    let tools = data(alice.get(app.url("/api/tools")).send().await.unwrap()).await;
+    let listed_tool = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "search_customer")
+        .unwrap_or_else(|| panic!("{tools}"))
+        .clone();
+    assert_eq!(listed_tool["server_kind"], "anytool");
+    assert_eq!(listed_tool["source"], "内置MCP: AnyTool");
+    let agent = crate::chat::agent(app, alice, &["search_customer"], "simple").await;
+    chat.llm
+        .push(call("a1", "search_customer", json!({"query": "acme"})));
+    chat.llm.push(llm_double::Reply::text(&[
+        "{\"id\": 9, \"name\": \"ACME\"}",
+    ]));
+    chat.llm.push(llm_double::Reply::text(&["Found ACME."]));
+    let (_, text) = post(
+        &chat,
+        alice,
+        "/api/web-stream",
+        body(&agent, "s-any", "Find acme"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        result["content"].as_str().unwrap().contains("ACME"),
+        "{result}"
+    );
+
+    // Without a model of his own, Bob's drafts are refused (not a gateway failure).
+    let no_model = app
+        .post_json(
+            &bob,
+            "/api/mcp/anytool/preview-draft",
+            json!({"tool_definition": {"name": "lookup"}}),
+        )
+        .await;
+    assert_eq!(no_model.status(), 409);
+    assert_eq!(
+        envelope(no_model).await["error_code"],
+        "provider.none_configured"
+    );
+
+    // Bob has his own, empty AnyTool; Alice's can be switched off, not deleted.
+    let bobs = data(bob.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert_eq!(bobs["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(bobs["servers"][0]["tools"], json!([]));
+    let refused = alice
+        .delete(app.url("/api/mcp/AnyTool"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(envelope(refused).await["error_code"], "mcp.anytool_fixed");
+    let off = data(
+        alice
+            .put(app.url("/api/mcp/AnyTool/toggle"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(off["disabled"], true);
+
+    // Adding kind anytool replaces the definitions and settings; tools are deleted one by one.
+    data(
+        add(
+            app,
+            alice,
+            json!({"name": "whatever", "kind": "anytool", "protocol": "streamable_http",
+                   "tools": [definition, {"name": "weather"}], "simulator": {"system_prompt": "Be brief."}}),
+        )
+        .await,
+    )
+    .await;
+    let listed = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    let anytool = &listed["servers"][0];
+    assert_eq!(anytool["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(anytool["simulator"]["system_prompt"], "Be brief.");
+    let gone = alice
+        .delete(app.url("/api/mcp/anytool/tool/weather"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 200);
+    let missing = alice
+        .delete(app.url("/api/mcp/anytool/tool/weather"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        envelope(missing).await["error_code"],
+        "mcp.anytool_tool_not_found"
+    );
 }

@@ -89,6 +89,9 @@ const EXTRA: &[(&str, &str)] = &[
     ("POST", "/api/token-usage/stats"),
     ("GET", "/api/knowledge-base/doc/info"),
     ("POST", "/api/skills/upload-batch"),
+    ("POST", "/api/mcp/anytool/preview-draft"),
+    ("POST", "/api/mcp/anytool/tool"),
+    ("DELETE", "/api/mcp/anytool/tool/{tool_name}"),
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -5,6 +5,7 @@
 //! is sealed at rest and never shown whole. Ownership: a user sees and changes only their own
 //! servers (admins list everyone's); anything else is [`McpError::NotFound`].
 
+pub mod anytool;
 mod client;
 mod store;
 mod tool;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use platform::{Actor, ErrorKind};
 
+pub use anytool::{ANYTOOL, AnyToolDef, Simulator, SimulatorError};
 pub use client::{Endpoint, McpClient, ToolDef};
 pub use store::SeaOrmMcp;
 
@@ -30,6 +32,12 @@ pub struct McpServer {
     pub description: String,
     pub disabled: bool,
     pub tools: Vec<ToolDef>,
+    /// `external`, or `anytool` for the caller's AnyTool server.
+    pub kind: &'static str,
+    /// An AnyTool server's tool definitions (empty otherwise).
+    pub definitions: Vec<AnyToolDef>,
+    /// An AnyTool server's model settings (`{}` otherwise).
+    pub simulator: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
@@ -43,6 +51,18 @@ pub struct NewMcpServer {
     pub sse: bool,
     pub api_key: Option<String>,
     pub description: String,
+    /// Settings of the caller's AnyTool server instead of a remote server (its name is
+    /// always [`ANYTOOL`]).
+    pub anytool: Option<NewAnyTool>,
+}
+
+/// What an AnyTool server holds.
+#[derive(Debug, Clone, Default)]
+pub struct NewAnyTool {
+    /// Tool definitions as sent (checked by [`anytool::normalize_all`]).
+    pub tools: Vec<serde_json::Value>,
+    /// Model settings (`system_prompt`, `temperature`).
+    pub simulator: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +72,15 @@ pub enum McpError {
     NotFound,
     #[error("an MCP server of this name exists")]
     Exists,
+    /// The caller's AnyTool server can be switched off, not deleted or renamed.
+    #[error("AnyTool can only be switched off")]
+    AnyToolFixed,
+    /// No tool of that name in the AnyTool server.
+    #[error("no such AnyTool tool")]
+    ToolNotFound,
+    /// The caller has no model to play AnyTool tools.
+    #[error("no LLM provider is configured")]
+    NoModel,
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// The outbound policy refuses the address.
@@ -67,8 +96,9 @@ pub enum McpError {
 impl McpError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            McpError::NotFound => ErrorKind::NotFound,
-            McpError::Exists => ErrorKind::Conflict,
+            McpError::NotFound | McpError::ToolNotFound => ErrorKind::NotFound,
+            McpError::Exists | McpError::NoModel => ErrorKind::Conflict,
+            McpError::AnyToolFixed => ErrorKind::Forbidden,
             McpError::Invalid { .. } | McpError::Refused(_) => ErrorKind::Invalid,
             McpError::Server(_) => ErrorKind::Upstream,
             McpError::Internal(_) => ErrorKind::Internal,
@@ -79,6 +109,9 @@ impl McpError {
         match self {
             McpError::NotFound => "mcp.server_not_found",
             McpError::Exists => "mcp.server_exists",
+            McpError::AnyToolFixed => "mcp.anytool_fixed",
+            McpError::ToolNotFound => "mcp.anytool_tool_not_found",
+            McpError::NoModel => "provider.none_configured",
             McpError::Invalid { .. } | McpError::Refused(_) => "request.validation",
             McpError::Server(_) => "mcp.server_register_failed",
             McpError::Internal(_) => "internal",
@@ -134,4 +167,22 @@ pub trait McpServers: Send + Sync {
     ) -> Result<bool, McpError>;
     /// The tools of `user_id`'s enabled servers, ready to run.
     async fn tools_for(&self, user_id: &str) -> Result<Vec<Arc<dyn crate::Tool>>, McpError>;
+    /// Adds a tool to the caller's AnyTool server, or replaces `original` (renaming it);
+    /// the tool's name.
+    async fn anytool_upsert(
+        &self,
+        actor: &Actor,
+        definition: serde_json::Value,
+        original: Option<&str>,
+    ) -> Result<String, McpError>;
+    /// Removes a tool from the caller's AnyTool server.
+    async fn anytool_delete(&self, actor: &Actor, tool: &str) -> Result<(), McpError>;
+    /// Plays a definition that is not saved yet (the editor's "try it").
+    async fn anytool_preview_draft(
+        &self,
+        actor: &Actor,
+        definition: serde_json::Value,
+        arguments: serde_json::Value,
+        simulator: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, McpError>;
 }

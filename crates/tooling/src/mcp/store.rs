@@ -12,8 +12,11 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::anytool::{self, AnyToolDef};
 use super::tool::McpTool;
-use super::{Endpoint, McpClient, McpError, McpServer, McpServers, NewMcpServer, ToolDef};
+use super::{
+    ANYTOOL, Endpoint, McpClient, McpError, McpServer, McpServers, NewMcpServer, Simulator, ToolDef,
+};
 
 pub(crate) mod entity {
     use sea_orm::entity::prelude::*;
@@ -30,8 +33,11 @@ pub(crate) mod entity {
         pub api_key_sealed: Option<String>,
         pub description: String,
         pub disabled: bool,
-        /// The tools as a JSON array of `{name, description, input_schema}`.
+        /// The tools as a JSON array of `{name, description, input_schema}` (an AnyTool
+        /// server: its tool definitions).
         pub tools: String,
+        /// An AnyTool server's model settings (a JSON object; `{}` otherwise).
+        pub simulator: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }
@@ -65,7 +71,12 @@ pub struct SeaOrmMcp {
     client: McpClient,
     sealer: Sealer,
     clock: Arc<dyn Clock>,
+    /// Plays AnyTool tools (set once, after construction: it needs the model providers).
+    simulator: std::sync::OnceLock<Arc<dyn Simulator>>,
 }
+
+/// The protocol column of an AnyTool server.
+const ANYTOOL_PROTOCOL: &str = "anytool";
 
 fn check_name(name: &str) -> Result<String, McpError> {
     let name = name.trim();
@@ -122,6 +133,7 @@ fn check(new: NewMcpServer) -> Result<NewMcpServer, McpError> {
         api_key,
         sse: new.sse,
         description: new.description,
+        anytool: None,
     })
 }
 
@@ -132,6 +144,85 @@ impl SeaOrmMcp {
             client,
             sealer,
             clock: Arc::new(SystemClock),
+            simulator: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The model that plays AnyTool tools (the first one set stays).
+    pub fn set_simulator(&self, simulator: Arc<dyn Simulator>) {
+        let _ = self.simulator.set(simulator);
+    }
+
+    fn simulator(&self) -> Result<&Arc<dyn Simulator>, McpError> {
+        self.simulator.get().ok_or(McpError::NoModel)
+    }
+
+    /// The caller's AnyTool server, created (empty) on first use.
+    async fn anytool_row(&self, user_id: &str) -> Result<entity::Model, McpError> {
+        let find = || {
+            entity::Entity::find()
+                .filter(entity::Column::UserId.eq(user_id))
+                .filter(entity::Column::Name.eq(ANYTOOL))
+                .one(&self.db)
+        };
+        if let Some(row) = find().await? {
+            return Ok(row);
+        }
+        let now = self.clock.now();
+        let row = entity::ActiveModel {
+            id: Set(platform::ids::new_hex_id()),
+            user_id: Set(user_id.to_owned()),
+            name: Set(ANYTOOL.to_owned()),
+            protocol: Set(ANYTOOL_PROTOCOL.to_owned()),
+            url: Set(String::new()),
+            api_key_sealed: Set(None),
+            description: Set("Built-in AnyTool MCP server".to_owned()),
+            disabled: Set(false),
+            tools: Set("[]".to_owned()),
+            simulator: Set("{}".to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&self.db).await.map_err(name_taken) {
+            Ok(row) => Ok(row),
+            // Another request created it meanwhile.
+            Err(McpError::Exists) => find().await?.ok_or(McpError::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores an AnyTool server's definitions (and settings when given).
+    async fn save_anytool(
+        &self,
+        row: entity::Model,
+        definitions: &[AnyToolDef],
+        simulator: Option<serde_json::Value>,
+        description: Option<String>,
+    ) -> Result<entity::Model, McpError> {
+        if row.protocol != ANYTOOL_PROTOCOL {
+            return Err(McpError::invalid(
+                "kind",
+                format!("`{}` is not an AnyTool server", row.name),
+            ));
+        }
+        let mut active: entity::ActiveModel = row.into();
+        active.tools =
+            Set(serde_json::to_string(definitions).map_err(|e| McpError::Internal(e.into()))?);
+        if let Some(simulator) = simulator {
+            active.simulator = Set(simulator.to_string());
+        }
+        if let Some(description) = description {
+            active.description = Set(description);
+        }
+        active.updated_at = Set(self.clock.now());
+        Ok(active.update(&self.db).await?)
+    }
+
+    fn definitions(row: &entity::Model) -> Vec<AnyToolDef> {
+        if row.protocol == ANYTOOL_PROTOCOL {
+            serde_json::from_str(&row.tools).unwrap_or_default()
+        } else {
+            Vec::new()
         }
     }
 
@@ -148,13 +239,31 @@ impl SeaOrmMcp {
 
     fn view(&self, row: entity::Model) -> McpServer {
         let key = self.endpoint(&row).api_key.unwrap_or_default();
+        let anytool = row.protocol == ANYTOOL_PROTOCOL;
+        let definitions = Self::definitions(&row);
+        let tools = if anytool {
+            definitions
+                .iter()
+                .map(|d| ToolDef {
+                    name: d.name.clone(),
+                    description: d.description.clone(),
+                    input_schema: d.parameters.clone(),
+                })
+                .collect()
+        } else {
+            serde_json::from_str(&row.tools).unwrap_or_default()
+        };
         McpServer {
+            kind: if anytool { "anytool" } else { "external" },
+            simulator: serde_json::from_str(&row.simulator)
+                .unwrap_or_else(|_| serde_json::json!({})),
+            definitions,
             api_key_masked: if key.is_empty() {
                 String::new()
             } else {
                 mask(&key)
             },
-            tools: serde_json::from_str(&row.tools).unwrap_or_default(),
+            tools,
             name: row.name,
             user_id: row.user_id,
             protocol: row.protocol,
@@ -211,7 +320,21 @@ impl SeaOrmMcp {
 #[async_trait::async_trait]
 impl McpServers for SeaOrmMcp {
     async fn add(&self, actor: &Actor, new: NewMcpServer) -> Result<McpServer, McpError> {
+        if let Some(anytool) = new.anytool {
+            // Adding AnyTool sets up (or replaces) the caller's one AnyTool server.
+            let definitions = anytool::normalize_all(&anytool.tools)?;
+            let simulator = anytool::normalize_simulator(anytool.simulator.as_ref())?;
+            let row = self.anytool_row(&actor.user_id).await?;
+            let description = Some(new.description).filter(|d| !d.trim().is_empty());
+            let row = self
+                .save_anytool(row, &definitions, Some(simulator), description)
+                .await?;
+            return Ok(self.view(row));
+        }
         let new = check(new)?;
+        if new.name == ANYTOOL {
+            return Err(McpError::Exists);
+        }
         if self.own(actor, &new.name).await.is_ok() {
             return Err(McpError::Exists);
         }
@@ -232,6 +355,7 @@ impl McpServers for SeaOrmMcp {
             description: Set(new.description),
             disabled: Set(false),
             tools: Set(serde_json::to_string(&tools).map_err(|e| McpError::Internal(e.into()))?),
+            simulator: Set("{}".to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -240,6 +364,8 @@ impl McpServers for SeaOrmMcp {
     }
 
     async fn list(&self, actor: &Actor) -> Result<Vec<McpServer>, McpError> {
+        // Every user has an AnyTool server, as in Sage.
+        self.anytool_row(&actor.user_id).await?;
         let mut query = entity::Entity::find();
         if !actor.is_admin {
             query = query.filter(entity::Column::UserId.eq(&actor.user_id));
@@ -254,6 +380,9 @@ impl McpServers for SeaOrmMcp {
 
     async fn delete(&self, actor: &Actor, name: &str) -> Result<(), McpError> {
         let row = self.own(actor, name).await?;
+        if row.protocol == ANYTOOL_PROTOCOL {
+            return Err(McpError::AnyToolFixed);
+        }
         entity::Entity::delete_by_id(row.id).exec(&self.db).await?;
         Ok(())
     }
@@ -265,8 +394,30 @@ impl McpServers for SeaOrmMcp {
         new: NewMcpServer,
     ) -> Result<McpServer, McpError> {
         let row = self.own(actor, name).await?;
+        if row.protocol == ANYTOOL_PROTOCOL {
+            let Some(anytool) = new.anytool else {
+                return Err(McpError::invalid("kind", "AnyTool stays an AnyTool server"));
+            };
+            if !new.name.trim().is_empty() && new.name.trim() != ANYTOOL {
+                return Err(McpError::AnyToolFixed);
+            }
+            let definitions = anytool::normalize_all(&anytool.tools)?;
+            let simulator = anytool::normalize_simulator(anytool.simulator.as_ref())?;
+            let description = Some(new.description).filter(|d| !d.trim().is_empty());
+            let row = self
+                .save_anytool(row, &definitions, Some(simulator), description)
+                .await?;
+            return Ok(self.view(row));
+        }
+        if new.anytool.is_some() {
+            return Err(McpError::invalid(
+                "kind",
+                "a remote server cannot become an AnyTool server",
+            ));
+        }
         let new = check(new)?;
-        if new.name != row.name && self.own(actor, &new.name).await.is_ok() {
+        if new.name != row.name && (new.name == ANYTOOL || self.own(actor, &new.name).await.is_ok())
+        {
             return Err(McpError::Exists);
         }
         // An empty key keeps the stored one (the list shows it masked).
@@ -298,6 +449,22 @@ impl McpServers for SeaOrmMcp {
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, McpError> {
         let row = self.own(actor, name).await?;
+        if row.protocol == ANYTOOL_PROTOCOL {
+            let def = Self::definitions(&row)
+                .into_iter()
+                .find(|d| d.name == tool)
+                .ok_or(McpError::ToolNotFound)?;
+            let settings = serde_json::from_str(&row.simulator).unwrap_or_default();
+            return anytool::simulate(
+                self.simulator()?.as_ref(),
+                &actor.user_id,
+                &row.name,
+                &def,
+                arguments,
+                &settings,
+            )
+            .await;
+        }
         let tools: Vec<ToolDef> = serde_json::from_str(&row.tools).unwrap_or_default();
         if !tools.iter().any(|t| t.name == tool) {
             return Err(McpError::invalid(
@@ -315,6 +482,10 @@ impl McpServers for SeaOrmMcp {
 
     async fn refresh(&self, actor: &Actor, name: &str) -> Result<bool, McpError> {
         let row = self.own(actor, name).await?;
+        if row.protocol == ANYTOOL_PROTOCOL {
+            // Its tools are its definitions: nothing to ask.
+            return Ok(true);
+        }
         let tools = match self.client.list_tools(&self.endpoint(&row)).await {
             Ok(tools) => tools,
             Err(McpError::Server(reason)) => {
@@ -359,6 +530,23 @@ impl McpServers for SeaOrmMcp {
             .await?;
         let mut out: Vec<Arc<dyn crate::Tool>> = Vec::new();
         for row in rows {
+            if row.protocol == ANYTOOL_PROTOCOL {
+                let Some(simulator) = self.simulator.get() else {
+                    continue;
+                };
+                let settings: serde_json::Value =
+                    serde_json::from_str(&row.simulator).unwrap_or_default();
+                for def in Self::definitions(&row) {
+                    out.push(Arc::new(anytool::AnyTool {
+                        simulator: simulator.clone(),
+                        user_id: row.user_id.clone(),
+                        server: row.name.clone(),
+                        def,
+                        settings: settings.clone(),
+                    }));
+                }
+                continue;
+            }
             let endpoint = self.endpoint(&row);
             let defs: Vec<ToolDef> = serde_json::from_str(&row.tools).unwrap_or_default();
             for def in defs {
@@ -371,6 +559,82 @@ impl McpServers for SeaOrmMcp {
             }
         }
         Ok(out)
+    }
+
+    async fn anytool_upsert(
+        &self,
+        actor: &Actor,
+        definition: serde_json::Value,
+        original: Option<&str>,
+    ) -> Result<String, McpError> {
+        let next = anytool::normalize(&definition)?;
+        let row = self.anytool_row(&actor.user_id).await?;
+        let original = original.map(str::trim).filter(|o| !o.is_empty());
+        let mut definitions = Self::definitions(&row);
+        match original {
+            Some(original) => {
+                let at = definitions
+                    .iter()
+                    .position(|d| d.name == original)
+                    .ok_or(McpError::ToolNotFound)?;
+                if next.name != original && definitions.iter().any(|d| d.name == next.name) {
+                    return Err(McpError::invalid(
+                        "tool_definition.name",
+                        format!("`{}` exists", next.name),
+                    ));
+                }
+                definitions[at] = next.clone();
+            }
+            None => {
+                if definitions.iter().any(|d| d.name == next.name) {
+                    return Err(McpError::invalid(
+                        "tool_definition.name",
+                        format!("`{}` exists", next.name),
+                    ));
+                }
+                if definitions.len() >= anytool::MAX_TOOLS {
+                    return Err(McpError::invalid(
+                        "tools",
+                        format!("at most {} tools", anytool::MAX_TOOLS),
+                    ));
+                }
+                definitions.push(next.clone());
+            }
+        }
+        self.save_anytool(row, &definitions, None, None).await?;
+        Ok(next.name)
+    }
+
+    async fn anytool_delete(&self, actor: &Actor, tool: &str) -> Result<(), McpError> {
+        let row = self.anytool_row(&actor.user_id).await?;
+        let mut definitions = Self::definitions(&row);
+        let before = definitions.len();
+        definitions.retain(|d| d.name != tool.trim());
+        if definitions.len() == before {
+            return Err(McpError::ToolNotFound);
+        }
+        self.save_anytool(row, &definitions, None, None).await?;
+        Ok(())
+    }
+
+    async fn anytool_preview_draft(
+        &self,
+        actor: &Actor,
+        definition: serde_json::Value,
+        arguments: serde_json::Value,
+        simulator: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, McpError> {
+        let def = anytool::normalize(&definition)?;
+        let settings = anytool::normalize_simulator(simulator.as_ref())?;
+        anytool::simulate(
+            self.simulator()?.as_ref(),
+            &actor.user_id,
+            "draft",
+            &def,
+            arguments,
+            &settings,
+        )
+        .await
     }
 }
 
