@@ -554,7 +554,8 @@ async fn every_user_has_an_anytool_server_whose_tools_a_model_plays() {
             app,
             alice,
             json!({"name": "whatever", "kind": "anytool", "protocol": "streamable_http",
-                   "tools": [definition, {"name": "weather"}], "simulator": {"system_prompt": "Be brief."}}),
+                   "tools": [definition, {"name": "weather"}],
+                   "simulator": {"system_prompt": "Be brief.", "api_key": "sk-never-stored", "temperature": 0.4}}),
         )
         .await,
     )
@@ -563,6 +564,8 @@ async fn every_user_has_an_anytool_server_whose_tools_a_model_plays() {
     let anytool = &listed["servers"][0];
     assert_eq!(anytool["tools"].as_array().unwrap().len(), 2);
     assert_eq!(anytool["simulator"]["system_prompt"], "Be brief.");
+    // A key sent with the simulator settings is never stored (nor shown).
+    assert_eq!(anytool["simulator"].get("api_key"), None);
     let gone = alice
         .delete(app.url("/api/mcp/anytool/tool/weather"))
         .send()

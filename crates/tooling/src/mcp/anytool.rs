@@ -76,6 +76,22 @@ fn object_of(raw: &Value, keys: &[&str], field: &'static str) -> Result<Value, M
     Ok(value)
 }
 
+/// Any JSON value (an example), bounded.
+fn example_of(raw: &Value, keys: &[&str], field: &'static str) -> Result<Value, McpError> {
+    let value = keys
+        .iter()
+        .find_map(|k| raw.get(*k).filter(|v| !v.is_null()))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if value.to_string().len() > MAX_SCHEMA_BYTES {
+        return Err(McpError::invalid(
+            field,
+            format!("must be at most {MAX_SCHEMA_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(value)
+}
+
 /// A definition as the web UI sends it, checked: a name a model can call (1–64 of
 /// `A-Z a-z 0-9 _ -`), object schemas, bounded texts.
 pub fn normalize(raw: &Value) -> Result<AnyToolDef, McpError> {
@@ -109,12 +125,8 @@ pub fn normalize(raw: &Value) -> Result<AnyToolDef, McpError> {
         parameters,
         returns: object_of(raw, &["returns"], "returns")?,
         prompt_template: text_of(raw, &["prompt_template", "prompt"], "prompt_template")?,
-        example_input: object_of(raw, &["example_input", "example"], "example_input")?,
-        example_output: raw
-            .get("example_output")
-            .filter(|v| !v.is_null())
-            .cloned()
-            .unwrap_or_else(|| json!({})),
+        example_input: example_of(raw, &["example_input", "example"], "example_input")?,
+        example_output: example_of(raw, &["example_output"], "example_output")?,
         notes: text_of(raw, &["notes"], "notes")?,
     })
 }
@@ -141,12 +153,28 @@ pub fn normalize_all(raw: &[Value]) -> Result<Vec<AnyToolDef>, McpError> {
     Ok(out)
 }
 
-/// The simulator's settings, checked (an object; `system_prompt` and `temperature` are used).
+/// The simulator's settings, checked (an object; `system_prompt` and `temperature` are
+/// used). An `api_key` is dropped, never stored: tools are played with the user's own
+/// provider, whose key is sealed (and whose base URL passed the outbound policy).
 pub fn normalize_simulator(raw: Option<&Value>) -> Result<Value, McpError> {
-    match raw {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(v) => object_of(&json!({"simulator": v}), &["simulator"], "simulator"),
+    let mut settings = match raw {
+        None | Some(Value::Null) => return Ok(json!({})),
+        Some(v) => object_of(&json!({"simulator": v}), &["simulator"], "simulator")?,
+    };
+    if let Some(map) = settings.as_object_mut() {
+        map.remove("api_key");
     }
+    Ok(settings)
+}
+
+/// The temperature of the settings: a number or a numeric string, 0–2 (default 0.2).
+fn temperature_of(settings: &Value) -> f64 {
+    let t = &settings["temperature"];
+    t.as_f64()
+        .or_else(|| t.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|t: &f64| t.is_finite())
+        .unwrap_or(0.2)
+        .clamp(0.0, 2.0)
 }
 
 /// Why the model could not play a tool.
@@ -243,10 +271,7 @@ pub async fn simulate(
     arguments.remove("session_id");
     arguments.remove("user_id");
     let arguments = Value::Object(arguments);
-    let temperature = settings["temperature"]
-        .as_f64()
-        .unwrap_or(0.2)
-        .clamp(0.0, 2.0);
+    let temperature = temperature_of(settings);
     let (model, raw_text) = simulator
         .complete(
             user_id,
@@ -331,6 +356,22 @@ mod tests {
             assert!(normalize(&bad).is_err(), "{bad}");
         }
         assert!(normalize_all(&[json!({"name": "a"}), json!({"name": "a"})]).is_err());
+        assert_eq!(
+            normalize(&json!({"name": "x", "example_input": [1]}))
+                .unwrap()
+                .example_input,
+            json!([1])
+        );
+    }
+
+    #[test]
+    fn simulator_settings_keep_no_key() {
+        let s = normalize_simulator(Some(&json!({"api_key": "sk-secret", "temperature": "0.7"})))
+            .unwrap();
+        assert_eq!(s, json!({"temperature": "0.7"}));
+        assert_eq!(temperature_of(&s), 0.7);
+        assert_eq!(temperature_of(&json!({"temperature": 9})), 2.0);
+        assert_eq!(temperature_of(&json!({})), 0.2);
     }
 
     #[test]
