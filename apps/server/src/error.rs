@@ -337,6 +337,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "不是可用的技能包：{reason}",
     },
     ErrorSpec {
+        key: "skill.quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "At most {limit} skills may be kept here. Delete one first.",
+        zh: "此处最多可保存 {limit} 个技能。请先删除一个。",
+    },
+    ErrorSpec {
         key: "skill.download_failed",
         kind: ErrorKind::Upstream,
         en: "The skill could not be downloaded: {reason}",
@@ -879,6 +885,9 @@ impl From<tooling::skills::SkillError> for AppError {
             E::Internal(source) => AppError::internal(source),
             E::BadPackage(reason) => AppError::new("skill.invalid_package").param("reason", reason),
             E::Download(reason) => AppError::new("skill.download_failed").param("reason", reason),
+            E::QuotaExceeded { limit } => {
+                AppError::new("skill.quota_exceeded").param("limit", limit)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }

@@ -178,7 +178,8 @@ impl Services {
                 }),
                 policy.clone(),
             )
-            .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?,
+            .map_err(|e| StartError::new(format!("cannot build the skill downloader: {e}")))?
+            .with_quota(usize::try_from(config.max_skills_per_user).unwrap_or(usize::MAX)),
         );
         agents.on_saved(Arc::new(crate::skills_glue::SkillsFollowAgents {
             skills: skills.clone(),

@@ -798,3 +798,35 @@ async fn an_agents_skills_follow_it_into_the_owners_workspace_when_saved() {
     .await;
     assert!(!copy.exists());
 }
+
+#[tokio::test]
+async fn a_user_keeps_at_most_the_configured_number_of_skills() {
+    let app = TestApp::spawn_with(|c| c.max_skills_per_user = 2).await;
+    let (alice, _) = app.user("alice").await;
+    let zip = |name: &str, description: &str| {
+        zip_of(&[(
+            "SKILL.md",
+            &format!("---\nname: {name}\ndescription: {description}\n---\nSteps.\n"),
+            0o644,
+        )])
+    };
+    ok(upload(&app, &alice, zip("Alpha", "First."), &[]).await).await;
+    ok(upload(&app, &alice, zip("Beta", "Second."), &[]).await).await;
+    let third = upload(&app, &alice, zip("Gamma", "Third."), &[]).await;
+    assert_eq!(third.status(), 409);
+    assert_eq!(envelope(third).await["error_code"], "skill.quota_exceeded");
+    // Replacing a kept skill is not a new one.
+    ok(upload(&app, &alice, zip("Alpha", "First, again."), &[]).await).await;
+    let content = ok(alice
+        .get(app.url("/api/skills/content?name=Alpha"))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert!(
+        content["content"]
+            .as_str()
+            .unwrap()
+            .contains("First, again.")
+    );
+}

@@ -160,6 +160,9 @@ pub enum SkillError {
     /// The archive could not be downloaded.
     #[error("the skill could not be downloaded: {0}")]
     Download(String),
+    /// The place holds as many skills as allowed.
+    #[error("at most {limit} skills")]
+    QuotaExceeded { limit: usize },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -172,6 +175,7 @@ impl SkillError {
             SkillError::Invalid { .. } => ErrorKind::Invalid,
             SkillError::BadPackage(_) => ErrorKind::BadRequest,
             SkillError::Download(_) => ErrorKind::Upstream,
+            SkillError::QuotaExceeded { .. } => ErrorKind::Conflict,
             SkillError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -184,6 +188,7 @@ impl SkillError {
             SkillError::Invalid { .. } => "request.validation",
             SkillError::BadPackage(_) => "skill.invalid_package",
             SkillError::Download(_) => "skill.download_failed",
+            SkillError::QuotaExceeded { .. } => "skill.quota_exceeded",
             SkillError::Internal(_) => "internal",
         }
     }

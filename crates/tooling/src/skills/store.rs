@@ -61,7 +61,12 @@ struct Inner {
     agents: Arc<dyn SkillAgents>,
     client: reqwest::Client,
     policy: Arc<OutboundPolicy>,
+    /// Skills one user may keep (and one agent workspace may hold).
+    max_per_place: usize,
 }
+
+/// Skills one user may keep unless configured otherwise (`SAGE_MAX_SKILLS_PER_USER`).
+pub const DEFAULT_MAX_SKILLS_PER_USER: usize = 200;
 
 /// Skills in the data directory.
 #[derive(Clone)]
@@ -195,8 +200,18 @@ impl FsSkills {
                 agents,
                 client,
                 policy,
+                max_per_place: DEFAULT_MAX_SKILLS_PER_USER,
             }),
         })
+    }
+
+    /// At most `max` skills per user (and per agent workspace); replacing one is always
+    /// allowed. System skills (admins') are not counted.
+    pub fn with_quota(mut self, max: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_per_place = max.max(1);
+        }
+        self
     }
 
     async fn blocking<T: Send + 'static>(
@@ -256,6 +271,21 @@ impl FsSkills {
                 })?;
             let folder = folder_name(&meta.name)
                 .map_err(|_| SkillError::BadPackage("the skill's name has no letters".into()))?;
+            if place.dimension != Dimension::System {
+                let held: Vec<String> = std::fs::read_dir(&place.dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect();
+                if !held.contains(&folder) && held.len() >= inner.max_per_place {
+                    return Err(SkillError::QuotaExceeded {
+                        limit: inner.max_per_place,
+                    });
+                }
+            }
             place_dir(&place.dir, &folder, &skill_dir)?;
             let found = Found {
                 folder,
