@@ -303,7 +303,7 @@ pub(crate) struct KdbListQuery {
     page: Option<String>,
     /// The same as `page` (the web UI sends this name).
     page_no: Option<String>,
-    /// 1 to 100 (default 20).
+    /// 1 to 100 (default 20; more is read as 100).
     page_size: Option<String>,
 }
 
@@ -344,7 +344,9 @@ fn page_request(
     size: Option<String>,
 ) -> Result<PageRequest, AppError> {
     let page = query_number(page_name, page, 1..=platform::pagination::MAX_PAGE)?;
-    let size = query_number(size_name, size, 1..=platform::pagination::MAX_PAGE_SIZE)?;
+    // A larger page (a client loading "all" for a picker) gets the largest page there is.
+    let size = query_number(size_name, size, 1..=u64::from(u32::MAX))?
+        .map(|n| n.min(platform::pagination::MAX_PAGE_SIZE));
     PageRequest::new(page, size)
         .map_err(|e| AppError::validation("query", page_name, &e.to_string()))
 }

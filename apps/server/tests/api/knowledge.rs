@@ -384,7 +384,7 @@ async fn qa_bases_take_tables_and_bad_input_is_refused() {
         format!("/api/knowledge-base/doc/list?kdb_id={kdb}&query_status=7"),
         "/api/knowledge-base/doc/list".to_owned(),
         format!("/api/knowledge-base/doc/task_process?kdb_id={kdb}"),
-        "/api/knowledge-base/list?page_size=101".to_owned(),
+        "/api/knowledge-base/list?page_size=0".to_owned(),
     ] {
         assert_eq!(get(&app, &alice, &path).await.status(), 422, "{path}");
     }
@@ -429,6 +429,15 @@ async fn another_user_meets_only_missing_bases() {
     assert_eq!(envelope(r).await["error_code"], "kdb.not_found");
     let listed = ok(get(&app, &bob, "/api/knowledge-base/list").await).await;
     assert_eq!(listed["total"], 0);
+    // A picker asking for everything gets the largest page.
+    let all = ok(get(
+        &app,
+        &alice,
+        "/api/knowledge-base/list?page_no=1&page_size=1000",
+    )
+    .await)
+    .await;
+    assert_eq!(all["list"].as_array().unwrap().len(), 1);
 
     // An admin sees and searches it.
     let admin = app.admin().await;
