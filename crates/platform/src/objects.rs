@@ -144,9 +144,7 @@ impl ObjectStore for LocalObjects {
         .await
         .map_err(|e| ObjectError::Io(e.to_string()))??;
         let size = file.metadata()?.len();
-        let stream =
-            file_chunks(tokio::fs::File::from_std(file)).map(|chunk| chunk.map(bytes::Bytes::from));
-        Ok((size, Box::pin(stream)))
+        Ok((size, file_stream(tokio::fs::File::from_std(file))))
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), ObjectError> {
@@ -353,6 +351,23 @@ impl S3Objects {
             .header("authorization", authorization)
     }
 
+    /// A successful GET of `key` (missing: [`ObjectError::NotFound`]).
+    async fn fetch(&self, key: &str) -> Result<reqwest::Response, ObjectError> {
+        parts(key)?;
+        let response = self
+            .request(reqwest::Method::GET, key)
+            .send()
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ObjectError::NotFound);
+        }
+        if !response.status().is_success() {
+            return Err(Self::failure(response).await);
+        }
+        Ok(response)
+    }
+
     async fn failure(response: reqwest::Response) -> ObjectError {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -370,7 +385,7 @@ impl ObjectStore for S3Objects {
         parts(key)?;
         let file = tokio::fs::File::open(source).await?;
         let length = file.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(file_chunks(file));
+        let body = reqwest::Body::wrap_stream(file_stream(file));
         let response = self
             .request(reqwest::Method::PUT, key)
             .header("content-length", length)
@@ -386,18 +401,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn open(&self, key: &str) -> Result<(u64, ByteStream), ObjectError> {
-        parts(key)?;
-        let response = self
-            .request(reqwest::Method::GET, key)
-            .send()
-            .await
-            .map_err(|e| ObjectError::Io(e.to_string()))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(ObjectError::NotFound);
-        }
-        if !response.status().is_success() {
-            return Err(Self::failure(response).await);
-        }
+        let response = self.fetch(key).await?;
         let size = response
             .content_length()
             .ok_or_else(|| ObjectError::Io("S3 sent no content length".into()))?;
@@ -445,18 +449,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn get(&self, key: &str, max: u64) -> Result<Vec<u8>, ObjectError> {
-        parts(key)?;
-        let mut response = self
-            .request(reqwest::Method::GET, key)
-            .send()
-            .await
-            .map_err(|e| ObjectError::Io(e.to_string()))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(ObjectError::NotFound);
-        }
-        if !response.status().is_success() {
-            return Err(Self::failure(response).await);
-        }
+        let mut response = self.fetch(key).await?;
         if response.content_length().is_some_and(|n| n > max) {
             return Err(ObjectError::TooLarge(max));
         }
@@ -510,22 +503,24 @@ fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     out
 }
 
-/// A file as a stream of 64 KiB chunks (ends after the first error).
-fn file_chunks(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    futures_util::stream::unfold(Some(file), |state| async move {
-        let mut file = state?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(buf), Some(file)))
+/// An open file as a stream of 64 KiB chunks (ends after the first error): object reads,
+/// S3 uploads and the server's file downloads.
+pub fn file_stream(file: tokio::fs::File) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(file),
+        |state| async move {
+            let mut file = state?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), Some(file)))
+                }
+                Err(e) => Some((Err(e), None)),
             }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery, spool_multipart};
 use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::routes::chat::non_empty;
 use crate::routes::conversations::query_number;
 use crate::state::AppState;
 
@@ -45,15 +46,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The UI's empty spellings (`""`, `null`) of an optional text.
-fn given(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
 /// An optional id: also unset when it reads `undefined` or `null`, which the web UI's query
 /// builder (`URLSearchParams` over an object) writes for a missing value.
 fn given_id(value: Option<String>) -> Option<String> {
-    given(value).filter(|v| v != "undefined" && v != "null")
+    non_empty(value).filter(|v| v != "undefined" && v != "null")
 }
 
 /// A required id from a query or body (empty is missing).
@@ -361,7 +357,7 @@ pub(crate) async fn list(
     query: ApiQuery<KdbListQuery>,
 ) -> ApiResult<KdbListDto> {
     let q = query.0;
-    let page = match given(q.page) {
+    let page = match non_empty(q.page) {
         Some(page) => page_request("page", Some(page), "page_size", q.page_size)?,
         None => page_request("page_no", q.page_no, "page_size", q.page_size)?,
     };
@@ -370,8 +366,8 @@ pub(crate) async fn list(
         .list(
             &caller.actor(),
             KnowledgeBaseQuery {
-                name: given(q.query_name),
-                kb_type: given(q.kb_type),
+                name: non_empty(q.query_name),
+                kb_type: non_empty(q.kb_type),
                 page,
             },
         )
@@ -554,7 +550,7 @@ pub(crate) async fn doc_list(
             &caller.actor(),
             DocQuery {
                 kdb_id,
-                name: given(q.query_name),
+                name: non_empty(q.query_name),
                 statuses,
                 task_id: given_id(q.task_id),
                 page,

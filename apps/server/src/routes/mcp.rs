@@ -11,6 +11,7 @@ use crate::auth::{Caller, ModelCaller};
 use crate::error::AppError;
 use crate::extract::ApiJson;
 use crate::response::{ApiOk, ApiResult, Envelope};
+use crate::routes::chat::non_empty;
 use crate::state::AppState;
 
 /// Routes inside the `/api` scope (literal segments before `{server_name}`).
@@ -30,11 +31,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/mcp/{server_name}/preview").route(web::post().to(preview)))
         .service(web::resource("/mcp/{server_name}/refresh").route(web::post().to(refresh)))
         .service(web::resource("/mcp/{server_name}/toggle").route(web::put().to(toggle)));
-}
-
-/// The UI's empty spellings (`""`, `null`) of an optional text.
-fn given(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,14 +106,14 @@ pub(crate) async fn add(
 
 /// The settings of a body, with the transport inferred as Sage does it.
 fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
-    if given(b.command).is_some() {
+    if non_empty(b.command).is_some() {
         return Err(AppError::validation(
             "body",
             "command",
             "local (stdio) MCP servers cannot run on the server; give a streamable_http_url",
         ));
     }
-    match given(b.kind).as_deref() {
+    match non_empty(b.kind).as_deref() {
         None | Some("external") => {}
         Some("anytool") => {
             return Ok(NewMcpServer {
@@ -140,8 +136,8 @@ fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
     }
     // A streamable URL wins; else `sse_url` means the SSE transport.
     let (url, sse) = match (
-        given(b.streamable_http_url).or(given(b.url)),
-        given(b.sse_url),
+        non_empty(b.streamable_http_url).or(non_empty(b.url)),
+        non_empty(b.sse_url),
     ) {
         (Some(url), _) => (url, false),
         (None, Some(url)) => (url, true),
@@ -153,7 +149,7 @@ fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
             ));
         }
     };
-    if let Some(p) = given(b.protocol).filter(|p| {
+    if let Some(p) = non_empty(b.protocol).filter(|p| {
         !matches!(
             p.as_str(),
             "streamable_http" | "streamable-http" | "http" | "sse"
@@ -169,7 +165,7 @@ fn new_server(b: AddMcpBody) -> Result<NewMcpServer, AppError> {
         name: b.name,
         url,
         sse,
-        api_key: given(b.api_key),
+        api_key: non_empty(b.api_key),
         description: b.description.unwrap_or_default(),
         anytool: None,
     })
@@ -308,7 +304,7 @@ pub(crate) async fn preview_draft(
         )
         .await?;
     let tool_name = result["tool_name"].as_str().unwrap_or_default().to_owned();
-    let server_name = given(b.server_name).unwrap_or_else(|| "draft".to_owned());
+    let server_name = non_empty(b.server_name).unwrap_or_else(|| "draft".to_owned());
     Ok(ApiOk(preview_dto(server_name, tool_name, result)))
 }
 
@@ -344,7 +340,7 @@ pub(crate) async fn upsert_tool(
     body: ApiJson<AnyToolUpsertBody>,
 ) -> ApiResult<AnyToolSavedDto> {
     let b = body.0;
-    let original = given(b.original_name);
+    let original = non_empty(b.original_name);
     let tool_name = state
         .mcp
         .anytool_upsert(&caller.actor(), b.tool_definition, original.as_deref())

@@ -155,19 +155,8 @@ pub(crate) fn content_type(name: &str) -> &'static str {
 pub(crate) fn stream_file(
     file: std::fs::File,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
-    use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(Some(tokio::fs::File::from_std(file)), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(web::Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
-        }
-    })
+    platform::objects::file_stream(tokio::fs::File::from_std(file))
+        .map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError))
 }
 
 /// `Content-Disposition: attachment` with an ASCII `filename` and, for other names, the

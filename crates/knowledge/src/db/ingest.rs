@@ -128,8 +128,9 @@ impl SeaOrmKnowledge {
         }
     }
 
-    /// Claims and processes one document; false when none is due.
-    pub async fn run_one(&self) -> Result<bool, KnowledgeError> {
+    /// Claims and processes one document; false when none is due (the tests' worker).
+    #[cfg(test)]
+    pub(super) async fn run_one(&self) -> Result<bool, KnowledgeError> {
         let Some(row) = self.claim().await? else {
             return Ok(false);
         };

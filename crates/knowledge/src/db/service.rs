@@ -533,25 +533,13 @@ impl KnowledgeBases for SeaOrmKnowledge {
 
     async fn delete(&self, actor: &Actor, id: &str) -> Result<KnowledgeBase, KnowledgeError> {
         let row = self.owned(actor, id).await?;
-        let txn = self.db.begin().await?;
-        let doc_ids: Vec<String> = doc::Entity::find()
-            .select_only()
-            .column(doc::Column::Id)
-            .filter(doc::Column::KdbId.eq(id))
-            .into_tuple()
-            .all(&txn)
+        // Documents first (with chunks and files), then the base: a failure in between leaves
+        // an empty base to delete again, never documents without one.
+        self.delete_docs(id, Condition::all().add(doc::Column::KdbId.eq(id)))
             .await?;
-        chunk::Entity::delete_many()
-            .filter(chunk::Column::KdbId.eq(id))
-            .exec(&txn)
+        kdb::Entity::delete_by_id(id.to_owned())
+            .exec(&self.db)
             .await?;
-        doc::Entity::delete_many()
-            .filter(doc::Column::KdbId.eq(id))
-            .exec(&txn)
-            .await?;
-        kdb::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
-        txn.commit().await?;
-        self.remove_files(id, &doc_ids).await;
         self.vectors.forget(id);
         if let Err(e) = self.indexes.drop_index(id).await {
             tracing::warn!(kdb_id = id, error = %e, "cannot remove a knowledge index");
