@@ -22,5 +22,6 @@ mod routes;
 mod skills_glue;
 mod startup;
 mod state;
+mod task_tools;
 
 pub use startup::{Application, Services, run_migrations, shutdown_signal};

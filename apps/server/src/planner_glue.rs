@@ -56,6 +56,7 @@ impl planner::TaskRunner for ChatTaskRunner {
             available_tools: None,
             available_skills: None,
             available_knowledge_bases: None,
+            available_sub_agent_ids: None,
             language: "en".into(),
         };
         let owner = Actor::new(task.user_id.clone(), false);

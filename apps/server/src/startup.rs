@@ -218,12 +218,23 @@ impl Services {
             providers: providers.clone(),
             llm: llm.clone(),
         }));
+        let zone = planner::parse_zone(&config.timezone)
+            .map_err(|e| StartError::new(format!("invalid configuration: SAGE_TIMEZONE: {e}")))?;
+        let planner = Arc::new(
+            planner::SeaOrmPlanner::new(
+                db.clone(),
+                Arc::new(crate::planner_glue::VisibleAgents(agents.clone())),
+            )
+            .with_zone(zone)
+            .with_lease(config.task_time_limit + std::time::Duration::from_secs(60)),
+        );
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
             conversations.clone(),
             llm,
-            tooling::Registry::builtin(tooling::Limits::default()),
+            tooling::Registry::builtin(tooling::Limits::default())
+                .with(crate::task_tools::all(planner.clone())),
             stores.kv.clone(),
             stores.logs.clone(),
             workspace_dirs.clone(),
@@ -251,16 +262,6 @@ impl Services {
                 ..agents::JobSettings::default()
             },
         ));
-        let zone = planner::parse_zone(&config.timezone)
-            .map_err(|e| StartError::new(format!("invalid configuration: SAGE_TIMEZONE: {e}")))?;
-        let planner = Arc::new(
-            planner::SeaOrmPlanner::new(
-                db.clone(),
-                Arc::new(crate::planner_glue::VisibleAgents(agents.clone())),
-            )
-            .with_zone(zone)
-            .with_lease(config.task_time_limit + std::time::Duration::from_secs(60)),
-        );
         let mailer: Arc<dyn identity::Mailer> = match &config.smtp_url {
             Some(url) => {
                 let from = config

@@ -12,7 +12,7 @@ use crate::service::{ConversationView, SessionDownload};
 use crate::{ChatError, prompt};
 
 /// A stored message as the history routes answer it: Sage's keys (`type` and `message_type`
-/// both), absent optional fields left out.
+/// both), absent optional fields left out; a sub-agent's message names its child session.
 pub fn message_json(m: &StoredMessage, session_id: &str) -> Value {
     let mut out = Map::new();
     out.insert("role".into(), json!(m.role));
@@ -37,7 +37,10 @@ pub fn message_json(m: &StoredMessage, session_id: &str) -> Value {
         out.insert("agent_name".into(), json!(name));
     }
     out.insert("metadata".into(), m.metadata.clone());
-    out.insert("session_id".into(), json!(session_id));
+    out.insert(
+        "session_id".into(),
+        json!(m.sub_session().unwrap_or(session_id)),
+    );
     Value::Object(out)
 }
 

@@ -7,9 +7,10 @@
 //! Built so far: [`ChatRuntime`] with one implementation, [`Runtime`]: request resolution
 //! (agent, overrides, provider), the loop (stream, tool calls, results, max_loop_count),
 //! persistence per step, token usage, the replay log per session (`hub`), interrupt and the
-//! running-session index in the `KvStore`. Knowledge retrieval, guidance and delegation
-//! (fibre/team sub-agents) are later issues: every `agentMode` runs the same loop.
+//! running-session index in the `KvStore`, guidance, knowledge retrieval, and the sub-agents
+//! of fibre and team runs (`delegation`).
 
+mod delegation;
 mod error;
 mod guidance;
 mod history;

@@ -29,14 +29,21 @@ enum End {
     Interrupted,
 }
 
-struct Emitter {
+pub(crate) struct Emitter {
     inner: Arc<Inner>,
     session_id: String,
     source: Source,
     tx: UnboundedSender<Vec<u8>>,
+    /// Whether lines go to the replay log here; a sub-agent's go to its parent's emitter
+    /// (`tx`), which logs and counts them.
+    logs: bool,
     count: u64,
     /// The store of the run's first messages, while it is under way.
     storing: Option<tokio::task::JoinHandle<()>>,
+    /// The text of the step that ended the run without tool calls.
+    answer: String,
+    /// Why the model failed, when it did.
+    failure: Option<String>,
 }
 
 impl Emitter {
@@ -51,8 +58,13 @@ impl Emitter {
 
     /// Appends to the replay log, then sends.
     async fn emit(&mut self, value: &impl Serialize) {
-        let bytes = wire::line(value);
-        if let Err(e) = self.inner.hub.append(&self.session_id, &bytes).await {
+        self.emit_line(wire::line(value)).await;
+    }
+
+    async fn emit_line(&mut self, bytes: Vec<u8>) {
+        if self.logs
+            && let Err(e) = self.inner.hub.append(&self.session_id, &bytes).await
+        {
             tracing::warn!(session_id = %self.session_id, error = %e, "a line could not be logged");
         }
         self.count += 1;
@@ -60,8 +72,12 @@ impl Emitter {
     }
 
     /// A tool's progress note: counted, sent on `/api/stream` only, never logged (so a
-    /// resumed client's `last_index` counts what the other routes send).
+    /// resumed client's `last_index` counts what the other routes send). A sub-agent's
+    /// tools report none.
     fn progress(&mut self, note: &ProgressNote) {
+        if !self.logs {
+            return;
+        }
         self.count += 1;
         if self.source == Source::Stream {
             let _ = self.tx.send(wire::line(&ToolProgress {
@@ -84,7 +100,7 @@ struct PartialCall {
     arguments: String,
 }
 
-struct Step {
+pub(crate) struct Step {
     model: String,
     usage: Usage,
 }
@@ -128,8 +144,11 @@ pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Ve
         session_id: p.session_id.clone(),
         source: p.source,
         tx,
+        logs: true,
         count: 0,
         storing: None,
+        answer: String::new(),
+        failure: None,
     };
     let mut steps = Vec::new();
     let end = run_loop(&inner, &p, &mut out, &cancel, &mut steps).await;
@@ -206,7 +225,17 @@ async fn watch(
 /// Stores messages after the run's earlier ones (a store still under way is waited for).
 async fn persist(inner: &Inner, p: &Prepared, out: &mut Emitter, messages: Vec<StoredMessage>) {
     out.stored().await;
-    store(inner, &p.actor, &p.session_id, messages).await;
+    store(inner, &p.actor, &p.session_id, tagged(p, messages)).await;
+}
+
+/// A sub-agent's messages name its child session.
+fn tagged(p: &Prepared, mut messages: Vec<StoredMessage>) -> Vec<StoredMessage> {
+    if let Some(child) = &p.sub_session {
+        for m in &mut messages {
+            m.metadata["sub_session_id"] = json!(child);
+        }
+    }
+    messages
 }
 
 async fn store(
@@ -234,8 +263,8 @@ async fn run_loop(
     cancel: &Cancel,
     steps: &mut Vec<Step>,
 ) -> End {
-    let agent = p.line_agent_name;
-    let sid = p.session_id.as_str();
+    let agent = p.line_agent_name.as_str();
+    let sid = p.line_session();
     let mut messages = p.messages.clone();
     if p.max_loop == 0 {
         persist(inner, p, out, p.new_messages.clone()).await;
@@ -247,7 +276,11 @@ async fn run_loop(
             }
             return End::Interrupted;
         }
-        let guidance = drain_guidance(inner, p, out, &mut messages).await;
+        let guidance = if p.sub_session.is_none() {
+            drain_guidance(inner, p, out, &mut messages).await
+        } else {
+            Vec::new()
+        };
         let mut request = ChatRequest {
             messages: messages.clone(),
             tools: p.tool_schemas.clone(),
@@ -269,7 +302,7 @@ async fn run_loop(
             // The run's new messages (and guidance taken at its start) are stored beside the
             // first step: the model call and its first lines do not wait for the write, and
             // every later store waits for it, so the stored order is the streamed one.
-            let mut first = p.new_messages.clone();
+            let mut first = tagged(p, p.new_messages.clone());
             first.extend(guidance);
             let (inner, actor, session_id) = (inner.clone(), p.actor.clone(), p.session_id.clone());
             out.storing = Some(tokio::spawn(async move {
@@ -453,11 +486,12 @@ async fn run_loop(
             return End::Interrupted;
         }
         if calls.is_empty() {
+            out.answer = text;
             return End::Done;
         }
 
         messages.push(json!({"role": "assistant", "content": text, "tool_calls": call_values}));
-        let results = run_tools(inner, p, out, cancel, &calls).await;
+        let results = run_tools(inner, p, out, cancel, &calls, steps).await;
         let mut produced = Vec::new();
         for (call, output) in calls.iter().zip(results) {
             let content = wire::to_py_json(&output.content);
@@ -572,7 +606,7 @@ async fn drain_guidance(
             "user",
             "user_input",
             json!(g.content),
-            p.line_agent_name,
+            &p.line_agent_name,
         );
         m.agent_name = None;
         m.metadata = metadata;
@@ -582,19 +616,25 @@ async fn drain_guidance(
 }
 
 /// Independent calls run concurrently (at most `tool_concurrency` at once), each within the
-/// registry's time limit and output cap; results come back in call order.
+/// registry's time limit and output cap; results come back in call order. Delegation calls
+/// run sub-agents, whose lines are relayed as they come and whose steps join `steps`.
 async fn run_tools(
     inner: &Arc<Inner>,
     p: &Prepared,
     out: &mut Emitter,
     cancel: &Cancel,
     calls: &[PartialCall],
+    steps: &mut Vec<Step>,
 ) -> Vec<tooling::ToolOutput> {
     let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel::<ProgressNote>();
+    let (relay_tx, mut relay) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let ctx = ToolContext {
         workspace: p.workspace.clone(),
-        session_id: p.session_id.clone(),
+        // A sub-agent keeps its own todo list.
+        session_id: p.line_session().to_owned(),
         user_id: p.actor.user_id.clone(),
+        agent_id: p.agent_id.clone(),
+        scheduled: p.source == Source::Task,
         language: p.language.clone(),
         kv: inner.hub.kv(),
         cancel: cancel.clone(),
@@ -605,31 +645,114 @@ async fn run_tools(
     ));
     let runs: Vec<_> = calls
         .iter()
-        .map(|call| {
+        .map(|call| -> ToolRun<'_> {
+            if let Some(d) = p.delegation.as_ref().filter(|d| d.offers(&call.name)) {
+                let relay = relay_tx.clone();
+                return Box::pin(async move {
+                    d.call(inner, p, &call.name, &call.arguments, relay, cancel)
+                        .await
+                });
+            }
             let (mut ctx, limit) = (ctx.clone(), limit.clone());
             ctx.progress = Progress::new(notes_tx.clone(), call.id.clone());
-            async move {
+            Box::pin(async move {
                 let _permit = limit.acquire().await;
                 let output = p.tools.run(&ctx, &call.name, &call.arguments).await;
                 ctx.progress.close();
-                output
-            }
+                (output, Vec::new())
+            })
         })
         .collect();
-    drop(notes_tx);
+    drop((notes_tx, relay_tx));
     let all = futures_util::future::join_all(runs);
     tokio::pin!(all);
-    // Notes are relayed while the calls run; every note precedes its call's result.
+    // Notes and sub-agents' lines are relayed while the calls run; each precedes its call's
+    // result.
     let results = loop {
         tokio::select! {
             results = &mut all => break results,
             Some(note) = notes.recv() => out.progress(&note),
+            Some(line) = relay.recv() => out.emit_line(line).await,
         }
     };
     while let Ok(note) = notes.try_recv() {
         out.progress(&note);
     }
+    while let Ok(line) = relay.try_recv() {
+        out.emit_line(line).await;
+    }
     results
+        .into_iter()
+        .map(|(output, more)| {
+            steps.extend(more);
+            output
+        })
+        .collect()
+}
+
+/// One call of a step: its output, and the model steps of any sub-agents it ran.
+type ToolRun<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (tooling::ToolOutput, Vec<Step>)> + Send + 'a>,
+>;
+
+/// How a sub-agent's run ended: its answer (or why it has none) and its model steps.
+pub(crate) struct ChildEnd {
+    pub status: &'static str,
+    pub result: String,
+    pub steps: Vec<Step>,
+}
+
+/// Runs a sub-agent's task to its end: its lines go to `relay` (the parent's emitter), its
+/// messages into the parent conversation under its child session.
+pub(crate) fn run_child<'a>(
+    inner: &'a Arc<Inner>,
+    child: &'a Prepared,
+    relay: UnboundedSender<Vec<u8>>,
+    cancel: &'a Cancel,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ChildEnd> + Send + 'a>> {
+    Box::pin(async move {
+        let mut out = Emitter {
+            inner: inner.clone(),
+            session_id: child.session_id.clone(),
+            source: child.source,
+            tx: relay,
+            logs: false,
+            count: 0,
+            storing: None,
+            answer: String::new(),
+            failure: None,
+        };
+        // The task reaches the sub-agent's view as its user message.
+        if let Some(task) = child.new_messages.first() {
+            out.emit(&AgentLine {
+                role: "user",
+                content: Some(task.content.clone()),
+                reasoning_content: None,
+                tool_calls: None,
+                message_id: &task.message_id,
+                tool_call_id: None,
+                kind: "user_input",
+                timestamp: wire::now(),
+                agent_name: None,
+                metadata: json!({"delegated": true}),
+                session_id: child.line_session(),
+            })
+            .await;
+        }
+        let mut steps = Vec::new();
+        let end = run_loop(inner, child, &mut out, cancel, &mut steps).await;
+        out.stored().await;
+        let (status, result) = match end {
+            End::Done => ("success", out.answer),
+            End::Failed => ("failed", out.failure.unwrap_or_default()),
+            End::Interrupted => ("interrupted", out.answer),
+        };
+        ChildEnd {
+            status,
+            result,
+            steps,
+        }
+    })
 }
 
 /// Sage's error body, in its key order.
@@ -642,6 +765,7 @@ struct ErrorBody<'a> {
 /// A provider failure: an `error` line, then a failure `final_answer` (stored).
 async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &LlmError) {
     let reason = e.to_string();
+    out.failure = Some(reason.clone());
     let error_id = platform::ids::new_uuid();
     out.emit(&AgentLine {
         role: "assistant",
@@ -655,9 +779,9 @@ async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &Ll
         tool_call_id: None,
         kind: "error",
         timestamp: wire::now(),
-        agent_name: Some(p.line_agent_name),
+        agent_name: Some(&p.line_agent_name),
         metadata: json!({}),
-        session_id: &p.session_id,
+        session_id: p.line_session(),
     })
     .await;
     let answer_id = platform::ids::new_uuid();
@@ -673,7 +797,7 @@ async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &Ll
         timestamp: wire::now(),
         agent_name: None,
         metadata: json!({}),
-        session_id: &p.session_id,
+        session_id: p.line_session(),
     })
     .await;
     let mut m = stored(
@@ -681,7 +805,7 @@ async fn provider_failure(inner: &Inner, p: &Prepared, out: &mut Emitter, e: &Ll
         "assistant",
         "final_answer",
         json!(text),
-        p.line_agent_name,
+        &p.line_agent_name,
     );
     m.metadata = json!({"runtime_generated": true, "error": true});
     persist(inner, p, out, vec![m]).await;

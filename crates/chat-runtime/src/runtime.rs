@@ -84,7 +84,8 @@ pub(crate) struct Prepared {
     pub session_id: String,
     pub run_id: String,
     pub agent_id: String,
-    pub line_agent_name: &'static str,
+    /// The `agent_name` of the run's lines.
+    pub line_agent_name: String,
     pub endpoint: Endpoint,
     pub tool_schemas: Vec<Value>,
     /// The built-ins and the caller's MCP tools.
@@ -98,11 +99,28 @@ pub(crate) struct Prepared {
     pub controls: prompt::Controls,
     /// What `active_sessions` shows: the first new message, or the re-run user message.
     pub query: String,
+    /// A sub-agent's run: the child session its lines name and its stored messages carry
+    /// (`session_id` is then the parent's, whose log and conversation it writes to).
+    pub sub_session: Option<String>,
+    /// The sub-agents a fibre or team run may delegate to.
+    pub delegation: Option<Arc<crate::delegation::Delegation>>,
 }
 
-const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
+impl Prepared {
+    /// The `session_id` of the run's lines.
+    pub(crate) fn line_session(&self) -> &str {
+        self.sub_session.as_deref().unwrap_or(&self.session_id)
+    }
+}
+
+pub(crate) const DEFAULT_PREFIX: &str = "You are a helpful assistant.";
 
 impl Runtime {
+    /// The runtime a run's parts call back into (sub-agents resolve their model and tools).
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         agents: Arc<dyn Agents>,
@@ -312,7 +330,8 @@ impl Runtime {
             AgentMode::Simple => "SimpleAgent",
             AgentMode::Fibre => "FibreAgent",
             AgentMode::Team => "TeamAgent",
-        };
+        }
+        .to_owned();
 
         // System context: the agent's under the request's keys; the agent's language wins.
         let mut context = config
@@ -353,8 +372,8 @@ impl Runtime {
             .filter(|p| !p.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
 
-        // Tools: the request's list, else the agent's; only those that exist (delegation
-        // tools of fibre/team do not exist yet).
+        // Tools: the request's list, else the agent's; only those that exist (the delegation
+        // tools follow the mode instead, below).
         let wanted: Vec<String> = request.available_tools.clone().unwrap_or_else(|| {
             agent
                 .as_ref()
@@ -397,8 +416,15 @@ impl Runtime {
             )
             .await?;
         // A session id made here is a new conversation: it has no history to read.
-        let stored = if request.session_id.is_some() {
-            inner.conversations.messages(actor, &session_id).await?
+        // Sub-agents' messages are stored here too, outside the conversation's own history.
+        let stored: Vec<StoredMessage> = if request.session_id.is_some() {
+            inner
+                .conversations
+                .messages(actor, &session_id)
+                .await?
+                .into_iter()
+                .filter(|m| m.sub_session().is_none())
+                .collect()
         } else {
             Vec::new()
         };
@@ -533,7 +559,28 @@ impl Runtime {
             wanted.push(crate::knowledge::TOOL_NAME.to_owned());
             tools = tools.with(vec![Arc::new(search)]);
         }
-        let tool_schemas = tools.schemas(&wanted, &language);
+        wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
+        let mut tool_schemas = tools.schemas(&wanted, &language);
+        let delegation = crate::delegation::Delegation::plan(
+            self,
+            actor,
+            mode,
+            agent.as_ref(),
+            request
+                .available_sub_agent_ids
+                .as_deref()
+                .unwrap_or_default(),
+            &stored,
+            tool_schemas.clone(),
+        )
+        .await;
+        if let Some(d) = &delegation {
+            tool_schemas.extend(d.schemas(&language));
+            if let Some(system) = llm_messages.first_mut() {
+                let text = system["content"].as_str().unwrap_or_default().to_owned();
+                system["content"] = json!(format!("{text}{}", d.prompt_section(&language)));
+            }
+        }
         Ok(Prepared {
             actor: actor.clone(),
             source: request.source,
@@ -556,6 +603,8 @@ impl Runtime {
                 .or_else(|| pending_guidance.clone())
                 .or(last_user)
                 .unwrap_or_default(),
+            sub_session: None,
+            delegation: delegation.map(Arc::new),
         })
     }
 

@@ -85,6 +85,10 @@ pub struct RunRequest {
     /// More knowledge bases for this run: the caller's own (the agent's
     /// `availableKnowledgeBases` are searched as its owner).
     pub available_knowledge_bases: Option<Vec<String>>,
+    /// The sub-agents of a fibre or team run (agents the caller may use); none or empty: the
+    /// agent's `availableSubAgentIds`, else (unless its `subAgentSelectionMode` is `manual`)
+    /// every agent the caller owns or was granted.
+    pub available_sub_agent_ids: Option<Vec<String>>,
     /// The request's locale: `en` or `zh` (used when no `response_language` is given).
     pub language: String,
 }

@@ -135,6 +135,8 @@ impl DirectTools for Runtime {
             // A direct call's todo list is the caller's own, apart from every session's.
             session_id: format!("direct-{}", actor.user_id),
             user_id: actor.user_id.clone(),
+            agent_id,
+            scheduled: false,
             language: request.language,
             kv: self.hub().kv().clone(),
             cancel,

@@ -65,6 +65,12 @@ impl StoredMessage {
             || self.metadata["hide_from_chat"] == true
             || self.metadata["sse_visible"] == false
     }
+
+    /// The child session a sub-agent's message belongs to (`metadata.sub_session_id`): such
+    /// messages are stored in their parent conversation, outside its own history.
+    pub fn sub_session(&self) -> Option<&str> {
+        self.metadata["sub_session_id"].as_str()
+    }
 }
 
 /// How a list is ordered.

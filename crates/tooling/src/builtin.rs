@@ -728,6 +728,8 @@ mod tests {
                 workspace: root,
                 session_id: "s1".into(),
                 user_id: "u1".into(),
+                agent_id: "a1".into(),
+                scheduled: false,
                 language: "en".into(),
                 kv: Arc::new(MemoryKvStore::new()),
                 cancel,

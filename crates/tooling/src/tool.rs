@@ -105,6 +105,10 @@ pub struct ToolContext {
     pub workspace: PathBuf,
     pub session_id: String,
     pub user_id: String,
+    /// The agent the call runs for (`default_agent` when none).
+    pub agent_id: String,
+    /// Whether the run was started by a scheduled task (which may not schedule more).
+    pub scheduled: bool,
     /// `en` or `zh`.
     pub language: String,
     /// Session state shared by replicas (the todo list).

@@ -89,6 +89,9 @@ pub(crate) struct StreamBody {
     /// More knowledge bases for this run (the caller's own; others are left out).
     #[schema(max_items = 16)]
     available_knowledge_bases: Option<Vec<String>>,
+    /// The sub-agents of a fibre or team run (agents the caller may use; empty: the agent's).
+    #[schema(max_items = 20)]
+    available_sub_agent_ids: Option<Vec<String>>,
 }
 
 /// `ChatRequest`: the common fields and a required `agent_id`.
@@ -108,7 +111,7 @@ pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-fn loop_count(v: Option<Value>) -> Option<u32> {
+pub(crate) fn loop_count(v: Option<Value>) -> Option<u32> {
     match v? {
         Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
         Value::String(s) => s.trim().parse().ok(),
@@ -164,6 +167,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
         available_tools: body.available_tools,
         available_skills: body.available_skills,
         available_knowledge_bases: body.available_knowledge_bases,
+        available_sub_agent_ids: body.available_sub_agent_ids,
         language: language(),
     };
     (body.user_id, request)
@@ -241,6 +245,7 @@ pub(crate) async fn chat(
         available_tools: None,
         available_skills: None,
         available_knowledge_bases: None,
+        available_sub_agent_ids: None,
         language: language(),
     };
     let run = state.chat.start(&who, request).await?;

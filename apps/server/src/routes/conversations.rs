@@ -364,15 +364,9 @@ pub(crate) struct RerunBody {
     /// Appended as a new user message before the run.
     guidance_content: Option<String>,
     guidance_id: Option<String>,
-}
-
-fn loop_count(v: Option<Value>) -> Option<u32> {
-    match v? {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|n| *n > 0)
+    /// The sub-agents of a fibre or team run (empty: the agent's).
+    #[schema(max_items = 20)]
+    available_sub_agent_ids: Option<Vec<String>>,
 }
 
 /// Run the conversation again from its stored history (after `edit-last-user-message`, or
@@ -406,13 +400,14 @@ pub(crate) async fn rerun_stream(
         session_id: Some(path.into_inner()),
         agent_id: non_empty(b.agent_id),
         provider_id: None,
-        max_loop_count: loop_count(b.max_loop_count),
+        max_loop_count: crate::routes::chat::loop_count(b.max_loop_count),
         agent_mode: non_empty(b.agent_mode),
         system_prefix: None,
         system_context: context,
         available_tools: None,
         available_skills: None,
         available_knowledge_bases: None,
+        available_sub_agent_ids: b.available_sub_agent_ids,
         language: crate::routes::chat::language(),
     };
     let run = state.chat.start(&caller.actor(), request).await?;

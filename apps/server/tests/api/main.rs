@@ -11,6 +11,7 @@ mod binary;
 mod chat;
 mod chat_runs;
 mod conversations;
+mod delegation;
 mod errors;
 mod first_screen;
 mod gate;

@@ -640,3 +640,161 @@ async fn a_separate_worker_process_runs_due_tasks() {
     let history = history_of(&s, id).await;
     assert_eq!(history.1[0]["response"], "Ran elsewhere.");
 }
+
+const TASK_TOOLS: [&str; 7] = [
+    "add_task",
+    "list_tasks",
+    "get_task_details",
+    "update_task",
+    "delete_task",
+    "complete_task",
+    "enable_task",
+];
+
+/// The parsed result of the tool call `id` in a stream.
+fn tool_result(text: &str, id: &str) -> Value {
+    let line = crate::chat::parse(text)
+        .into_iter()
+        .find(|l| l["type"] == "tool_call_result" && l["tool_call_id"] == id)
+        .unwrap_or_else(|| panic!("no result for {id}: {text}"));
+    serde_json::from_str(line["content"].as_str().unwrap()).unwrap()
+}
+
+async fn run_chat(s: &Chat, session: &str, replies: Vec<Reply>) -> String {
+    for reply in replies {
+        s.llm.push(reply);
+    }
+    let mut body = crate::chat::body(&s.agent, session, "Manage my schedule");
+    body["max_loop_count"] = json!(10);
+    crate::chat::post(s, &s.alice, "/api/web-stream", body)
+        .await
+        .1
+}
+
+#[tokio::test]
+async fn agents_manage_their_callers_tasks_with_tools_and_scheduled_runs_add_none() {
+    use crate::chat::call;
+    let s = setup_with(&TASK_TOOLS, |c| c.task_poll = Duration::from_secs(1)).await;
+
+    // Scheduling: a one-time task in a zone, for the run's agent; a recurring one.
+    let text = run_chat(
+        &s,
+        "session_task_tools",
+        vec![
+            call(
+                "c_once",
+                "add_task",
+                json!({"name": "Standup", "description": "Summarise yesterday",
+                       "schedule": "2031-05-01T09:00:00", "timezone": "Europe/Berlin"}),
+            ),
+            call(
+                "c_rec",
+                "add_task",
+                json!({"name": "Daily", "schedule": "0 9 * * *", "is_recurring": true}),
+            ),
+            Reply::text(&["Scheduled."]),
+        ],
+    )
+    .await;
+    let once = tool_result(&text, "c_once");
+    assert_eq!(once["status"], "success", "{once}");
+    let once_id = once["task"]["task_id"].as_str().unwrap().to_owned();
+    assert!(once_id.starts_with("once_"), "{once}");
+    assert_eq!(once["task"]["agent_id"], s.agent.as_str());
+    assert_eq!(once["task"]["execute_at"], "2031-05-01T09:00:00+02:00");
+    let rec = tool_result(&text, "c_rec");
+    let rec_id = rec["task"]["task_id"].as_str().unwrap().to_owned();
+    assert!(rec_id.starts_with("rec_"), "{rec}");
+    let listed = send(&s.app, &s.alice, "GET", "/tasks/one-time", None).await;
+    assert!(listed.1.to_string().contains("Standup"), "{listed:?}");
+    let listed = send(&s.app, &s.alice, "GET", "/tasks/recurring", None).await;
+    assert!(listed.1.to_string().contains("Daily"), "{listed:?}");
+
+    // Bob's task is nobody else's business.
+    let (bob, _) = s.app.user("bob").await;
+    let bobs_agent = crate::chat::named_agent(&s.app, &bob, "Bob's", &[], "simple").await;
+    let bobs = send(
+        &s.app,
+        &bob,
+        "POST",
+        "/tasks/one-time",
+        Some(json!({"name": "Secret", "agent_id": bobs_agent,
+                    "execute_at": "2031-01-01T00:00:00Z"})),
+    )
+    .await;
+    let bobs_id = format!("once_{}", bobs.1["id"]);
+
+    // Listing, reading, changing, completing and deleting, on Alice's tasks only.
+    let text = run_chat(
+        &s,
+        "session_task_tools_2",
+        vec![
+            call("c_list", "list_tasks", json!({})),
+            call("c_peek", "get_task_details", json!({"task_id": bobs_id})),
+            call(
+                "c_off",
+                "enable_task",
+                json!({"task_id": rec_id, "enabled": false}),
+            ),
+            call(
+                "c_rename",
+                "update_task",
+                json!({"task_id": once_id, "name": "Standup v2"}),
+            ),
+            call("c_done", "complete_task", json!({"task_id": once_id})),
+            call("c_del", "delete_task", json!({"task_id": rec_id})),
+            Reply::text(&["Done."]),
+        ],
+    )
+    .await;
+    let list = tool_result(&text, "c_list");
+    let ids: Vec<&str> = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [once_id.as_str(), rec_id.as_str()], "{list}");
+    let peek = tool_result(&text, "c_peek");
+    assert_eq!(peek["status"], "error", "{peek}");
+    assert!(!peek.to_string().contains("Secret"), "{peek}");
+    assert_eq!(tool_result(&text, "c_off")["task"]["enabled"], false);
+    assert_eq!(tool_result(&text, "c_rename")["task"]["name"], "Standup v2");
+    assert_eq!(tool_result(&text, "c_done")["task"]["status"], "completed");
+    assert_eq!(tool_result(&text, "c_del")["deleted"], rec_id.as_str());
+    let recurring = send(&s.app, &s.alice, "GET", "/tasks/recurring", None).await;
+    assert!(!recurring.1.to_string().contains("Daily"), "{recurring:?}");
+    let bobs_task = send(&s.app, &bob, "GET", "/tasks/one-time", None).await;
+    assert!(bobs_task.1.to_string().contains("Secret"));
+
+    // A scheduled run may read tasks but not add one.
+    s.llm.push(call(
+        "c_again",
+        "add_task",
+        json!({"name": "Forever", "schedule": "2020-01-01T00:00:00Z"}),
+    ));
+    s.llm.push(Reply::text(&["Could not."]));
+    let due = one_time(
+        &s,
+        json!({"name": "Reschedule", "agent_id": s.agent, "execute_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    wait_for_status(&s, due["id"].as_i64().unwrap(), "completed").await;
+    let asked = s.llm.chat_requests();
+    let refusal = asked.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(refusal["role"], "tool");
+    assert!(
+        refusal["content"]
+            .as_str()
+            .unwrap()
+            .contains("may not schedule"),
+        "{refusal}"
+    );
+    let all = send(&s.app, &s.alice, "GET", "/tasks/one-time", None).await;
+    assert!(!all.1.to_string().contains("Forever"), "{all:?}");
+}

@@ -616,7 +616,7 @@ impl Conversations for SeaOrmConversations {
         let (position, last) = stored
             .iter()
             .rev()
-            .find(|(_, m)| m.role == "user" && !m.is_hidden())
+            .find(|(_, m)| m.role == "user" && !m.is_hidden() && m.sub_session().is_none())
             .cloned()
             .ok_or(ConversationError::NoUserMessage)?;
         let mut edited = last;
