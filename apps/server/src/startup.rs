@@ -186,7 +186,7 @@ impl Services {
         }));
         let mcp = Arc::new(tooling::mcp::SeaOrmMcp::new(
             db.clone(),
-            tooling::mcp::McpClient::new(policy, std::time::Duration::from_secs(60))
+            tooling::mcp::McpClient::new(policy.clone(), std::time::Duration::from_secs(60))
                 .map_err(|e| StartError::new(format!("cannot build the MCP client: {e}")))?,
             platform::secret::Sealer::with_keys(&secret),
         ));
@@ -234,7 +234,10 @@ impl Services {
             conversations.clone(),
             llm,
             tooling::Registry::builtin(tooling::Limits::default())
-                .with(crate::task_tools::all(planner.clone())),
+                .with(crate::task_tools::all(planner.clone()))
+                .with(vec![chat_runtime::fetch_webpages(policy.clone()).map_err(
+                    |e| StartError::new(format!("cannot build the web client: {e}")),
+                )?]),
             stores.kv.clone(),
             stores.logs.clone(),
             workspace_dirs.clone(),

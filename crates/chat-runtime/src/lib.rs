@@ -22,6 +22,7 @@ mod run;
 mod runtime;
 mod service;
 mod tools;
+mod web;
 pub mod wire;
 
 pub use error::ChatError;
@@ -34,3 +35,4 @@ pub use service::{
     SessionDownload, Source, StartedRun,
 };
 pub use tools::{DirectTools, ExecRequest, ToolEntry};
+pub use web::fetch_webpages;

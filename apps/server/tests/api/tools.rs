@@ -279,3 +279,90 @@ async fn a_direct_call_runs_in_the_callers_agent_workspace_and_writes_need_an_ad
     assert_eq!(foreign.1["error_code"], missing.1["error_code"]);
     assert_eq!(foreign.1["message"], missing.1["message"]);
 }
+
+#[tokio::test]
+async fn fetch_webpages_reads_pages_through_the_outbound_policy() {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(|| {
+        App::new()
+            .route(
+                "/news.html",
+                web::get().to(|| async {
+                    HttpResponse::Ok().content_type("text/html").body(
+                        "<!doctype html><html><head><title>Daily news</title>\
+                         <script>var secret = 1;</script><style>p{}</style></head>\
+                         <body><h1>Rust 2.0</h1><p>Released today.</p></body></html>",
+                    )
+                }),
+            )
+            .route(
+                "/moved",
+                web::get().to(|| async {
+                    HttpResponse::Found()
+                        .insert_header(("location", "/news.html"))
+                        .finish()
+                }),
+            )
+            .route(
+                "/private",
+                web::get().to(|| async {
+                    HttpResponse::Found()
+                        .insert_header(("location", "http://10.1.2.3/admin"))
+                        .finish()
+                }),
+            )
+            .route(
+                "/gone",
+                web::get().to(|| async { HttpResponse::NotFound().finish() }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let s = setup(&[]).await;
+    let (status, answer) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "fetch_webpages", "tool_params": {
+            "urls": [format!("{base}/moved"), format!("{base}/gone"), format!("{base}/private"),
+                     "http://10.0.0.1/"],
+            "max_length_per_url": 12}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let out = &answer["data"]["tool_response"];
+    assert_eq!(out["status"], "partial", "{out}");
+    let page = &out["results"][0];
+    assert_eq!(page["status"], "success", "{page}");
+    assert_eq!(page["title"], "Daily news");
+    assert_eq!(page["content"], "Rust 2.0\n\nRe", "{page}");
+    assert_eq!(page["truncated"], true);
+    assert!(!page.to_string().contains("secret"), "{page}");
+    assert!(
+        out["results"][1]["error"].as_str().unwrap().contains("404"),
+        "{out}"
+    );
+    // A redirect to, or a URL of, an address the deployment does not allow is refused.
+    for refused in [&out["results"][2], &out["results"][3]] {
+        assert_eq!(refused["status"], "error");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("SAGE_OUTBOUND_ALLOW"),
+            "{refused}"
+        );
+    }
+    let (status, _) = exec(
+        &s.app,
+        &s.alice,
+        json!({"tool_name": "fetch_webpages", "tool_params": {"urls": []}}),
+    )
+    .await;
+    assert_eq!(status, 422);
+}
