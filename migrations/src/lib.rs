@@ -22,6 +22,7 @@ mod m20261207_040000_releases_create_desktop_releases;
 mod m20261207_050000_tooling_create_mcp_servers;
 mod m20261207_080000_knowledge_create_tables;
 mod m20261207_090000_tooling_mcp_anytool;
+mod m20261207_100000_conversations_ordered_indexes;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_050000_tooling_create_mcp_servers::Migration),
             Box::new(m20261207_080000_knowledge_create_tables::Migration),
             Box::new(m20261207_090000_tooling_mcp_anytool::Migration),
+            Box::new(m20261207_100000_conversations_ordered_indexes::Migration),
         ]
     }
 }
