@@ -228,6 +228,15 @@ impl Services {
             .with_zone(zone)
             .with_lease(config.task_time_limit + std::time::Duration::from_secs(60)),
         );
+        // The shell tool exists only when enabled, and only where its sandbox can start.
+        let shell: Vec<Arc<dyn tooling::Tool>> = if config.enable_shell_tool {
+            let sandbox = tooling::shell::Shell::detect()
+                .await
+                .map_err(|e| StartError::new(format!("SAGE_ENABLE_SHELL_TOOL is set, but {e}")))?;
+            vec![Arc::new(sandbox)]
+        } else {
+            Vec::new()
+        };
         let chat = Arc::new(chat_runtime::Runtime::new(
             agents.clone(),
             providers.clone(),
@@ -237,7 +246,8 @@ impl Services {
                 .with(crate::task_tools::all(planner.clone()))
                 .with(vec![chat_runtime::fetch_webpages(policy.clone()).map_err(
                     |e| StartError::new(format!("cannot build the web client: {e}")),
-                )?]),
+                )?])
+                .with(shell),
             stores.kv.clone(),
             stores.logs.clone(),
             workspace_dirs.clone(),

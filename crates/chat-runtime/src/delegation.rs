@@ -271,6 +271,45 @@ impl Delegation {
         out
     }
 
+    /// A delegation call's arguments with every task's child session filled in (by the rule
+    /// of [`parse_tasks`]); `None` for other calls and arguments it cannot read.
+    pub(crate) fn with_sessions(
+        &self,
+        name: &str,
+        arguments: &str,
+        parent: &str,
+    ) -> Option<String> {
+        if name == SPAWN || !self.offers(name) {
+            return None;
+        }
+        let mut args = match serde_json::from_str::<Value>(arguments) {
+            Ok(Value::Object(map)) => map,
+            _ => return None,
+        };
+        let mut list = match args.get("tasks") {
+            Some(Value::Array(list)) => list.clone(),
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(list)) => list,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let mut taken: Vec<String> = Vec::new();
+        for task in &mut list {
+            let task = task.as_object_mut()?;
+            let wanted = task
+                .get("session_id")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .unwrap_or_default();
+            let session = session_for(wanted, parent, &taken);
+            task.insert("session_id".into(), json!(session));
+            taken.push(session);
+        }
+        args.insert("tasks".into(), Value::Array(list));
+        serde_json::to_string(&args).ok()
+    }
+
     /// Runs one delegation call: its output, and the sub-agents' model steps.
     pub(crate) async fn call(
         &self,
@@ -574,15 +613,8 @@ fn parse_tasks(args: &Map<String, Value>, parent: &str) -> Result<Vec<Task>, Str
                 "task {i} needs a `content` of 1 to {MAX_TASK_CHARS} characters"
             ));
         }
-        let wanted = text("session_id");
-        let session_id = if platform::ids::is_safe_id(&wanted)
-            && wanted != parent
-            && !tasks.iter().any(|t| t.session_id == wanted)
-        {
-            wanted
-        } else {
-            child_session(parent)
-        };
+        let taken: Vec<String> = tasks.iter().map(|t| t.session_id.clone()).collect();
+        let session_id = session_for(&text("session_id"), parent, &taken);
         let task_name = Some(text("task_name"))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| text("original_task"));
@@ -594,6 +626,16 @@ fn parse_tasks(args: &Map<String, Value>, parent: &str) -> Result<Vec<Task>, Str
         });
     }
     Ok(tasks)
+}
+
+/// A task's child session: the one it names when that is a safe id other than the parent's
+/// and not `taken` by an earlier task of the call, else a new one.
+fn session_for(wanted: &str, parent: &str, taken: &[String]) -> String {
+    if platform::ids::is_safe_id(wanted) && wanted != parent && !taken.iter().any(|t| t == wanted) {
+        wanted.to_owned()
+    } else {
+        child_session(parent)
+    }
 }
 
 /// A new child session id: `<parent>_sub_<8 hex>`, within the 64 characters of an id.

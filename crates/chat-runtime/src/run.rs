@@ -459,6 +459,13 @@ async fn run_loop(
                     if c.id.is_empty() {
                         c.id = format!("call_{}", platform::ids::new_hex_id());
                     }
+                    // A delegation's tasks get their child sessions now, so the stored call
+                    // (what a reloaded view and the model's history show) names them.
+                    if let Some(d) = &p.delegation
+                        && let Some(settled) = d.with_sessions(&c.name, &c.arguments, &p.session_id)
+                    {
+                        c.arguments = settled;
+                    }
                     c
                 })
                 .collect()

@@ -514,7 +514,9 @@ impl Runtime {
         let mut wanted = wanted;
         wanted.retain(|t| t != "load_skill");
         if !skills.is_empty() {
-            for tool in ["load_skill", "file_read"] {
+            // As Sage: skills come with the tools to read and run them (the shell only where
+            // the deployment enables it).
+            for tool in ["load_skill", "file_read", tooling::shell::TOOL_NAME] {
                 if !wanted.iter().any(|t| t == tool) {
                     wanted.push(tool.to_owned());
                 }

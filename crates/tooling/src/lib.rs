@@ -15,6 +15,7 @@
 mod builtin;
 pub mod mcp;
 mod registry;
+pub mod shell;
 pub mod skills;
 mod tool;
 

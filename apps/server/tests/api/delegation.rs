@@ -203,6 +203,23 @@ async fn a_fibre_run_spawns_an_expert_delegates_to_it_and_a_later_run_continues_
     assert_eq!(in_child.len(), 2, "{messages:?}");
     assert_eq!(in_child[0]["content"], "Add 2 and 3.");
     assert_eq!(in_child[1]["content"], "Five.");
+    // The stored call names the child session its task got (what the web UI's "view
+    // sub-session" button reads), and so does the call in the model's history.
+    let stored_call = messages
+        .iter()
+        .find_map(|m| {
+            m["tool_calls"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == "call_delegate")
+                .cloned()
+        })
+        .unwrap();
+    let args: Value =
+        serde_json::from_str(stored_call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["tasks"][0]["session_id"], child.as_str(), "{args}");
+    assert_eq!(args["tasks"][0]["content"], "Add 2 and 3.");
+    assert!(requests[3]["messages"].to_string().contains(&child));
 
     // A later run: Eric is still known, and continuing his session gives him its history;
     // the parent's own history leaves the child's messages out.

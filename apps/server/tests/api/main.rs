@@ -33,6 +33,7 @@ mod rotation;
 mod routing;
 mod services;
 mod sessions;
+mod shell;
 mod shutdown;
 mod skills;
 mod smtp;
