@@ -499,6 +499,9 @@ async fn run_loop(
 
         messages.push(json!({"role": "assistant", "content": text, "tool_calls": call_values}));
         let results = run_tools(inner, p, out, cancel, &calls, steps).await;
+        let ended_turn = results
+            .iter()
+            .any(|o| !o.is_error && o.content["should_end"] == true);
         let mut produced = Vec::new();
         for (call, output) in calls.iter().zip(results) {
             let content = wire::to_py_json(&output.content);
@@ -534,6 +537,10 @@ async fn run_loop(
         persist(inner, p, out, produced).await;
         if cancel.is_cancelled() {
             return End::Interrupted;
+        }
+        // A tool that hands the turn to the user (a questionnaire) ends the run.
+        if ended_turn {
+            return End::Done;
         }
         if step + 1 == p.max_loop {
             let notice_id = platform::ids::new_uuid();

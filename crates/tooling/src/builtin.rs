@@ -29,6 +29,7 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(Glob),
         Arc::new(Grep),
         Arc::new(LoadSkill),
+        Arc::new(crate::questionnaire::Questionnaire),
     ]
 }
 

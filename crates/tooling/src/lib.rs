@@ -14,6 +14,7 @@
 
 mod builtin;
 pub mod mcp;
+mod questionnaire;
 mod registry;
 pub mod shell;
 pub mod skills;

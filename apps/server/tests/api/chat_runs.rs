@@ -706,3 +706,48 @@ async fn nested_keys_come_in_the_order_sage_sends_them() {
         "{usage}"
     );
 }
+
+#[tokio::test]
+async fn a_questionnaire_ends_the_turn_and_a_bad_one_goes_back_to_the_model() {
+    let chat = setup(&["questionnaire_async"]).await;
+    let before = chat.llm.chat_requests().len();
+    // A bad questionnaire is an error the model sees; it then asks a good one, which ends the
+    // turn without another model call.
+    chat.llm.push(call(
+        "call_bad",
+        "questionnaire_async",
+        json!({"questions": [{"type": "rating", "text": "How?"}]}),
+    ));
+    chat.llm.push(call(
+        "call_ask",
+        "questionnaire_async",
+        json!({"title": "Trip", "questions": [
+            {"type": "single_choice", "text": "Where to?", "options": ["Sea", "Hills"], "default": "Sea"},
+            {"type": "free_text", "text": "Anything else?"}]}),
+    ));
+    chat.llm.push(Reply::text(&["never sent"]));
+    let (_, text) = post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&chat.agent, "session_questionnaire", "Plan a trip"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = |id: &str| -> Value {
+        let line = lines
+            .iter()
+            .find(|l| l["tool_call_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {text}"));
+        serde_json::from_str(line["content"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(result("call_bad")["status"], "error");
+    let asked = result("call_ask");
+    assert_eq!(asked["validation_passed"], true, "{asked}");
+    assert_eq!(asked["should_end"], true);
+    assert_eq!(asked["questions"][0]["id"], "q1");
+    assert_eq!(asked["questions"][1]["type"], "free_text");
+    assert_eq!(lines.last().unwrap()["type"], "stream_end");
+    assert!(!text.contains("never sent"), "{text}");
+    assert_eq!(chat.llm.chat_requests().len(), before + 2);
+}
