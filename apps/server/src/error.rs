@@ -409,6 +409,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "任务不存在。",
     },
     ErrorSpec {
+        key: "task.quota_exceeded",
+        kind: ErrorKind::Conflict,
+        en: "You already have {limit} scheduled tasks, the most allowed; delete one first.",
+        zh: "你的定时任务数量已达上限（{limit} 个），请先删除一个。",
+    },
+    ErrorSpec {
         key: "agent.generation_invalid",
         kind: ErrorKind::Upstream,
         en: "The model's answer could not be used; try again or use another model.",
@@ -855,6 +861,9 @@ impl From<planner::PlannerError> for AppError {
         match e {
             E::Invalid { field, reason } => AppError::validation("body", field, &reason),
             E::Internal(source) => AppError::internal(source),
+            E::QuotaExceeded { limit } => {
+                AppError::new("task.quota_exceeded").param("limit", limit)
+            }
             other => AppError::domain(other.key(), other.kind()),
         }
     }

@@ -226,7 +226,8 @@ impl Services {
                 Arc::new(crate::planner_glue::VisibleAgents(agents.clone())),
             )
             .with_zone(zone)
-            .with_lease(config.task_time_limit + std::time::Duration::from_secs(60)),
+            .with_lease(config.task_time_limit + std::time::Duration::from_secs(60))
+            .with_quota(config.max_tasks_per_user),
         );
         // The shell tool exists only when enabled, and only where its sandbox can start.
         let shell: Vec<Arc<dyn tooling::Tool>> = if config.enable_shell_tool {

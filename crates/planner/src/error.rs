@@ -15,6 +15,9 @@ pub enum PlannerError {
     Forbidden,
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// The caller has the most tasks allowed (`SAGE_MAX_TASKS_PER_USER`).
+    #[error("you already have {limit} scheduled tasks, the most allowed; delete one first")]
+    QuotaExceeded { limit: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -25,6 +28,7 @@ impl PlannerError {
             PlannerError::NotFound | PlannerError::AgentNotFound => ErrorKind::NotFound,
             PlannerError::Forbidden => ErrorKind::Forbidden,
             PlannerError::Invalid { .. } => ErrorKind::Invalid,
+            PlannerError::QuotaExceeded { .. } => ErrorKind::Conflict,
             PlannerError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -35,6 +39,7 @@ impl PlannerError {
             PlannerError::AgentNotFound => "agent.not_found",
             PlannerError::Forbidden => "auth.forbidden",
             PlannerError::Invalid { .. } => "request.validation",
+            PlannerError::QuotaExceeded { .. } => "task.quota_exceeded",
             PlannerError::Internal(_) => "internal",
         }
     }

@@ -207,6 +207,8 @@ pub struct Config {
     pub max_knowledge_docs_per_user: u64,
     /// Skills one user may keep (and one agent workspace may hold).
     pub max_skills_per_user: u64,
+    /// Unfinished one-time plus recurring planner tasks one user may have.
+    pub max_tasks_per_user: u64,
     /// How long opening one database connection may take.
     pub db_connect_timeout: Duration,
     /// How long a request waits for a pooled database connection before answering 503.
@@ -291,6 +293,7 @@ impl Default for Config {
             max_knowledge_bases_per_user: 100,
             max_knowledge_docs_per_user: 10_000,
             max_skills_per_user: 200,
+            max_tasks_per_user: 200,
             db_connect_timeout: Duration::from_millis(1000),
             db_acquire_timeout: Duration::from_millis(1500),
             secret_key_previous: Vec::new(),
@@ -368,6 +371,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_MAX_KNOWLEDGE_BASES_PER_USER",
     "SAGE_MAX_KNOWLEDGE_DOCS_PER_USER",
     "SAGE_MAX_SKILLS_PER_USER",
+    "SAGE_MAX_TASKS_PER_USER",
     "SAGE_DB_CONNECT_TIMEOUT_MS",
     "SAGE_DB_ACQUIRE_TIMEOUT_MS",
     "SAGE_SECRET_KEY_PREVIOUS",
@@ -828,6 +832,10 @@ impl Config {
                 .parse::<u64>("SAGE_MAX_SKILLS_PER_USER", "a whole number of skills")?
                 .filter(|n| *n >= 1)
                 .unwrap_or(defaults.max_skills_per_user),
+            max_tasks_per_user: src
+                .parse::<u64>("SAGE_MAX_TASKS_PER_USER", "a whole number of tasks")?
+                .filter(|n| *n >= 1)
+                .unwrap_or(defaults.max_tasks_per_user),
             db_connect_timeout,
             db_acquire_timeout,
             secret_key_previous,

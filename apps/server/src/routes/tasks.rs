@@ -430,6 +430,7 @@ pub(crate) async fn get_one_time(
 /// Create a one-time task for one of the caller's agents.
 #[utoipa::path(post, path = "/tasks/one-time", tag = "planner", request_body = OneTimeCreate,
     responses((status = 200, body = PlannerTaskDto), (status = 404, description = "Unknown agent", body = TaskErrorDto),
+              (status = 409, description = "`task.quota_exceeded`", body = TaskErrorDto),
               (status = 422, body = TaskErrorDto)))]
 pub(crate) async fn create_one_time(
     state: web::Data<AppState>,
@@ -548,6 +549,7 @@ pub(crate) async fn get_recurring(
 /// Create a recurring task; an invalid cron expression or zone is a 422.
 #[utoipa::path(post, path = "/tasks/recurring", tag = "planner", request_body = RecurringCreate,
     responses((status = 200, body = RecurringDto), (status = 404, description = "Unknown agent", body = TaskErrorDto),
+              (status = 409, description = "`task.quota_exceeded`", body = TaskErrorDto),
               (status = 422, body = TaskErrorDto)))]
 pub(crate) async fn create_recurring(
     state: web::Data<AppState>,

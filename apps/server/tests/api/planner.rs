@@ -798,3 +798,84 @@ async fn agents_manage_their_callers_tasks_with_tools_and_scheduled_runs_add_non
     let all = send(&s.app, &s.alice, "GET", "/tasks/one-time", None).await;
     assert!(!all.1.to_string().contains("Forever"), "{all:?}");
 }
+
+#[tokio::test]
+async fn each_user_has_at_most_the_configured_number_of_scheduled_tasks() {
+    let s = setup_with(&["add_task"], |c| c.max_tasks_per_user = 2).await;
+    let at = "2031-01-01T00:00:00Z";
+    let first = one_time(
+        &s,
+        json!({"name": "One", "agent_id": s.agent, "execute_at": at}),
+    )
+    .await;
+    let rec = send(
+        &s.app,
+        &s.alice,
+        "POST",
+        "/tasks/recurring",
+        Some(json!({"name": "Two", "agent_id": s.agent, "cron_expression": "0 9 * * *"})),
+    )
+    .await;
+    assert_eq!(rec.0, 200, "{rec:?}");
+    for (path, body) in [
+        (
+            "/tasks/one-time",
+            json!({"name": "Three", "agent_id": s.agent, "execute_at": at}),
+        ),
+        (
+            "/tasks/recurring",
+            json!({"name": "Three", "agent_id": s.agent, "cron_expression": "0 9 * * *"}),
+        ),
+    ] {
+        let refused = send(&s.app, &s.alice, "POST", path, Some(body)).await;
+        assert_plain_error(&refused, 409, "task.quota_exceeded");
+        assert!(
+            refused.1["detail"].as_str().unwrap().contains('2'),
+            "{refused:?}"
+        );
+    }
+    // An agent's add_task meets the same limit.
+    s.llm.push(crate::chat::call(
+        "c_more",
+        "add_task",
+        json!({"name": "Four", "schedule": at}),
+    ));
+    s.llm.push(Reply::text(&["Full."]));
+    let text = run_chat(&s, "session_task_quota", Vec::new()).await;
+    let refused = tool_result(&text, "c_more");
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("2 scheduled tasks"),
+        "{refused}"
+    );
+    // A deleted task frees its place; another user has their own allowance.
+    let id = first["id"].as_i64().unwrap();
+    let deleted = send(
+        &s.app,
+        &s.alice,
+        "DELETE",
+        &format!("/tasks/one-time/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.0, 200, "{deleted:?}");
+    one_time(
+        &s,
+        json!({"name": "Again", "agent_id": s.agent, "execute_at": at}),
+    )
+    .await;
+    let (bob, _) = s.app.user("bob").await;
+    let bobs_agent = crate::chat::named_agent(&s.app, &bob, "Bob's", &[], "simple").await;
+    let bobs = send(
+        &s.app,
+        &bob,
+        "POST",
+        "/tasks/one-time",
+        Some(json!({"name": "Bob", "agent_id": bobs_agent, "execute_at": at})),
+    )
+    .await;
+    assert_eq!(bobs.0, 200, "{bobs:?}");
+}

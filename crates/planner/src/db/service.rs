@@ -32,7 +32,11 @@ pub struct SeaOrmPlanner {
     clock: Arc<dyn Clock>,
     zone: Tz,
     lease: Duration,
+    max_per_user: u64,
 }
+
+/// Unfinished stand-alone tasks plus recurring tasks one user may have, unless configured.
+pub const DEFAULT_MAX_TASKS_PER_USER: u64 = 200;
 
 impl SeaOrmPlanner {
     pub fn new(db: platform::db::Db, agents: Arc<dyn AgentCheck>) -> Self {
@@ -42,7 +46,38 @@ impl SeaOrmPlanner {
             clock: Arc::new(SystemClock),
             zone: Tz::UTC,
             lease: Duration::minutes(30),
+            max_per_user: DEFAULT_MAX_TASKS_PER_USER,
         }
+    }
+
+    /// Unfinished (pending or running) stand-alone tasks plus recurring tasks one user may
+    /// have (`SAGE_MAX_TASKS_PER_USER`); a new one past it is refused.
+    pub fn with_quota(mut self, max_per_user: u64) -> Self {
+        self.max_per_user = max_per_user;
+        self
+    }
+
+    /// Refuses a new task when the caller's unfinished and recurring tasks reach the quota.
+    async fn check_quota(&self, actor: &Actor) -> Result<(), PlannerError> {
+        let unfinished = tasks::Entity::find()
+            .filter(tasks::Column::UserId.eq(actor.user_id.clone()))
+            .filter(tasks::Column::RecurringTaskId.is_null())
+            .filter(tasks::Column::Status.is_in([
+                TaskStatus::Pending.as_str(),
+                TaskStatus::Processing.as_str(),
+            ]))
+            .count(&self.db)
+            .await?;
+        let recurring = recurring::Entity::find()
+            .filter(recurring::Column::UserId.eq(actor.user_id.clone()))
+            .count(&self.db)
+            .await?;
+        if unfinished + recurring >= self.max_per_user {
+            return Err(PlannerError::QuotaExceeded {
+                limit: self.max_per_user,
+            });
+        }
+        Ok(())
     }
 
     /// The zone of tasks created without one (`SAGE_TIMEZONE`).
@@ -429,6 +464,7 @@ impl Planner for SeaOrmPlanner {
         let execute_at = parse_time(&new.execute_at, zone)
             .map_err(|r| PlannerError::invalid("execute_at", r))?;
         let agent_id = self.check_agent(actor, &new.agent_id).await?;
+        self.check_quota(actor).await?;
         let now = self.now();
         let row = tasks::ActiveModel {
             user_id: Set(actor.user_id.clone()),
@@ -552,6 +588,7 @@ impl Planner for SeaOrmPlanner {
         let cron_expression = cron_of(&new.cron_expression)?;
         let zone = self.zone_or_default(new.timezone.as_deref())?;
         let agent_id = self.check_agent(actor, &new.agent_id).await?;
+        self.check_quota(actor).await?;
         let now = self.now();
         let row = recurring::ActiveModel {
             user_id: Set(actor.user_id.clone()),
