@@ -16,6 +16,7 @@ mod guidance;
 mod history;
 mod hub;
 mod knowledge;
+mod memory;
 mod optimize;
 mod prompt;
 mod run;

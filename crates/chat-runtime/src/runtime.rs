@@ -561,6 +561,20 @@ impl Runtime {
             wanted.push(crate::knowledge::TOOL_NAME.to_owned());
             tools = tools.with(vec![Arc::new(search)]);
         }
+        // An agent with user memory recalls the caller's other conversations.
+        wanted.retain(|t| t != crate::memory::TOOL_NAME);
+        let user_memory = config
+            .and_then(|c| c.get("memoryType"))
+            .and_then(Value::as_str)
+            == Some("user");
+        if user_memory {
+            wanted.push(crate::memory::TOOL_NAME.to_owned());
+            tools = tools.with(vec![Arc::new(crate::memory::MemorySearch {
+                conversations: inner.conversations.clone(),
+                actor: actor.clone(),
+                session_id: session_id.clone(),
+            })]);
+        }
         wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
         let mut tool_schemas = tools.schemas(&wanted, &language);
         let delegation = crate::delegation::Delegation::plan(

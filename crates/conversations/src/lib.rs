@@ -19,7 +19,7 @@ pub use db::SeaOrmConversations;
 pub use error::ConversationError;
 pub use service::{
     Conversation, ConversationPage, Conversations, Dimension, EditedConversation, ListQuery,
-    NewConversation, SortBy, StoredMessage, TokenFigures, TokenGroup, TokenStats, TokenStatsQuery,
-    UsageRecord,
+    NewConversation, Recalled, SortBy, StoredMessage, TokenFigures, TokenGroup, TokenStats,
+    TokenStatsQuery, UsageRecord,
 };
 pub use title::title_from;

@@ -288,4 +288,23 @@ pub trait Conversations: Send + Sync {
         actor: &Actor,
         query: TokenStatsQuery,
     ) -> Result<TokenStats, ConversationError>;
+
+    /// The caller's own visible messages (what users said and agents answered) from their
+    /// conversations other than `except_session` that contain every one of `terms`
+    /// (case-insensitively; `%` and `_` literal), newest first, at most `limit`.
+    async fn recall(
+        &self,
+        actor: &Actor,
+        terms: &[String],
+        except_session: &str,
+        limit: u64,
+    ) -> Result<Vec<Recalled>, ConversationError>;
+}
+
+/// A message found by [`Conversations::recall`], with its conversation's title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recalled {
+    pub session_id: String,
+    pub title: String,
+    pub message: StoredMessage,
 }

@@ -751,3 +751,86 @@ async fn a_questionnaire_ends_the_turn_and_a_bad_one_goes_back_to_the_model() {
     assert!(!text.contains("never sent"), "{text}");
     assert_eq!(chat.llm.chat_requests().len(), before + 2);
 }
+
+#[tokio::test]
+async fn user_memory_recalls_the_callers_other_conversations_and_no_one_elses() {
+    let chat = setup(&[]).await;
+    let created = |client: &reqwest::Client, name: &str, memory: &str| {
+        let body = json!({"name": name, "maxLoopCount": 5, "agentMode": "simple",
+                          "availableTools": [], "memoryType": memory});
+        let (app, client) = (&chat.app, client.clone());
+        async move {
+            envelope(app.post_json(&client, "/api/agent/create", body).await).await["data"]
+                ["agent_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let keeper = created(&chat.alice, "Keeper", "user").await;
+    // What Alice said before, and what Bob said in his own conversation.
+    chat.llm.push(Reply::text(&["Noted."]));
+    post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&keeper, "session_memory_1", "My cat is called Miso"),
+    )
+    .await;
+    let (bob, _) = chat.app.user("bob").await;
+    crate::chat::provider(&chat.app, &bob, &chat.llm).await;
+    let bobs = created(&bob, "Bob's keeper", "user").await;
+    chat.llm.push(Reply::text(&["Noted too."]));
+    post(
+        &chat,
+        &bob,
+        "/api/web-stream",
+        body(&bobs, "session_memory_bob", "My cat is called Whiskers"),
+    )
+    .await;
+
+    chat.llm.push(call(
+        "call_recall",
+        "search_memory",
+        json!({"query": "CAT called"}),
+    ));
+    chat.llm.push(Reply::text(&["Miso."]));
+    let (_, text) = post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(
+            &keeper,
+            "session_memory_2",
+            "What is my cat called? Check what I told you.",
+        ),
+    )
+    .await;
+    let line = parse(&text)
+        .into_iter()
+        .find(|l| l["tool_call_id"] == "call_recall")
+        .unwrap_or_else(|| panic!("{text}"));
+    let recalled: Value = serde_json::from_str(line["content"].as_str().unwrap()).unwrap();
+    assert_eq!(recalled["count"], 1, "{recalled}");
+    let memory = &recalled["memories"][0];
+    assert_eq!(memory["content"], "My cat is called Miso");
+    assert_eq!(memory["session_id"], "session_memory_1");
+    assert_eq!(memory["role"], "user");
+    assert!(!recalled.to_string().contains("Whiskers"), "{recalled}");
+
+    // An agent without user memory is offered no such tool.
+    chat.llm.push(Reply::text(&["Hello."]));
+    post(
+        &chat,
+        &chat.alice,
+        "/api/web-stream",
+        body(&chat.agent, "session_memory_3", "Hi"),
+    )
+    .await;
+    let last = chat.llm.chat_requests().pop().unwrap();
+    assert!(
+        last.get("tools")
+            .is_none_or(|t| !t.to_string().contains("search_memory")),
+        "{last}"
+    );
+}

@@ -69,6 +69,20 @@ fn sub_agents_section(system: &str) -> String {
     }
 }
 
+/// What `/api/conversations/{session}/messages` answers as `messages`.
+async fn stored_messages(chat: &Chat, session: &str) -> Value {
+    let r = chat
+        .alice
+        .get(
+            chat.app
+                .url(&format!("/api/conversations/{session}/messages")),
+        )
+        .send()
+        .await
+        .unwrap();
+    envelope(r).await["data"]["messages"].clone()
+}
+
 /// An agent with its own prompt and no tools.
 async fn member(chat: &Chat, client: &reqwest::Client, name: &str, mode: &str) -> String {
     let r = chat
@@ -184,18 +198,8 @@ async fn a_fibre_run_spawns_an_expert_delegates_to_it_and_a_later_run_continues_
     );
 
     // The stored conversation shows the child's messages under the child session.
-    let stored = envelope(
-        chat.alice
-            .get(
-                chat.app
-                    .url(&format!("/api/conversations/{session}/messages")),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let messages = stored["data"]["messages"].as_array().unwrap();
+    let messages = stored_messages(&chat, session).await;
+    let messages = messages.as_array().unwrap();
     let in_child: Vec<&Value> = messages
         .iter()
         .filter(|m| m["session_id"] == child.as_str())
@@ -277,18 +281,8 @@ async fn a_fibre_run_spawns_an_expert_delegates_to_it_and_a_later_run_continues_
     let edited = envelope(r).await;
     assert_eq!(edited["data"]["last_user_message"]["content"], "Triple it");
     assert_eq!(edited["data"]["last_user_message"]["session_id"], session);
-    let stored = envelope(
-        chat.alice
-            .get(
-                chat.app
-                    .url(&format!("/api/conversations/{session}/messages")),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let child_texts: Vec<&Value> = stored["data"]["messages"]
+    let stored = stored_messages(&chat, session).await;
+    let child_texts: Vec<&Value> = stored
         .as_array()
         .unwrap()
         .iter()

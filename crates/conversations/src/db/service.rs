@@ -16,9 +16,18 @@ use super::entities::{conversation_counts, conversations, messages, token_usage}
 use crate::ConversationError;
 use crate::service::{
     Conversation, ConversationPage, Conversations, Dimension, EditedConversation, ListQuery,
-    NewConversation, SortBy, StoredMessage, TokenFigures, TokenGroup, TokenStats, TokenStatsQuery,
-    UsageRecord,
+    NewConversation, Recalled, SortBy, StoredMessage, TokenFigures, TokenGroup, TokenStats,
+    TokenStatsQuery, UsageRecord,
 };
+
+/// Message types `recall` reads: what users said and what agents answered.
+const RECALLED_TYPES: [&str; 5] = [
+    "user_input",
+    "do_subtask_result",
+    "assistant_text",
+    "final_answer",
+    "normal",
+];
 
 /// Longest title a rename accepts, in characters.
 const MAX_TITLE_CHARS: usize = 200;
@@ -688,6 +697,68 @@ impl Conversations for SeaOrmConversations {
             }
         }
         Ok(usage)
+    }
+
+    async fn recall(
+        &self,
+        actor: &Actor,
+        terms: &[String],
+        except_session: &str,
+        limit: u64,
+    ) -> Result<Vec<Recalled>, ConversationError> {
+        use conversations::Column as C;
+        let terms: Vec<&String> = terms.iter().filter(|t| !t.trim().is_empty()).collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sessions = Query::select();
+        sessions
+            .column(C::SessionId)
+            .from(conversations::Entity)
+            .and_where(Expr::col(C::UserId).eq(actor.user_id.clone()))
+            .and_where(Expr::col(C::SessionId).ne(except_session));
+        // As the list's search: PostgreSQL compares lowered text, SQLite's LIKE ignores case.
+        let lowered = self.db.get_database_backend() == DbBackend::Postgres;
+        let mut select = messages::Entity::find()
+            .filter(messages::Column::SessionId.in_subquery(sessions.to_owned()))
+            .filter(messages::Column::MessageType.is_in(RECALLED_TYPES));
+        for term in terms {
+            let text = if lowered {
+                Expr::expr(Func::lower(Expr::col(messages::Column::Content)))
+            } else {
+                Expr::col(messages::Column::Content)
+            };
+            let pattern = platform::db::contains_pattern(term.trim());
+            select = select.filter(text.like(LikeExpr::new(pattern).escape('\\')));
+        }
+        // Hidden messages are dropped after reading, so read a little more than asked.
+        let rows = select
+            .order_by_desc(messages::Column::CreatedAt)
+            .limit(limit.saturating_mul(2))
+            .all(&self.db)
+            .await?;
+        let found: Vec<(String, StoredMessage)> = rows
+            .into_iter()
+            .map(|row| (row.session_id.clone(), to_message(row)))
+            .filter(|(_, m)| !m.is_hidden())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        let ids: BTreeSet<String> = found.iter().map(|(s, _)| s.clone()).collect();
+        let titles: BTreeMap<String, String> = conversations::Entity::find()
+            .filter(C::SessionId.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.session_id, c.title))
+            .collect();
+        Ok(found
+            .into_iter()
+            .map(|(session_id, message)| Recalled {
+                title: titles.get(&session_id).cloned().unwrap_or_default(),
+                session_id,
+                message,
+            })
+            .collect())
     }
 
     async fn token_stats(
