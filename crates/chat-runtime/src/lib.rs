@@ -23,6 +23,7 @@ mod run;
 mod runtime;
 mod service;
 mod tools;
+mod vision;
 mod web;
 pub mod wire;
 

@@ -575,6 +575,13 @@ impl Runtime {
                 session_id: session_id.clone(),
             })]);
         }
+        // Images in the workspace, for a model that takes them.
+        if endpoint.supports_multimodal && wanted.iter().any(|t| t == crate::vision::TOOL_NAME) {
+            tools = tools.with(vec![Arc::new(crate::vision::AnalyzeImage {
+                llm: inner.llm.clone(),
+                endpoint: endpoint.clone(),
+            })]);
+        }
         wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
         let mut tool_schemas = tools.schemas(&wanted, &language);
         let delegation = crate::delegation::Delegation::plan(

@@ -88,6 +88,28 @@ fn open_regular(
     Ok((file, size))
 }
 
+/// A workspace file's bytes, confined like the file tools (a symlink anywhere refused), at
+/// most `max` of them or an error. Blocking.
+pub fn read_workspace_file(
+    workspace: &std::path::Path,
+    path: &str,
+    max: u64,
+) -> Result<Vec<u8>, ToolError> {
+    let parts = relative_parts(path)?;
+    let tree = open_tree(workspace)?;
+    let (file, size) = open_regular(&tree, &parts, path)?;
+    if size > max {
+        return Err(ToolError::Failed(format!(
+            "`{path}` is larger than {max} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    Ok(bytes)
+}
+
 fn read_all(file: std::fs::File) -> Result<Vec<u8>, ToolError> {
     let mut bytes = Vec::new();
     file.take(MAX_READ_BYTES + 1)

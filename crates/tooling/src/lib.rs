@@ -20,5 +20,6 @@ pub mod shell;
 pub mod skills;
 mod tool;
 
+pub use builtin::read_workspace_file;
 pub use registry::{Limits, Registry, ToolInfo};
 pub use tool::{Cancel, Progress, ProgressNote, Tool, ToolContext, ToolError, ToolOutput, todos};

@@ -834,3 +834,60 @@ async fn user_memory_recalls_the_callers_other_conversations_and_no_one_elses() 
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn analyze_image_shows_a_workspace_image_to_a_model_that_takes_images() {
+    use base64::Engine;
+    let chat = setup(&["file_write", "analyze_image"]).await;
+    let seeing = provider(&chat, true).await;
+    chat.llm.push(call(
+        "call_save",
+        "file_write",
+        json!({"file_path": "cat.png", "content": "not really a png"}),
+    ));
+    chat.llm.push(call(
+        "call_look",
+        "analyze_image",
+        json!({"image_path": "cat.png", "question": "What animal?"}),
+    ));
+    chat.llm.push(Reply::text(&["A cat on a mat."]));
+    chat.llm.push(Reply::text(&["It is a cat."]));
+    let mut b = body(&chat.agent, "session_vision", "Look at my picture");
+    b["provider_id"] = json!(seeing);
+    let (_, text) = post(&chat, &chat.alice, "/api/web-stream", b).await;
+    let line = parse(&text)
+        .into_iter()
+        .find(|l| l["tool_call_id"] == "call_look")
+        .unwrap_or_else(|| panic!("{text}"));
+    let result: Value = serde_json::from_str(line["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result["analysis"], "A cat on a mat.", "{result}");
+    assert_eq!(answer(&parse(&text)), "It is a cat.");
+    // The image went to the model as a data URL beside the question.
+    let look = chat
+        .llm
+        .chat_requests()
+        .into_iter()
+        .find(|r| r["messages"][0]["content"][1]["type"] == "image_url")
+        .unwrap();
+    assert_eq!(look["messages"][0]["content"][0]["text"], "What animal?");
+    let url = look["messages"][0]["content"][1]["image_url"]["url"]
+        .as_str()
+        .unwrap();
+    let data = url.strip_prefix("data:image/png;base64,").unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+        b"not really a png"
+    );
+
+    // A model without image input is not offered the tool.
+    let blind = provider(&chat, false).await;
+    chat.llm.push(Reply::text(&["I cannot see."]));
+    let mut b = body(&chat.agent, "session_blind", "Look again");
+    b["provider_id"] = json!(blind);
+    post(&chat, &chat.alice, "/api/web-stream", b).await;
+    let offered = chat.llm.chat_requests().pop().unwrap()["tools"].to_string();
+    assert!(!offered.contains("analyze_image"), "{offered}");
+    assert!(offered.contains("file_write"), "{offered}");
+}
