@@ -35,6 +35,9 @@ const MAX_SAVED: usize = 20;
 const MAX_SPAWNED: usize = 16;
 /// Tasks of one delegation call.
 const MAX_TASKS: usize = 8;
+/// Sub-agent runs one parent run may start in all: each is a loop of model calls, so this
+/// bounds what one request can cost.
+const MAX_CHILD_RUNS: usize = 16;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_PERSONA_CHARS: usize = 8_000;
@@ -60,6 +63,8 @@ pub(crate) struct Delegation {
     spawned: Mutex<Vec<SubAgent>>,
     /// The tools a spawned agent gets: the parent's, without delegation.
     base_schemas: Vec<Value>,
+    /// Sub-agent runs this run has started.
+    started: std::sync::atomic::AtomicUsize,
 }
 
 impl Delegation {
@@ -145,6 +150,7 @@ impl Delegation {
             saved,
             spawned: Mutex::new(spawned),
             base_schemas,
+            started: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -426,6 +432,16 @@ impl Delegation {
                     );
                     return (task.outcome(None, "failed", &reason), Vec::new());
                 };
+                let before = self
+                    .started
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if before >= MAX_CHILD_RUNS {
+                    let reason = format!(
+                        "this run has handed out {MAX_CHILD_RUNS} tasks, the most one run may; \
+                         finish with what the sub-agents answered"
+                    );
+                    return (task.outcome(Some(&sub), "failed", &reason), Vec::new());
+                }
                 let history: Vec<StoredMessage> = stored
                     .iter()
                     .filter(|m| m.sub_session() == Some(task.session_id.as_str()))

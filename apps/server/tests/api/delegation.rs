@@ -413,3 +413,52 @@ async fn an_interrupt_stops_the_sub_agents_run_and_the_parents() {
     );
     assert_eq!(model_calls(&chat).len(), 2, "the parent went on");
 }
+
+#[tokio::test]
+async fn one_run_hands_out_at_most_sixteen_tasks() {
+    let chat = setup(&[]).await;
+    let coder = member(&chat, &chat.alice, "Coder", "simple").await;
+    let lead = member(&chat, &chat.alice, "Lead", "team").await;
+    let eight = json!({"tasks": (0..8)
+        .map(|i| json!({"agent_id": coder, "content": format!("Part {i}")}))
+        .collect::<Vec<_>>()});
+    for id in ["call_first", "call_second"] {
+        chat.llm
+            .push(call(id, "sys_team_delegate_task", eight.clone()));
+        for _ in 0..8 {
+            chat.llm.push(Reply::text(&["part done"]));
+        }
+    }
+    chat.llm.push(call(
+        "call_more",
+        "sys_team_delegate_task",
+        json!({"tasks": [{"agent_id": coder, "content": "One more"}]}),
+    ));
+    chat.llm.push(Reply::text(&["Enough."]));
+    let mut b = body(&lead, "session_team_cap", "Split it all");
+    b["agent_mode"] = json!("team");
+    b["available_sub_agent_ids"] = json!([coder]);
+    let (_, text) = post(&chat, &chat.alice, "/api/web-stream", b).await;
+    let lines = parse(&text);
+    for id in ["call_first", "call_second"] {
+        let outcome = result_of(&lines, id);
+        let results = outcome["results"].as_array().unwrap();
+        assert_eq!(results.len(), 8);
+        assert!(
+            results.iter().all(|r| r["status"] == "success"),
+            "{outcome}"
+        );
+    }
+    let refused = result_of(&lines, "call_more");
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert!(
+        refused["results"][0]["result"]
+            .as_str()
+            .unwrap()
+            .contains("16 tasks"),
+        "{refused}"
+    );
+    assert_eq!(text_of(&of(&lines, "session_team_cap")), "Enough.");
+    // The parent's four model calls and sixteen sub-agent runs of one call each.
+    assert_eq!(model_calls(&chat).len(), 20);
+}
