@@ -292,14 +292,7 @@ impl Delegation {
             Ok(Value::Object(map)) => map,
             _ => return None,
         };
-        let mut list = match args.get("tasks") {
-            Some(Value::Array(list)) => list.clone(),
-            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-                Ok(Value::Array(list)) => list,
-                _ => return None,
-            },
-            _ => return None,
-        };
+        let mut list = task_list(&args)?;
         let mut taken: Vec<String> = Vec::new();
         for task in &mut list {
             let task = task.as_object_mut()?;
@@ -600,14 +593,7 @@ impl Task {
 /// kept when it is a safe id other than the parent's and not taken by an earlier task of the
 /// call; otherwise the task gets a new child session.
 fn parse_tasks(args: &Map<String, Value>, parent: &str) -> Result<Vec<Task>, String> {
-    let list = match args.get("tasks") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(list)) => list,
-            _ => return Err("`tasks` must be a list of tasks".into()),
-        },
-        _ => return Err("`tasks` must be a list of tasks".into()),
-    };
+    let list = task_list(args).ok_or("`tasks` must be a list of tasks")?;
     if list.is_empty() || list.len() > MAX_TASKS {
         return Err(format!("`tasks` takes 1 to {MAX_TASKS} tasks"));
     }
@@ -642,6 +628,18 @@ fn parse_tasks(args: &Map<String, Value>, parent: &str) -> Result<Vec<Task>, Str
         });
     }
     Ok(tasks)
+}
+
+/// The `tasks` of a call: a list, or a list sent as a JSON string.
+fn task_list(args: &Map<String, Value>) -> Option<Vec<Value>> {
+    match args.get("tasks")? {
+        Value::Array(list) => Some(list.clone()),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(list)) => Some(list),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A task's child session: the one it names when that is a safe id other than the parent's

@@ -227,6 +227,14 @@ pub(crate) fn system_prompt(prefix: &str, context: &Map<String, Value>) -> Strin
     out
 }
 
+/// Appends `section` to the system message that opens `messages`.
+pub(crate) fn extend_system(messages: &mut [Value], section: &str) {
+    if let Some(system) = messages.first_mut() {
+        let text = system["content"].as_str().unwrap_or_default();
+        system["content"] = json!(format!("{text}{section}"));
+    }
+}
+
 /// The skills the model may load, appended to the system prompt.
 pub(crate) fn skills_section(skills: &[tooling::skills::FrontMatter], language: &str) -> String {
     let mut out = String::from(if language == "zh" {

@@ -29,7 +29,7 @@ enum End {
     Interrupted,
 }
 
-pub(crate) struct Emitter {
+struct Emitter {
     inner: Arc<Inner>,
     session_id: String,
     source: Source,
@@ -47,6 +47,21 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
+    /// The run's emitter; `logs` is false for a sub-agent, whose lines go to its parent's.
+    fn new(inner: &Arc<Inner>, p: &Prepared, tx: UnboundedSender<Vec<u8>>, logs: bool) -> Self {
+        Self {
+            inner: inner.clone(),
+            session_id: p.session_id.clone(),
+            source: p.source,
+            tx,
+            logs,
+            count: 0,
+            storing: None,
+            answer: String::new(),
+            failure: None,
+        }
+    }
+
     /// Waits for the store under way, if any.
     async fn stored(&mut self) {
         if let Some(storing) = self.storing.take()
@@ -139,17 +154,7 @@ pub(crate) async fn drive(inner: Arc<Inner>, p: Prepared, tx: UnboundedSender<Ve
         cancel_tx,
     ));
     let started_at = Utc::now();
-    let mut out = Emitter {
-        inner: inner.clone(),
-        session_id: p.session_id.clone(),
-        source: p.source,
-        tx,
-        logs: true,
-        count: 0,
-        storing: None,
-        answer: String::new(),
-        failure: None,
-    };
+    let mut out = Emitter::new(&inner, &p, tx, true);
     let mut steps = Vec::new();
     let end = run_loop(&inner, &p, &mut out, &cancel, &mut steps).await;
     out.stored().await;
@@ -725,17 +730,7 @@ pub(crate) fn run_child<'a>(
     cancel: &'a Cancel,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ChildEnd> + Send + 'a>> {
     Box::pin(async move {
-        let mut out = Emitter {
-            inner: inner.clone(),
-            session_id: child.session_id.clone(),
-            source: child.source,
-            tx: relay,
-            logs: false,
-            count: 0,
-            storing: None,
-            answer: String::new(),
-            failure: None,
-        };
+        let mut out = Emitter::new(inner, child, relay, false);
         // The task reaches the sub-agent's view as its user message.
         if let Some(task) = child.new_messages.first() {
             out.emit(&AgentLine {

@@ -521,13 +521,10 @@ impl Runtime {
                     wanted.push(tool.to_owned());
                 }
             }
-            if let Some(system) = llm_messages.first_mut() {
-                let text = system["content"].as_str().unwrap_or_default().to_owned();
-                system["content"] = json!(format!(
-                    "{text}{}",
-                    prompt::skills_section(&skills, &language)
-                ));
-            }
+            prompt::extend_system(
+                &mut llm_messages,
+                &prompt::skills_section(&skills, &language),
+            );
         }
         let mut tools = self.tools_for(actor, &wanted).await?;
         // Knowledge bases: the agent's searched as its owner, the request's as the caller.
@@ -553,10 +550,7 @@ impl Runtime {
             && let Some(search) =
                 crate::knowledge::KnowledgeSearch::resolve(inner.knowledge.clone(), bases).await
         {
-            if let Some(system) = llm_messages.first_mut() {
-                let text = system["content"].as_str().unwrap_or_default().to_owned();
-                system["content"] = json!(format!("{text}{}", search.prompt_section(&language)));
-            }
+            prompt::extend_system(&mut llm_messages, &search.prompt_section(&language));
             wanted.retain(|t| t != crate::knowledge::TOOL_NAME);
             wanted.push(crate::knowledge::TOOL_NAME.to_owned());
             tools = tools.with(vec![Arc::new(search)]);
@@ -599,10 +593,7 @@ impl Runtime {
         .await;
         if let Some(d) = &delegation {
             tool_schemas.extend(d.schemas(&language));
-            if let Some(system) = llm_messages.first_mut() {
-                let text = system["content"].as_str().unwrap_or_default().to_owned();
-                system["content"] = json!(format!("{text}{}", d.prompt_section(&language)));
-            }
+            prompt::extend_system(&mut llm_messages, &d.prompt_section(&language));
         }
         Ok(Prepared {
             actor: actor.clone(),
