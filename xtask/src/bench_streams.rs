@@ -154,7 +154,9 @@ pub(crate) fn streams() -> Result<(), String> {
          loopback; one run each. Relay latency is the time from the model handing a chunk to \
          its connection (the chunk carries that time) to the client reading the relayed line: \
          both loopback hops, the server's work and any buffering. Idle streams are runs whose \
-         model pauses after its first chunk, opened 500 at a time. Replay reads a closed \
+         model pauses after its first chunk, opened 500 at a time over one cleartext HTTP/2 \
+         connection (`SAGE_HTTP2_CLEARTEXT`, as a proxy in front would carry them; over \
+         HTTP/1.1 each stream also holds a client connection). Replay reads a closed \
          log of 10,000 delta lines from index 0 through the platform `LogStore`.\n\n\
          {table}\n\
          Machine: {} Load average at the end: {load}.\n",

@@ -7,8 +7,9 @@
 //!   included), at 1, 100 and 1,000 concurrent streams;
 //! * 100 concurrent chats of 200 chunks: time to the first line, and the whole batch, next to
 //!   the same 100 answers read straight from the model;
-//! * idle open streams: streams whose model pauses after its first chunk, opened in steps
-//!   until 10,000 or until the server's RSS passes 1 GiB.
+//! * idle open streams: streams whose model pauses after its first chunk, carried over one
+//!   cleartext HTTP/2 connection (`SAGE_HTTP2_CLEARTEXT`, as from a proxy in front), opened in
+//!   steps until 10,000 or until the server's RSS passes 1 GiB.
 //!
 //! Prints one JSON object. Needs a high `ulimit -n` (the xtask raises it).
 
@@ -92,6 +93,7 @@ async fn start_server(double: &LlmDouble) -> Result<Server, Failure> {
         .env("SAGE_DEFAULT_LLM_MODEL", "bench")
         .env("SAGE_DEFAULT_LLM_API_KEY", "bench-key")
         .env("SAGE_OUTBOUND_ALLOW", "loopback")
+        .env("SAGE_HTTP2_CLEARTEXT", "true")
         .env("SAGE_MODEL_CALLS_PER_MINUTE", "100000000")
         .env("SAGE_MODEL_CALLS_BURST", "100000000")
         .env("RUST_LOG", "error")
@@ -332,23 +334,23 @@ fn open_files_limit() -> Option<usize> {
 
 /// Idle streams opened in steps until the goal or the memory limit.
 async fn idle(double: &LlmDouble, server: &Server, token: &str) -> Result<Value, Failure> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()?;
+    // The streams arrive as a proxy in front would carry them: multiplexed over cleartext
+    // HTTP/2 (over HTTP/1.1 each would hold a descriptor of its own in the server).
+    let client = reqwest::Client::builder().http2_prior_knowledge().build()?;
     let hold = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let pid = server.child.id();
     let before = rss_kib(pid);
     let mut open = 0usize;
     let mut steps = Vec::new();
     let mut stopped = "reached the goal".to_owned();
-    // Each idle stream holds two descriptors in the server (its client's connection and its
-    // model's) and two here (the client end and the model double's end).
+    // Each idle stream holds one descriptor in the server (its model's connection) and one
+    // here (the model double's end); the client's streams share one connection.
     let fd_limit = open_files_limit();
-    let fd_room = fd_limit.map_or(usize::MAX, |l| l.saturating_sub(FD_RESERVE) / 2);
+    let fd_room = fd_limit.map_or(usize::MAX, |l| l.saturating_sub(FD_RESERVE));
     while open < IDLE_GOAL {
         if open + IDLE_STEP > fd_room {
             stopped = format!(
-                "stopped by the open-files limit of {} per process: each stream holds two",
+                "stopped by the open-files limit of {} per process: each stream holds one",
                 fd_limit.unwrap_or_default()
             );
             break;

@@ -209,7 +209,8 @@ fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}"))
 }
 
-/// This server's origin as the request reached it: `Host` and plain http, or, only from a
+/// This server's origin as the request reached it: `Host` (HTTP/2: `:authority`) and plain
+/// http, or, only from a
 /// trusted proxy, its `X-Forwarded-Host` and `X-Forwarded-Proto`.
 pub(crate) fn request_origin(req: &HttpRequest, config: &Config) -> Option<String> {
     let header_text = |name: &str| {
@@ -223,7 +224,10 @@ pub(crate) fn request_origin(req: &HttpRequest, config: &Config) -> Option<Strin
     };
     let trusted = peer_is_trusted(req.peer_addr().map(|a| a.ip()), config);
     let forwarded = |name: &str| if trusted { header_text(name) } else { None };
-    let host = forwarded("x-forwarded-host").or_else(|| header_text("host"))?;
+    // HTTP/2 carries the host in the `:authority` pseudo-header (the request's URI).
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header_text("host"))
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))?;
     let scheme = forwarded("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
     origin_of(&format!("{scheme}://{host}"))
 }

@@ -966,7 +966,7 @@ pub fn render_error_matrix() -> String {
          Generated from `apps/server/src/error.rs` by `cargo xtask docs`; a test keeps it equal to the code.\n\n\
          Every `/api/*` failure answers the envelope `{code, message, data: null, timestamp, error_code, error_detail?}` \
          with the HTTP status equal to `code`. `message` is the sentence below in the locale chosen by \
-         `X-Sage-Locale`, then `Accept-Language`, then en-US; `error_code` is the key below. 5xx answers never carry internal text; \
+         `X-Sage-Locale`, then `X-Accept-Language` (what Sage's web UI sends), then `Accept-Language`, then en-US; `error_code` is the key below. 5xx answers never carry internal text; \
          `error_detail.request_id` and the `X-Request-Id` header tie them to the log. `/tasks/*` failures \
          answer `{\"detail\": <sentence>, \"code\": <key>}` with the same status; `/oauth2/*` (and \
          `/api/oauth2/*`) failures answer RFC 6749 bodies `{\"error\", \"error_description\"}` with \

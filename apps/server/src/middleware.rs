@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Uri;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::uri::PathAndQuery;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use tracing::Instrument;
@@ -23,7 +25,8 @@ pub enum Locale {
 }
 
 impl Locale {
-    /// `X-Sage-Locale`, then the first `zh*`/`en*` of `Accept-Language`, then en-US.
+    /// `X-Sage-Locale`, `X-Accept-Language`, then the first `zh*`/`en*` of
+    /// `Accept-Language`, then en-US.
     fn from_request(req: &ServiceRequest) -> Self {
         let header_text = |name: &str| {
             req.headers()
@@ -31,12 +34,15 @@ impl Locale {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_ascii_lowercase)
         };
-        if let Some(explicit) = header_text("x-sage-locale") {
-            if explicit.starts_with("zh") {
-                return Locale::ZhCn;
-            }
-            if explicit.starts_with("en") {
-                return Locale::EnUs;
+        // Sage's web UI sends its chosen language as `X-Accept-Language`.
+        for name in ["x-sage-locale", "x-accept-language"] {
+            if let Some(explicit) = header_text(name) {
+                if explicit.starts_with("zh") {
+                    return Locale::ZhCn;
+                }
+                if explicit.starts_with("en") {
+                    return Locale::EnUs;
+                }
             }
         }
         if let Some(accept) = header_text("accept-language") {
@@ -105,12 +111,41 @@ pub(crate) fn request_counts() -> [u64; 5] {
     std::array::from_fn(|i| STATUS_CLASSES[i].load(std::sync::atomic::Ordering::Relaxed))
 }
 
+/// The prefix Sage's web UI puts before every API path (`/prod-api/api/…`), which Sage's
+/// own deployment strips in a proxy.
+const UI_PREFIX: &str = "/prod-api";
+
+/// Serves `/prod-api/<path>` as `/<path>`, so the web UI works with or without that proxy.
+fn strip_ui_prefix(req: &mut ServiceRequest) {
+    let Some(rest) = req
+        .path()
+        .strip_prefix(UI_PREFIX)
+        .filter(|r| r.starts_with('/'))
+    else {
+        return;
+    };
+    let path_and_query = match req.query_string() {
+        "" => rest.to_owned(),
+        query => format!("{rest}?{query}"),
+    };
+    let mut parts = req.head().uri.clone().into_parts();
+    let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
+        return;
+    };
+    parts.path_and_query = Some(path_and_query);
+    if let Ok(uri) = Uri::from_parts(parts) {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
+}
+
 /// Request id, span, locale, access log and fallback envelopes, around everything else.
 pub(crate) async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    strip_ui_prefix(&mut req);
     let ctx = RequestContext {
         request_id: request_id_of(&req),
         locale: Locale::from_request(&req),

@@ -454,6 +454,7 @@ impl Application {
         let upload_dir = extract::prepare_upload_dir(&config.data_dir)
             .map_err(|e| StartError::new(format!("cannot prepare the upload directory: {e}")))?;
         let cors_origins = config.cors_origins.clone();
+        let http2_cleartext = config.http2_cleartext;
         // The in-process workers stop claiming at SIGINT/SIGTERM (while HTTP drains), and are
         // waited for, with their own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
@@ -512,8 +513,14 @@ impl Application {
         // Stream lines are small writes: without TCP_NODELAY, Nagle's algorithm holds each one
         // back until the client's delayed ACK (tens of milliseconds per relayed chunk).
         .tcp_nodelay(true)
-        .shutdown_timeout(shutdown_timeout)
-        .listen(listener)
+        .shutdown_timeout(shutdown_timeout);
+        // HTTP/1.1; with `SAGE_HTTP2_CLEARTEXT` also cleartext HTTP/2 with prior knowledge
+        // (a proxy in front may then carry many streams over one connection to a replica).
+        let server = if http2_cleartext {
+            server.listen_auto_h2c(listener)
+        } else {
+            server.listen(listener)
+        }
         .map_err(|e| StartError::new(format!("cannot start the HTTP server: {e}")))?
         .run();
 

@@ -429,6 +429,10 @@ impl Tool for TaskTool {
         }
     }
 
+    fn builtin_server(&self) -> Option<&'static str> {
+        Some("task_scheduler")
+    }
+
     fn description(&self, language: &str) -> &str {
         let zh = language == "zh";
         match (self.kind, zh) {

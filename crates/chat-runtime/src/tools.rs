@@ -21,11 +21,13 @@ pub struct ToolEntry {
     pub description: String,
     /// The JSON schema of the arguments (an object schema).
     pub input_schema: Value,
-    /// `basic` for the built-ins, `mcp` for the tools of MCP servers.
+    /// `basic` for the built-ins, `sage_mcp` for the built-in MCP servers' tools (the
+    /// planner's), `mcp` for the tools of MCP servers.
     pub kind: &'static str,
     /// Whether a direct call needs an admin (the tool changes files).
     pub admin_only: bool,
-    /// The MCP server offering it, and its owner (none for built-ins).
+    /// The MCP server offering it, and its owner (none for basic tools; a built-in server
+    /// has no owner).
     pub server: Option<(String, String)>,
     /// `external` or `anytool` for MCP tools, empty for the built-ins.
     pub server_kind: &'static str,
@@ -72,16 +74,20 @@ impl DirectTools for Runtime {
             .registry()
             .catalogue(language)
             .into_iter()
-            .filter(|_| kind.is_none_or(|k| k == "basic"))
             .map(|t| ToolEntry {
                 name: t.name,
                 description: t.description,
                 input_schema: t.parameters,
-                kind: "basic",
+                kind: if t.builtin_server.is_some() {
+                    "sage_mcp"
+                } else {
+                    "basic"
+                },
                 admin_only: t.writes,
-                server: None,
+                server: t.builtin_server.map(|s| (s.to_owned(), String::new())),
                 server_kind: "",
             })
+            .filter(|t| kind.is_none_or(|k| k == t.kind))
             .collect();
         if kind.is_none_or(|k| k == "mcp") {
             let servers = self

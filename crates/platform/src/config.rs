@@ -160,6 +160,9 @@ pub struct Config {
     pub embedding: Option<ModelEndpoint>,
     pub outbound_allow: Vec<String>,
     pub enable_shell_tool: bool,
+    /// Also accept cleartext HTTP/2 with prior knowledge (h2c) on the HTTP port, for a proxy
+    /// in front that carries many requests over one connection (`SAGE_HTTP2_CLEARTEXT`).
+    pub http2_cleartext: bool,
     pub worker_token: Option<String>,
     pub timezone: String,
     /// The GitHub-style "latest release" document `POST /api/system/version/import_github`
@@ -269,6 +272,7 @@ impl Default for Config {
             embedding: None,
             outbound_allow: Vec::new(),
             enable_shell_tool: false,
+            http2_cleartext: false,
             worker_token: None,
             timezone: "UTC".into(),
             releases_url: "https://api.github.com/repos/ZHangZHengEric/Sage/releases/latest".into(),
@@ -347,6 +351,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "SAGE_EMBEDDING_MODEL",
     "SAGE_OUTBOUND_ALLOW",
     "SAGE_ENABLE_SHELL_TOOL",
+    "SAGE_HTTP2_CLEARTEXT",
     "SAGE_WORKER_TOKEN",
     "SAGE_TIMEZONE",
     "SAGE_RELEASES_URL",
@@ -728,6 +733,9 @@ impl Config {
             enable_shell_tool: src
                 .bool("SAGE_ENABLE_SHELL_TOOL")?
                 .unwrap_or(defaults.enable_shell_tool),
+            http2_cleartext: src
+                .bool("SAGE_HTTP2_CLEARTEXT")?
+                .unwrap_or(defaults.http2_cleartext),
             worker_token: src.string("SAGE_WORKER_TOKEN"),
             timezone,
             releases_url: src

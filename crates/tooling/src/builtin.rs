@@ -26,6 +26,7 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(TodoRead),
         Arc::new(TodoWrite),
         Arc::new(FileUpdate),
+        Arc::new(crate::patch::ApplyPatch),
         Arc::new(Glob),
         Arc::new(Grep),
         Arc::new(LoadSkill),

@@ -7,13 +7,14 @@
 //! Built so far: the [`Tool`] trait, the [`Registry`] (which runs a call with a cancellation
 //! signal, a time limit and an output cap, and turns every failure into an error output the
 //! model sees), and the built-ins that need only the run's workspace (`file_read`,
-//! `file_write`, `file_update`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with
+//! `file_write`, `file_update`, `apply_patch`, `list_dir`, `glob`, `grep`, `todo_read`, `todo_write`), confined with
 //! `platform::confined` exactly as the workspace routes are; and [`skills`] (SKILL.md packages:
 //! the system's, each user's, and the copies in agent workspaces), and [`mcp`] (each user's MCP servers over streamable HTTP and
 //! their tools).
 
 mod builtin;
 pub mod mcp;
+mod patch;
 mod questionnaire;
 mod registry;
 pub mod shell;

@@ -35,6 +35,8 @@ pub struct ToolInfo {
     pub parameters: Value,
     /// Whether it changes files.
     pub writes: bool,
+    /// The built-in MCP server it belongs to (see [`Tool::builtin_server`]).
+    pub builtin_server: Option<&'static str>,
 }
 
 /// The tools a deployment offers.
@@ -105,6 +107,7 @@ impl Registry {
                 description: t.description(language).to_owned(),
                 parameters: t.parameters(),
                 writes: t.writes(),
+                builtin_server: t.builtin_server(),
             })
             .collect()
     }

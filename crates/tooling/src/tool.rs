@@ -174,6 +174,11 @@ pub trait Tool: Send + Sync {
     fn writes(&self) -> bool {
         false
     }
+    /// The built-in MCP server Sage lists the tool under (`task_scheduler` for the planner's
+    /// tools): the catalogue shows such tools as `sage_mcp`; `None` for the basic tools.
+    fn builtin_server(&self) -> Option<&'static str> {
+        None
+    }
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError>;
 }
 

@@ -41,7 +41,8 @@ pub(crate) struct ToolDto {
     /// The whole JSON schema of the arguments.
     #[schema(value_type = Object)]
     input_schema: Value,
-    /// `basic` for the built-in tools.
+    /// `basic` for the built-in tools, `sage_mcp` for the tools of the built-in MCP server
+    /// `task_scheduler` (the planner's), `mcp` for the tools of MCP servers.
     #[serde(rename = "type")]
     kind: String,
     /// Where the tool comes from, in the request's language.
@@ -103,7 +104,9 @@ fn tool_dto(t: ToolEntry, language: &str) -> ToolDto {
         input_schema: t.input_schema,
         kind: t.kind.to_owned(),
         source: match &t.server {
-            Some((server, _)) if t.server_kind == "anytool" => format!("内置MCP: {server}"),
+            Some((server, _)) if t.server_kind == "anytool" || t.kind == "sage_mcp" => {
+                format!("内置MCP: {server}")
+            }
             Some((server, _)) => format!("MCP Server: {server}"),
             None => basic_source(language).to_owned(),
         },

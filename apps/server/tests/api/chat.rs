@@ -254,6 +254,71 @@ async fn a_text_answer_streams_deltas_then_usage_then_stream_end_on_every_route(
 }
 
 #[tokio::test]
+async fn with_http2_cleartext_one_connection_carries_several_chat_streams() {
+    let chat = setup_with(&[], |c| c.http2_cleartext = true).await;
+    // A proxy speaking h2c with prior knowledge; the session cookie rides on it.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = chat.app.login(&h2, "alice", "alice-Secret-9").await;
+    assert_eq!(login.version(), reqwest::Version::HTTP_2);
+    assert_eq!(login.status(), 200);
+    for i in 0..3 {
+        chat.llm.push(Reply::Answer {
+            chunks: vec![format!("answer {i}"), " done".into()],
+            reasoning: Vec::new(),
+            tool_calls: Vec::new(),
+            usage: None,
+            delay: Duration::from_millis(20),
+            cut_after: None,
+        });
+    }
+    // Three streams at once; the browser's own origin (the `:authority`) passes the CSRF
+    // check, another origin does not.
+    let origin = chat.app.url("");
+    let streams = (0..3).map(|i| {
+        h2.post(chat.app.url("/api/web-stream"))
+            .header("origin", origin.as_str())
+            .json(&body(&chat.agent, &format!("h2c-{i}"), "Answer"))
+            .send()
+    });
+    let mut answers = Vec::new();
+    for r in futures_util::future::join_all(streams).await {
+        let r = r.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+        let lines = parse(&r.text().await.unwrap());
+        assert_eq!(lines.last().unwrap()["type"], "stream_end");
+        answers.push(answer(&lines));
+    }
+    answers.sort();
+    assert_eq!(answers, ["answer 0 done", "answer 1 done", "answer 2 done"]);
+    let r = h2
+        .post(chat.app.url("/api/web-stream"))
+        .header("origin", "http://evil.example")
+        .json(&body(&chat.agent, "h2c-evil", "Answer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(envelope(r).await["error_code"], "auth.cross_site");
+
+    // Off by default: the plain server speaks HTTP/1.1 only.
+    let plain = TestApp::spawn().await;
+    let refused = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .get(plain.url("/active"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(plain.get("/active").await.status(), 200);
+}
+
+#[tokio::test]
 async fn a_two_step_tool_loop_writes_a_file_then_reads_it_back() {
     let chat = setup(&["file_write", "file_read"]).await;
     chat.llm.push(call(

@@ -77,6 +77,49 @@ async fn messages_follow_the_requested_locale() {
         body["message"].as_str().unwrap().starts_with("No route"),
         "{body}"
     );
+    // The language Sage's web UI picked comes as `X-Accept-Language`.
+    let ui = admin
+        .get(app.url("/api/missing"))
+        .header("Accept-Language", "en-US")
+        .header("X-Accept-Language", "zh")
+        .send()
+        .await
+        .unwrap();
+    let body = envelope(ui).await;
+    assert!(body["message"].as_str().unwrap().contains("没有"), "{body}");
+}
+
+#[tokio::test]
+async fn the_web_uis_prod_api_prefix_reaches_the_same_routes() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // The UI's paths, as its own proxy would have passed them on.
+    let r = admin
+        .get(app.url("/prod-api/api/agent/list?page=1&page_size=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let direct = envelope(
+        admin
+            .get(app.url("/api/agent/list?page=1&page_size=5"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(envelope(r).await["data"], direct["data"]);
+    // Path parameters, anonymous refusals and unknown routes behave the same.
+    assert_eq!(app.get("/prod-api/api/auth/session").await.status(), 401);
+    let missing = admin
+        .get(app.url("/prod-api/api/agent/nope/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(app.get("/prod-api/active").await.status(), 200);
+    // Only the whole segment counts.
+    assert_eq!(app.get("/prod-apiactive").await.status(), 404);
 }
 
 #[tokio::test]

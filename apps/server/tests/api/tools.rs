@@ -97,8 +97,61 @@ async fn the_catalogue_lists_the_built_ins_with_their_schemas_in_the_callers_lan
         .await
         .unwrap();
     let tools = envelope(r).await["data"]["tools"].clone();
-    assert_eq!(tools[0]["source"], "Ferramentas básicas");
+    let by_name = |tools: &Value, name: &str| {
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        by_name(&tools, "file_read")["source"],
+        "Ferramentas básicas"
+    );
     assert_eq!(tools.as_array().unwrap().len(), names.len());
+
+    // The planner's tools are the built-in MCP server `task_scheduler`'s, as in Sage.
+    let add = by_name(&tools, "add_task");
+    assert_eq!(add["type"], "sage_mcp", "{add}");
+    assert_eq!(add["source"], "内置MCP: task_scheduler");
+    assert_eq!(add["user_id"], "");
+    let r = s
+        .alice
+        .get(s.app.url("/api/tools?type=sage_mcp"))
+        .send()
+        .await
+        .unwrap();
+    let planner = envelope(r).await["data"]["tools"].clone();
+    let mut planner_names: Vec<&str> = planner
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    planner_names.sort_unstable();
+    assert_eq!(
+        planner_names,
+        [
+            "add_task",
+            "complete_task",
+            "delete_task",
+            "enable_task",
+            "get_task_details",
+            "list_tasks",
+            "update_task"
+        ]
+    );
+    let r = s
+        .alice
+        .get(s.app.url("/api/tools?type=basic"))
+        .send()
+        .await
+        .unwrap();
+    let basic = envelope(r).await["data"]["tools"].clone();
+    assert_eq!(by_name(&basic, "add_task"), Value::Null);
+    assert_eq!(by_name(&basic, "file_read")["type"], "basic");
 
     // A type with no tools here yet.
     let r = s
@@ -365,4 +418,97 @@ async fn fetch_webpages_reads_pages_through_the_outbound_policy() {
     )
     .await;
     assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn apply_patch_changes_several_files_at_once_or_none_at_all() {
+    let s = setup(&["apply_patch"]).await;
+    let workspace = s
+        .app
+        .data_path()
+        .join(format!("workspaces/{}/{}", s.alice_id, s.agent));
+    std::fs::create_dir_all(workspace.join("src")).unwrap();
+    std::fs::write(
+        workspace.join("src/main.rs"),
+        "fn main() {\n    println!(\"hi\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(workspace.join("old.txt"), "obsolete\n").unwrap();
+    std::fs::write(workspace.join("keep.txt"), "one\ntwo\n").unwrap();
+
+    let good = "*** Begin Patch\n\
+                *** Update File: src/main.rs\n\
+                @@ fn main() {\n\
+                -    println!(\"hi\");\n\
+                +    println!(\"hello\");\n\
+                *** Add File: docs/notes.md\n\
+                +# Notes\n\
+                *** Delete File: old.txt\n\
+                *** End Patch";
+    // The second patch's update does not fit: its add must not happen either.
+    let bad = "*** Begin Patch\n\
+               *** Add File: created.txt\n\
+               +never\n\
+               *** Update File: keep.txt\n\
+               -three\n\
+               +four\n\
+               *** End Patch";
+    s.llm
+        .push(call("p1", "apply_patch", json!({ "patch": good })));
+    s.llm
+        .push(call("p2", "apply_patch", json!({ "patch": bad })));
+    s.llm.push(call(
+        "p3",
+        "apply_patch",
+        json!({"patch": "*** Begin Patch\n*** Add File: ../escape.txt\n+x\n*** End Patch"}),
+    ));
+    s.llm.push(Reply::text(&["Patched."]));
+    let (_, text) = post(
+        &s,
+        &s.alice,
+        "/api/web-stream",
+        body(&s.agent, "patch-1", "Patch it"),
+    )
+    .await;
+    let results: Vec<Value> = parse(&text)
+        .into_iter()
+        .filter(|l| l["type"] == "tool_call_result")
+        .collect();
+    assert_eq!(results.len(), 3, "{text}");
+    let first: Value = serde_json::from_str(results[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(results[0]["metadata"]["tool_execution_status"], "success");
+    assert_eq!(first["files_changed"], 3, "{first}");
+    assert_eq!(first["changes"][0]["action"], "update");
+    assert_eq!(first["changes"][0]["lines_added"], 1);
+    assert_eq!(first["patch_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("src/main.rs")).unwrap(),
+        "fn main() {\n    println!(\"hello\");\n}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("docs/notes.md")).unwrap(),
+        "# Notes\n"
+    );
+    assert!(!workspace.join("old.txt").exists());
+
+    for (result, wanted) in results[1..].iter().zip(["was not found", "`..`"]) {
+        assert_eq!(result["metadata"]["tool_execution_status"], "error");
+        assert!(
+            result["content"].as_str().unwrap().contains(wanted),
+            "{result}"
+        );
+    }
+    assert!(!workspace.join("created.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("keep.txt")).unwrap(),
+        "one\ntwo\n"
+    );
+    assert!(
+        !s.app
+            .data_path()
+            .join("workspaces")
+            .join(&s.alice_id)
+            .join("escape.txt")
+            .exists()
+    );
 }
