@@ -57,6 +57,7 @@ impl planner::TaskRunner for ChatTaskRunner {
             available_skills: None,
             available_knowledge_bases: None,
             available_sub_agent_ids: None,
+            custom_sub_agents: Vec::new(),
             language: "en".into(),
         };
         let owner = Actor::new(task.user_id.clone(), false);

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 use tooling::{Cancel, ToolOutput};
 
+use crate::CustomSubAgent;
 use crate::prompt;
 use crate::run::{ChildEnd, Step, run_child};
 use crate::runtime::{DEFAULT_PREFIX, Inner, Prepared, Runtime};
@@ -49,10 +50,91 @@ pub(crate) struct SubAgent {
     pub id: String,
     pub name: String,
     pub description: String,
-    /// A saved agent's configuration; `None` for one spawned in the conversation.
+    /// A saved agent's configuration; `None` for one spawned in the conversation or defined
+    /// in the request.
     pub saved: Option<Box<Agent>>,
-    /// A spawned agent's persona.
+    /// A spawned or request-defined agent's persona.
     pub persona: String,
+    /// A request-defined agent's tools; `None`: the parent's.
+    pub tools: Option<Vec<String>>,
+}
+
+/// Why a sub-agent's name, description or persona cannot be used (`None`: they can).
+fn persona_problem(name: &str, description: &str, persona: &str) -> Option<String> {
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        Some(format!("`name` needs 1 to {MAX_NAME_CHARS} characters"))
+    } else if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        Some(format!(
+            "`description` takes at most {MAX_DESCRIPTION_CHARS} characters"
+        ))
+    } else if persona.is_empty() || persona.chars().count() > MAX_PERSONA_CHARS {
+        Some(format!(
+            "`system_prompt` needs 1 to {MAX_PERSONA_CHARS} characters"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The request's `custom_sub_agents` as sub-agents (at most 20; names and ids unique; a
+/// missing persona is the default prompt), or why one cannot be used.
+pub(crate) fn custom_sub_agents(list: &[CustomSubAgent]) -> Result<Vec<SubAgent>, String> {
+    if list.len() > MAX_SAVED {
+        return Err(format!("at most {MAX_SAVED} custom sub-agents"));
+    }
+    let mut out: Vec<SubAgent> = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let name = c.name.trim().to_owned();
+        let description = c
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let persona = c
+            .system_prompt
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_PREFIX)
+            .to_owned();
+        if let Some(problem) = persona_problem(&name, &description, &persona) {
+            return Err(format!("sub-agent {}: {problem}", i + 1));
+        }
+        let id = match c
+            .agent_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(id) if platform::ids::is_safe_id(id) => id.to_owned(),
+            Some(_) => {
+                return Err(format!(
+                    "sub-agent {}: `agent_id` takes 1 to 64 letters, digits, `_` or `-`",
+                    i + 1
+                ));
+            }
+            None => format!("custom_{}", i + 1),
+        };
+        if out
+            .iter()
+            .any(|o| o.id == id || o.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(format!(
+                "sub-agent {}: another one has the id `{id}` or the name `{name}`",
+                i + 1
+            ));
+        }
+        out.push(SubAgent {
+            id,
+            name,
+            description,
+            saved: None,
+            persona,
+            tools: c.available_tools.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// What a fibre or team run may delegate to.
@@ -69,15 +151,18 @@ pub(crate) struct Delegation {
 
 impl Delegation {
     /// The sub-agents of a run in `mode` (none for `simple`; none for a team without
-    /// members): the request's ids, else the agent's `availableSubAgentIds`, else, unless its
+    /// members): the request's `custom` ones (checked by [`custom_sub_agents`]), then the
+    /// request's ids, else the agent's `availableSubAgentIds`, else, unless its
     /// `subAgentSelectionMode` is `manual`, every agent the caller owns or was granted (never
     /// other users' agents), without the agent itself; only agents the caller may use.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn plan(
         rt: &Runtime,
         actor: &Actor,
         mode: AgentMode,
         agent: Option<&Agent>,
         requested: &[String],
+        custom: Vec<SubAgent>,
         history: &[StoredMessage],
         base_schemas: Vec<Value>,
     ) -> Option<Delegation> {
@@ -117,7 +202,7 @@ impl Delegation {
             }
         }
         let own = agent.map(|a| a.id.as_str());
-        let mut saved: Vec<SubAgent> = Vec::new();
+        let mut saved: Vec<SubAgent> = custom;
         for a in found {
             if Some(a.id.as_str()) == own || saved.iter().any(|s| s.id == a.id) {
                 continue;
@@ -134,6 +219,7 @@ impl Delegation {
                     .to_owned(),
                 saved: Some(Box::new(a)),
                 persona: String::new(),
+                tools: None,
             });
         }
         saved.truncate(MAX_SAVED);
@@ -343,20 +429,7 @@ impl Delegation {
         };
         let (name, description, persona) =
             (text("name"), text("description"), text("system_prompt"));
-        let problem = if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            Some(format!("`name` needs 1 to {MAX_NAME_CHARS} characters"))
-        } else if description.chars().count() > MAX_DESCRIPTION_CHARS {
-            Some(format!(
-                "`description` takes at most {MAX_DESCRIPTION_CHARS} characters"
-            ))
-        } else if persona.is_empty() || persona.chars().count() > MAX_PERSONA_CHARS {
-            Some(format!(
-                "`system_prompt` needs 1 to {MAX_PERSONA_CHARS} characters"
-            ))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = persona_problem(&name, &description, &persona) {
             return failure(&problem);
         }
         if let Some(existing) = self.find(&name) {
@@ -378,6 +451,7 @@ impl Delegation {
             description,
             saved: None,
             persona,
+            tools: None,
         });
         ToolOutput {
             content: json!({"status": "success", "agent_id": id, "name": name,
@@ -514,13 +588,32 @@ impl Delegation {
                     .unwrap_or(p.max_loop);
                 (prefix, endpoint, tools, schemas, max_loop)
             }
-            None => (
-                sub.persona.clone(),
-                p.endpoint.clone(),
-                p.tools.clone(),
-                self.base_schemas.clone(),
-                p.max_loop,
-            ),
+            None => match &sub.tools {
+                // A request-defined agent's own tools, those the caller may use.
+                Some(wanted) => {
+                    let mut wanted = wanted.clone();
+                    wanted.retain(|t| !NAMES.contains(&t.as_str()) && t != "load_skill");
+                    let tools = rt
+                        .tools_for(&p.actor, &wanted)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let schemas = tools.schemas(&wanted, &p.language);
+                    (
+                        sub.persona.clone(),
+                        p.endpoint.clone(),
+                        tools,
+                        schemas,
+                        p.max_loop,
+                    )
+                }
+                None => (
+                    sub.persona.clone(),
+                    p.endpoint.clone(),
+                    p.tools.clone(),
+                    self.base_schemas.clone(),
+                    p.max_loop,
+                ),
+            },
         };
         let mut context = Map::new();
         context.insert(
@@ -699,6 +792,7 @@ fn spawned_in(history: &[StoredMessage]) -> Vec<SubAgent> {
                 description: text("description"),
                 saved: None,
                 persona: text("system_prompt"),
+                tools: None,
             });
         }
     }

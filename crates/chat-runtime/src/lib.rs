@@ -33,8 +33,8 @@ pub use history::{conversation_info, message_json};
 pub use optimize::OptimizeRequest;
 pub use runtime::{Runtime, RuntimeSettings};
 pub use service::{
-    ActiveSession, ChatRuntime, ConversationView, InputMessage, LineStream, RunRequest,
-    SessionDownload, Source, StartedRun,
+    ActiveSession, ChatRuntime, ConversationView, CustomSubAgent, InputMessage, LineStream,
+    RunRequest, SessionDownload, Source, StartedRun,
 };
 pub use tools::{DirectTools, ExecRequest, ToolEntry};
 pub use web::fetch_webpages;

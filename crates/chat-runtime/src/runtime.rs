@@ -257,6 +257,13 @@ impl Runtime {
 
     async fn prepare(&self, actor: &Actor, request: &RunRequest) -> Result<Prepared, ChatError> {
         let inner = &self.inner;
+        let custom =
+            crate::delegation::custom_sub_agents(&request.custom_sub_agents).map_err(|reason| {
+                ChatError::Invalid {
+                    field: "custom_sub_agents",
+                    reason,
+                }
+            })?;
         let messages: Vec<_> = request
             .messages
             .iter()
@@ -587,6 +594,7 @@ impl Runtime {
                 .available_sub_agent_ids
                 .as_deref()
                 .unwrap_or_default(),
+            custom,
             &stored,
             tool_schemas.clone(),
         )

@@ -89,8 +89,22 @@ pub struct RunRequest {
     /// agent's `availableSubAgentIds`, else (unless its `subAgentSelectionMode` is `manual`)
     /// every agent the caller owns or was granted.
     pub available_sub_agent_ids: Option<Vec<String>>,
+    /// Ad-hoc sub-agents of a fibre or team run, defined in the request.
+    pub custom_sub_agents: Vec<CustomSubAgent>,
     /// The request's locale: `en` or `zh` (used when no `response_language` is given).
     pub language: String,
+}
+
+/// A sub-agent defined in the request (`custom_sub_agents`): it runs with its own prompt
+/// and the parent's model, and with these tools (those the caller may use) or the parent's.
+#[derive(Debug, Clone, Default)]
+pub struct CustomSubAgent {
+    /// Its id in delegation calls; `custom_<n>` when absent.
+    pub agent_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub system_prompt: Option<String>,
+    pub available_tools: Option<Vec<String>>,
 }
 
 /// Lines of NDJSON, each ending with `\n`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
-use chat_runtime::{InputMessage, LineStream, RunRequest, Source};
+use chat_runtime::{CustomSubAgent, InputMessage, LineStream, RunRequest, Source};
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -92,6 +92,38 @@ pub(crate) struct StreamBody {
     /// The sub-agents of a fibre or team run (agents the caller may use; empty: the agent's).
     #[schema(max_items = 20)]
     available_sub_agent_ids: Option<Vec<String>>,
+    /// Ad-hoc sub-agents of a fibre or team run (with the run's model; their own tools, those
+    /// the caller may use, else the run's).
+    #[schema(max_items = 20)]
+    custom_sub_agents: Option<Vec<CustomSubAgentDto>>,
+}
+
+/// One of `custom_sub_agents` (Sage's other keys are accepted and ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct CustomSubAgentDto {
+    /// Its id in delegation calls (default `custom_<n>`).
+    agent_id: Option<String>,
+    #[schema(min_length = 1, max_length = 64)]
+    name: String,
+    #[schema(max_length = 500)]
+    description: Option<String>,
+    /// Its persona (default: the default agent prompt).
+    #[schema(max_length = 8000)]
+    system_prompt: Option<String>,
+    available_tools: Option<Vec<String>>,
+}
+
+pub(crate) fn custom_sub_agents(list: Option<Vec<CustomSubAgentDto>>) -> Vec<CustomSubAgent> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|c| CustomSubAgent {
+            agent_id: non_empty(c.agent_id),
+            name: c.name,
+            description: non_empty(c.description),
+            system_prompt: non_empty(c.system_prompt),
+            available_tools: c.available_tools,
+        })
+        .collect()
 }
 
 /// `ChatRequest`: the common fields and a required `agent_id`.
@@ -168,6 +200,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
         available_skills: body.available_skills,
         available_knowledge_bases: body.available_knowledge_bases,
         available_sub_agent_ids: body.available_sub_agent_ids,
+        custom_sub_agents: custom_sub_agents(body.custom_sub_agents),
         language: language(),
     };
     (body.user_id, request)
@@ -246,6 +279,7 @@ pub(crate) async fn chat(
         available_skills: None,
         available_knowledge_bases: None,
         available_sub_agent_ids: None,
+        custom_sub_agents: Vec::new(),
         language: language(),
     };
     let run = state.chat.start(&who, request).await?;

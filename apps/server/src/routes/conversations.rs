@@ -367,6 +367,9 @@ pub(crate) struct RerunBody {
     /// The sub-agents of a fibre or team run (empty: the agent's).
     #[schema(max_items = 20)]
     available_sub_agent_ids: Option<Vec<String>>,
+    /// Ad-hoc sub-agents, as on `/api/web-stream`.
+    #[schema(max_items = 20)]
+    custom_sub_agents: Option<Vec<crate::routes::chat::CustomSubAgentDto>>,
 }
 
 /// Run the conversation again from its stored history (after `edit-last-user-message`, or
@@ -408,6 +411,7 @@ pub(crate) async fn rerun_stream(
         available_skills: None,
         available_knowledge_bases: None,
         available_sub_agent_ids: b.available_sub_agent_ids,
+        custom_sub_agents: crate::routes::chat::custom_sub_agents(b.custom_sub_agents),
         language: crate::routes::chat::language(),
     };
     let run = state.chat.start(&caller.actor(), request).await?;

@@ -462,3 +462,74 @@ async fn one_run_hands_out_at_most_sixteen_tasks() {
     // The parent's four model calls and sixteen sub-agent runs of one call each.
     assert_eq!(model_calls(&chat).len(), 20);
 }
+
+#[tokio::test]
+async fn a_request_defines_its_own_sub_agents_with_their_prompts_and_tools() {
+    let chat = setup(&[]).await;
+    let lead = named_agent(&chat.app, &chat.alice, "Lead", &["todo_write"], "team").await;
+    let session = "session_custom_subs";
+    chat.llm.push(call(
+        "call_team",
+        "sys_team_delegate_task",
+        json!({"tasks": [{"agent_id": "reviewer", "task_name": "review",
+                          "content": "Review the plan."}]}),
+    ));
+    chat.llm.push(Reply::text(&["Looks sound."]));
+    chat.llm.push(Reply::text(&["The reviewer approves."]));
+    let mut b = body(&lead, session, "Get the plan reviewed");
+    b["agent_mode"] = json!("team");
+    // Only request-defined members: the caller's saved agents are not asked for.
+    b["available_sub_agent_ids"] = json!(["nobody-saved"]);
+    b["custom_sub_agents"] = json!([
+        {"agent_id": "reviewer", "name": "Rita", "description": "Reviews plans",
+         "system_prompt": "You are Rita, a strict reviewer.", "available_tools": ["file_read"],
+         "agent_mode": "simple"},
+        {"name": "Sam", "system_prompt": null}
+    ]);
+    let (_, text) = post(&chat, &chat.alice, "/api/web-stream", b).await;
+    let lines = parse(&text);
+    assert_eq!(
+        text_of(&of(&lines, session)),
+        "The reviewer approves.",
+        "{text}"
+    );
+    let result = result_of(&lines, "call_team");
+    assert!(result.to_string().contains("Looks sound."), "{result}");
+
+    let calls = model_calls(&chat);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    // The lead sees both members, the second under its default id.
+    let members = sub_agents_section(&system_of(&calls[0]));
+    assert!(
+        members.contains("reviewer (Rita): Reviews plans"),
+        "{members}"
+    );
+    assert!(members.contains("custom_2 (Sam)"), "{members}");
+    assert_eq!(
+        tool_names(&calls[0]),
+        ["todo_write", "sys_team_delegate_task"]
+    );
+    // The member runs with its persona and only its own tools.
+    assert!(
+        system_of(&calls[1]).starts_with("You are Rita, a strict reviewer."),
+        "{}",
+        system_of(&calls[1])
+    );
+    assert_eq!(tool_names(&calls[1]), ["file_read"]);
+
+    // Bad definitions are refused before anything runs.
+    for (custom, wanted) in [
+        (json!([{"name": ""}]), "`name`"),
+        (json!([{"name": "A"}, {"name": "a"}]), "another one"),
+        (json!([{"name": "A", "agent_id": "../x"}]), "`agent_id`"),
+    ] {
+        let mut b = body(&lead, "session_custom_bad", "Hi");
+        b["agent_mode"] = json!("team");
+        b["custom_sub_agents"] = custom;
+        let r = chat.app.post_json(&chat.alice, "/api/web-stream", b).await;
+        assert_eq!(r.status(), 422);
+        let e = envelope(r).await;
+        assert!(e["message"].as_str().unwrap().contains(wanted), "{e}");
+    }
+    assert_eq!(model_calls(&chat).len(), 3);
+}
