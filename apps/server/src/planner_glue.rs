@@ -58,6 +58,7 @@ impl planner::TaskRunner for ChatTaskRunner {
             available_knowledge_bases: None,
             available_sub_agent_ids: None,
             custom_sub_agents: Vec::new(),
+            extra_mcp_config: None,
             language: "en".into(),
         };
         let owner = Actor::new(task.user_id.clone(), false);

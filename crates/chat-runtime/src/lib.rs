@@ -12,6 +12,7 @@
 
 mod delegation;
 mod error;
+mod extra_mcp;
 mod guidance;
 mod history;
 mod hub;

@@ -264,6 +264,9 @@ impl Runtime {
                     reason,
                 }
             })?;
+        // The request's own MCP servers answer before anything is stored.
+        let extra_tools =
+            crate::extra_mcp::tools(inner.mcp.as_ref(), request.extra_mcp_config.as_ref()).await?;
         let messages: Vec<_> = request
             .messages
             .iter()
@@ -583,6 +586,17 @@ impl Runtime {
                 endpoint: endpoint.clone(),
             })]);
         }
+        // The request's MCP tools, except names the run has already (a built-in stays itself).
+        let extra_tools: Vec<_> = extra_tools
+            .into_iter()
+            .filter(|t| !tools.contains(t.name()) && !crate::delegation::NAMES.contains(&t.name()))
+            .collect();
+        for t in &extra_tools {
+            if !wanted.iter().any(|w| w == t.name()) {
+                wanted.push(t.name().to_owned());
+            }
+        }
+        tools = tools.with(extra_tools);
         wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
         let mut tool_schemas = tools.schemas(&wanted, &language);
         let delegation = crate::delegation::Delegation::plan(

@@ -91,6 +91,9 @@ pub struct RunRequest {
     pub available_sub_agent_ids: Option<Vec<String>>,
     /// Ad-hoc sub-agents of a fibre or team run, defined in the request.
     pub custom_sub_agents: Vec<CustomSubAgent>,
+    /// MCP servers for this run only (`{name: {url | streamable_http_url | sse_url,
+    /// api_key?}}`): their tools join the run's, reached through the outbound policy.
+    pub extra_mcp_config: Option<Value>,
     /// The request's locale: `en` or `zh` (used when no `response_language` is given).
     pub language: String,
 }

@@ -96,6 +96,11 @@ pub(crate) struct StreamBody {
     /// the caller may use, else the run's).
     #[schema(max_items = 20)]
     custom_sub_agents: Option<Vec<CustomSubAgentDto>>,
+    /// MCP servers for this run only, `{name: {streamable_http_url | url | sse_url,
+    /// api_key?}}` (at most 4; reached through the outbound policy; their tools join the
+    /// run's).
+    #[schema(value_type = Option<Object>)]
+    extra_mcp_config: Option<Value>,
 }
 
 /// One of `custom_sub_agents` (Sage's other keys are accepted and ignored).
@@ -201,6 +206,7 @@ fn stream_request(source: Source, body: StreamBody) -> (Option<String>, RunReque
         available_knowledge_bases: body.available_knowledge_bases,
         available_sub_agent_ids: body.available_sub_agent_ids,
         custom_sub_agents: custom_sub_agents(body.custom_sub_agents),
+        extra_mcp_config: body.extra_mcp_config,
         language: language(),
     };
     (body.user_id, request)
@@ -280,6 +286,7 @@ pub(crate) async fn chat(
         available_knowledge_bases: None,
         available_sub_agent_ids: None,
         custom_sub_agents: Vec::new(),
+        extra_mcp_config: None,
         language: language(),
     };
     let run = state.chat.start(&who, request).await?;

@@ -370,6 +370,9 @@ pub(crate) struct RerunBody {
     /// Ad-hoc sub-agents, as on `/api/web-stream`.
     #[schema(max_items = 20)]
     custom_sub_agents: Option<Vec<crate::routes::chat::CustomSubAgentDto>>,
+    /// MCP servers for this run only, as on `/api/web-stream`.
+    #[schema(value_type = Option<Object>)]
+    extra_mcp_config: Option<Value>,
 }
 
 /// Run the conversation again from its stored history (after `edit-last-user-message`, or
@@ -412,6 +415,7 @@ pub(crate) async fn rerun_stream(
         available_knowledge_bases: None,
         available_sub_agent_ids: b.available_sub_agent_ids,
         custom_sub_agents: crate::routes::chat::custom_sub_agents(b.custom_sub_agents),
+        extra_mcp_config: b.extra_mcp_config,
         language: crate::routes::chat::language(),
     };
     let run = state.chat.start(&caller.actor(), request).await?;

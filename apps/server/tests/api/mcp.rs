@@ -583,3 +583,76 @@ async fn every_user_has_an_anytool_server_whose_tools_a_model_plays() {
         "mcp.anytool_tool_not_found"
     );
 }
+
+#[tokio::test]
+async fn a_request_attaches_its_own_mcp_server_for_one_run_only() {
+    let peer = McpPeer::start();
+    let chat = setup(&["file_read"]).await;
+    let (app, alice) = (&chat.app, &chat.alice);
+    chat.llm
+        .push(call("c1", "echo", json!({"message": "attached"})));
+    chat.llm.push(llm_double::Reply::text(&["Done."]));
+    let mut b = body(&chat.agent, "s-extra-mcp", "Echo");
+    b["extra_mcp_config"] = json!({"docs": {"streamable_http_url": peer.url, "api_key": ""}});
+    let (_, text) = post(&chat, alice, "/api/web-stream", b).await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("Echo: attached"),
+        "{result}"
+    );
+    // The model was offered the agent's tools and the server's.
+    let sent = chat
+        .llm
+        .chat_requests()
+        .into_iter()
+        .rfind(|r| r["messages"][0]["role"] == "system")
+        .unwrap();
+    let offered: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"file_read") && offered.contains(&"echo"),
+        "{offered:?}"
+    );
+    // Nothing was registered for the caller.
+    let servers = data(alice.get(app.url("/api/mcp/list")).send().await.unwrap()).await;
+    assert!(!servers.to_string().contains("docs"), "{servers}");
+
+    // A server that does not answer, or a config that cannot be used, refuses the request
+    // before anything is stored.
+    let dead = format!(
+        "http://127.0.0.1:{}/mcp",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    for (config, wanted) in [
+        (json!({"gone": {"url": dead}}), "did not answer"),
+        (json!({"local": {"command": "npx"}}), "stdio"),
+    ] {
+        let mut b = body(&chat.agent, "s-extra-bad", "Echo");
+        b["extra_mcp_config"] = config;
+        let r = app.post_json(alice, "/api/web-stream", b).await;
+        assert_eq!(r.status(), 422);
+        let e = envelope(r).await;
+        assert!(e["message"].as_str().unwrap().contains(wanted), "{e}");
+    }
+    let r = alice
+        .get(app.url("/api/conversations/s-extra-bad/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -167,6 +167,13 @@ pub trait McpServers: Send + Sync {
     ) -> Result<bool, McpError>;
     /// The tools of `user_id`'s enabled servers, ready to run.
     async fn tools_for(&self, user_id: &str) -> Result<Vec<Arc<dyn crate::Tool>>, McpError>;
+    /// Connects to a server a request names (through the outbound policy; nothing is
+    /// stored) and returns its tools, ready to run.
+    async fn connect(
+        &self,
+        name: &str,
+        endpoint: Endpoint,
+    ) -> Result<Vec<Arc<dyn crate::Tool>>, McpError>;
     /// Adds a tool to the caller's AnyTool server, or replaces `original` (renaming it);
     /// the tool's name.
     async fn anytool_upsert(

@@ -521,6 +521,25 @@ impl McpServers for SeaOrmMcp {
         Ok(disabled)
     }
 
+    async fn connect(
+        &self,
+        name: &str,
+        endpoint: Endpoint,
+    ) -> Result<Vec<Arc<dyn crate::Tool>>, McpError> {
+        let defs = self.client.list_tools(&endpoint).await?;
+        Ok(defs
+            .into_iter()
+            .map(|def| {
+                Arc::new(McpTool {
+                    client: self.client.clone(),
+                    endpoint: endpoint.clone(),
+                    server: name.to_owned(),
+                    def,
+                }) as Arc<dyn crate::Tool>
+            })
+            .collect())
+    }
+
     async fn tools_for(&self, user_id: &str) -> Result<Vec<Arc<dyn crate::Tool>>, McpError> {
         let rows = entity::Entity::find()
             .filter(entity::Column::UserId.eq(user_id))
