@@ -71,6 +71,15 @@ impl McpPeer {
     }
 }
 
+/// The content of a run's first `tool_call_result` line.
+fn first_result(text: &str) -> String {
+    parse(text)
+        .into_iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .and_then(|l| l["content"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no tool result in {text}"))
+}
+
 async fn data(response: reqwest::Response) -> Value {
     let status = response.status();
     let body = envelope(response).await;
@@ -216,18 +225,8 @@ async fn an_mcp_server_is_registered_listed_used_and_removed() {
         body(&agent, "s-mcp", "Echo"),
     )
     .await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        result["content"]
-            .as_str()
-            .unwrap()
-            .contains("Echo: from the run"),
-        "{result}"
-    );
+    let result = first_result(&text);
+    assert!(result.contains("Echo: from the run"), "{result}");
 
     // Switched off, its tools leave the catalogue; on again, they return.
     let toggled = data(
@@ -503,15 +502,8 @@ async fn every_user_has_an_anytool_server_whose_tools_a_model_plays() {
         body(&agent, "s-any", "Find acme"),
     )
     .await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        result["content"].as_str().unwrap().contains("ACME"),
-        "{result}"
-    );
+    let result = first_result(&text);
+    assert!(result.contains("ACME"), "{result}");
 
     // Without a model of his own, Bob's drafts are refused (not a gateway failure).
     let no_model = app
@@ -595,18 +587,8 @@ async fn a_request_attaches_its_own_mcp_server_for_one_run_only() {
     let mut b = body(&chat.agent, "s-extra-mcp", "Echo");
     b["extra_mcp_config"] = json!({"docs": {"streamable_http_url": peer.url, "api_key": ""}});
     let (_, text) = post(&chat, alice, "/api/web-stream", b).await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        result["content"]
-            .as_str()
-            .unwrap()
-            .contains("Echo: attached"),
-        "{result}"
-    );
+    let result = first_result(&text);
+    assert!(result.contains("Echo: attached"), "{result}");
     // The model was offered the agent's tools and the server's.
     let sent = chat
         .llm
