@@ -23,6 +23,7 @@ mod m20261207_050000_tooling_create_mcp_servers;
 mod m20261207_080000_knowledge_create_tables;
 mod m20261207_090000_tooling_mcp_anytool;
 mod m20261207_100000_conversations_ordered_indexes;
+mod m20261207_130000_identity_create_user_cleanups;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_080000_knowledge_create_tables::Migration),
             Box::new(m20261207_090000_tooling_mcp_anytool::Migration),
             Box::new(m20261207_100000_conversations_ordered_indexes::Migration),
+            Box::new(m20261207_130000_identity_create_user_cleanups::Migration),
         ]
     }
 }

@@ -23,5 +23,6 @@ mod skills_glue;
 mod startup;
 mod state;
 mod task_tools;
+pub mod user_cleanup;
 
 pub use startup::{Application, Services, run_migrations, shutdown_signal};

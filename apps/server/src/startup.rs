@@ -30,8 +30,8 @@ pub struct Services {
     pub workspaces: agents::WorkspaceService,
     /// The per-user bucket of model calls.
     pub budget: platform::spend::ModelBudget,
-    /// Everything that drops a deleted user's data.
-    pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
+    /// Deletes users and then their data in every service (and sweeps what is left).
+    pub user_cleanup: Arc<crate::user_cleanup::UserCleanups>,
     pub chat: Arc<chat_runtime::Runtime>,
     pub conversations: Arc<dyn conversations::Conversations>,
     pub planner: Arc<planner::SeaOrmPlanner>,
@@ -51,6 +51,7 @@ pub struct Services {
 /// The agent-job worker, the planner's worker (due tasks run through the chat runtime) and
 /// knowledge ingestion, until `stopped` turns true.
 fn spawn_workers(
+    user_cleanup: &Arc<crate::user_cleanup::UserCleanups>,
     jobs: &Arc<agents::SeaOrmJobs>,
     knowledge: &Arc<knowledge::SeaOrmKnowledge>,
     planner: &Arc<planner::SeaOrmPlanner>,
@@ -75,8 +76,14 @@ fn spawn_workers(
     let ingestion: Vec<_> = (0..config.job_concurrency.max(1))
         .map(|_| tokio::spawn(knowledge.clone().work(stopped.clone())))
         .collect();
+    let sweep = tokio::spawn(
+        user_cleanup
+            .clone()
+            .sweep_until(crate::user_cleanup::SWEEP_EVERY, stopped.clone()),
+    );
     let tasks = tokio::spawn(tasks.work(stopped));
     tokio::spawn(async move {
+        let _ = sweep.await;
         let _ = agent_jobs.await;
         for loop_ in ingestion {
             let _ = loop_.await;
@@ -94,6 +101,7 @@ impl Services {
         stopped: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         spawn_workers(
+            &self.user_cleanup,
             &self.jobs,
             &self.knowledge,
             &self.planner,
@@ -329,19 +337,22 @@ impl Services {
                 ..oauth_as::Settings::default()
             },
         ));
-        let user_cleanup: Vec<Arc<dyn platform::UserCleanup>> = vec![
-            oauth.clone(),
-            chat.clone(),
-            jobs.clone(),
-            planner.clone(),
-            agents.clone(),
-            providers.clone(),
-            Arc::new(workspaces.clone()),
-            Arc::new(blobs.clone()),
-            skills.clone(),
-            mcp.clone(),
-            knowledge.clone(),
-        ];
+        let user_cleanup = Arc::new(crate::user_cleanup::UserCleanups::new(
+            identity.clone(),
+            vec![
+                oauth.clone(),
+                chat.clone(),
+                jobs.clone(),
+                planner.clone(),
+                agents.clone(),
+                providers.clone(),
+                Arc::new(workspaces.clone()),
+                Arc::new(blobs.clone()),
+                skills.clone(),
+                mcp.clone(),
+                knowledge.clone(),
+            ],
+        ));
         let readiness = platform::readiness::Readiness::new(
             db.clone(),
             config.redis_url.as_ref().map(|_| stores.kv.clone()),
@@ -458,7 +469,15 @@ impl Application {
         // The in-process workers stop claiming at SIGINT/SIGTERM (while HTTP drains), and are
         // waited for, with their own grace period, before the process ends.
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let worker = spawn_workers(&jobs, &knowledge, &planner, &chat, &config, workers_stopped);
+        let worker = spawn_workers(
+            &user_cleanup,
+            &jobs,
+            &knowledge,
+            &planner,
+            &chat,
+            &config,
+            workers_stopped,
+        );
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             started_at,

@@ -17,8 +17,8 @@ pub(crate) struct AppState {
     pub workspaces: agents::WorkspaceService,
     /// The per-user bucket of model calls (`auth::ModelCaller` takes from it).
     pub budget: platform::spend::ModelBudget,
-    /// Called after a user is deleted.
-    pub user_cleanup: Vec<Arc<dyn platform::UserCleanup>>,
+    /// Deletes users and then their data everywhere.
+    pub user_cleanup: Arc<crate::user_cleanup::UserCleanups>,
     pub chat: Arc<dyn chat_runtime::ChatRuntime>,
     /// The tool catalogue and direct calls (the same runtime).
     pub tools: Arc<dyn chat_runtime::DirectTools>,

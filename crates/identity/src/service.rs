@@ -132,8 +132,16 @@ pub trait Identity: Send + Sync {
     /// Admin: creates a user; returns its id.
     async fn add_user(&self, actor: &Principal, user: NewUser) -> Result<String, IdentityError>;
 
-    /// Admin: deletes a user (never the last admin) and ends their sessions.
+    /// Admin: deletes a user (never the last admin) and ends their sessions. The user is
+    /// recorded as pending clean-up in the same transaction (see [`Identity::pending_cleanups`]).
     async fn delete_user(&self, actor: &Principal, user_id: &str) -> Result<(), IdentityError>;
+
+    /// System: deleted users whose data some service may still hold, oldest first, at most
+    /// `limit`.
+    async fn pending_cleanups(&self, limit: u64) -> Result<Vec<String>, IdentityError>;
+
+    /// System: every service dropped `user_id`'s data.
+    async fn cleanup_finished(&self, user_id: &str) -> Result<(), IdentityError>;
 
     /// `(user id, username)` pairs for pickers: every user (at most 1000) for admins, only
     /// themselves for anyone else.

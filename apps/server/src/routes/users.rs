@@ -250,21 +250,10 @@ pub(crate) async fn delete_user(
     caller: Caller,
     body: ApiJson<DeleteUserBody>,
 ) -> ApiResult<Empty> {
-    let user_id = body.0.user_id;
-    state.identity.delete_user(&caller.0, &user_id).await?;
-    // Every cleanup runs even when one fails; the failures are reported together.
-    let mut failures = Vec::new();
-    for cleanup in &state.user_cleanup {
-        if let Err(e) = cleanup.user_deleted(&user_id).await {
-            failures.push(e.to_string());
-        }
-    }
-    if !failures.is_empty() {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "user {user_id} was deleted but some of their data was not: {}",
-            failures.join("; ")
-        )));
-    }
+    state
+        .user_cleanup
+        .delete_user(&caller.0, &body.0.user_id)
+        .await?;
     Ok(ApiOk(Empty {}))
 }
 

@@ -314,3 +314,74 @@ async fn the_profile_form_changes_nickname_avatar_email_and_language() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// Rows of `table` whose `column` is `value`, counted straight in the server's database.
+async fn count(db: &sea_orm::DatabaseConnection, table: &str, column: &str, value: &str) -> i64 {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    use sea_orm::{ConnectionTrait, QueryResult};
+    let query = Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new(column)).eq(value))
+        .to_owned();
+    let row: QueryResult = db.query_one(&query).await.unwrap().unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn a_deleted_users_data_left_behind_by_a_stopped_process_is_removed_at_the_next_start() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let db = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .unwrap();
+    let agent = |name: &str| json!({"name": name, "agentMode": "simple", "maxLoopCount": 3});
+
+    // A normal deletion removes the user's data and leaves nothing pending.
+    let (quinn, quinn_id) = app.user("quinn").await;
+    let created = app.post_json(&quinn, "/api/agent/create", agent("Q")).await;
+    assert_eq!(created.status(), 200);
+    assert_eq!(count(&db, "agents", "user_id", &quinn_id).await, 1);
+    let deleted = app
+        .post_json(&admin, "/api/user/delete", json!({"user_id": quinn_id}))
+        .await;
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(count(&db, "agents", "user_id", &quinn_id).await, 0);
+    assert_eq!(count(&db, "user_cleanups", "user_id", &quinn_id).await, 0);
+
+    // A process that stopped after deleting Rob but before his data went: the user row is
+    // gone and the clean-up is still recorded as pending, his agents are still there.
+    let (rob, rob_id) = app.user("rob").await;
+    for name in ["R1", "R2"] {
+        let created = app.post_json(&rob, "/api/agent/create", agent(name)).await;
+        assert_eq!(created.status(), 200);
+    }
+    let delete_user = Query::delete()
+        .from_table(Alias::new("users"))
+        .and_where(Expr::col(Alias::new("id")).eq(rob_id.as_str()))
+        .to_owned();
+    let pending = Query::insert()
+        .into_table(Alias::new("user_cleanups"))
+        .columns([Alias::new("user_id"), Alias::new("deleted_at")])
+        .values_panic([rob_id.as_str().into(), chrono::Utc::now().into()])
+        .to_owned();
+    db.execute(&delete_user).await.unwrap();
+    db.execute(&pending).await.unwrap();
+    assert_eq!(count(&db, "agents", "user_id", &rob_id).await, 2);
+
+    // The next start's workers finish it.
+    let _restarted = app.another_server().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&db, "user_cleanups", "user_id", &rob_id).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending clean-up was not taken"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&db, "agents", "user_id", &rob_id).await, 0);
+}

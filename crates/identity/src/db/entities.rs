@@ -28,6 +28,24 @@ pub(crate) mod users {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Deleted users whose data is still to be removed (see [`crate::Identity::pending_cleanups`]).
+pub(crate) mod user_cleanups {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_cleanups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub deleted_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub(crate) mod system_settings {
     use sea_orm::entity::prelude::*;
 

@@ -18,7 +18,7 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::entities::{system_settings, users};
+use super::entities::{system_settings, user_cleanups, users};
 use super::session_store::DbSessionStore;
 use crate::mail::Mailer;
 use crate::model::{
@@ -722,6 +722,21 @@ impl Identity for SeaOrmIdentity {
             .filter(not_the_last_admin())
             .exec(&txn)
             .await?;
+        if deleted.rows_affected > 0 {
+            // The user's data goes next (outside this crate); until it is gone, the record
+            // says so, whatever happens to this process.
+            user_cleanups::Entity::insert(user_cleanups::ActiveModel {
+                user_id: Set(user.id.clone()),
+                deleted_at: Set(Utc::now()),
+            })
+            .on_conflict(
+                OnConflict::column(user_cleanups::Column::UserId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
         txn.commit().await?;
         self.current.changed().await;
         if deleted.rows_affected == 0 {
@@ -732,6 +747,24 @@ impl Identity for SeaOrmIdentity {
             });
         }
         self.sessions.destroy_all(&user.id).await
+    }
+
+    async fn pending_cleanups(&self, limit: u64) -> Result<Vec<String>, IdentityError> {
+        Ok(user_cleanups::Entity::find()
+            .order_by_asc(user_cleanups::Column::DeletedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| row.user_id)
+            .collect())
+    }
+
+    async fn cleanup_finished(&self, user_id: &str) -> Result<(), IdentityError> {
+        user_cleanups::Entity::delete_by_id(user_id.to_owned())
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     async fn user_options(
