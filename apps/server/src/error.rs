@@ -499,6 +499,12 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         zh: "该排队消息不存在（可能已被使用）。",
     },
     ErrorSpec {
+        key: "chat.questionnaire_answered",
+        kind: ErrorKind::Conflict,
+        en: "Answers to this questionnaire were already submitted.",
+        zh: "该问卷的答案已经提交。",
+    },
+    ErrorSpec {
         key: "tool.not_found",
         kind: ErrorKind::NotFound,
         en: "No such tool in this deployment.",

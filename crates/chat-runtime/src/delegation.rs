@@ -565,13 +565,8 @@ impl Delegation {
                     .endpoint(&p.actor, None, Some(agent.as_ref()))
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut wanted = config.text_list("availableTools");
-                wanted.retain(|t| !NAMES.contains(&t.as_str()) && t != "load_skill");
-                let tools = rt
-                    .tools_for(&p.actor, &wanted)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let schemas = tools.schemas(&wanted, &p.language);
+                let (tools, schemas) =
+                    sub_agent_tools(&rt, p, config.text_list("availableTools")).await?;
                 let prefix = config
                     .0
                     .get("systemPrefix")
@@ -591,13 +586,7 @@ impl Delegation {
             None => match &sub.tools {
                 // A request-defined agent's own tools, those the caller may use.
                 Some(wanted) => {
-                    let mut wanted = wanted.clone();
-                    wanted.retain(|t| !NAMES.contains(&t.as_str()) && t != "load_skill");
-                    let tools = rt
-                        .tools_for(&p.actor, &wanted)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let schemas = tools.schemas(&wanted, &p.language);
+                    let (tools, schemas) = sub_agent_tools(&rt, p, wanted.clone()).await?;
                     (
                         sub.persona.clone(),
                         p.endpoint.clone(),
@@ -663,6 +652,22 @@ impl Delegation {
             delegation: None,
         })
     }
+}
+
+/// A sub-agent's own tools among `wanted` (never delegation or skills), those the caller
+/// may use, and their schemas.
+async fn sub_agent_tools(
+    rt: &Runtime,
+    p: &Prepared,
+    mut wanted: Vec<String>,
+) -> Result<(tooling::Registry, Vec<Value>), String> {
+    wanted.retain(|t| !NAMES.contains(&t.as_str()) && t != "load_skill");
+    let tools = rt
+        .tools_for(&p.actor, &wanted)
+        .await
+        .map_err(|e| e.to_string())?;
+    let schemas = tools.schemas(&wanted, &p.language);
+    Ok((tools, schemas))
 }
 
 /// One task of a delegation call, with its child session settled.

@@ -20,6 +20,9 @@ pub enum ChatError {
     /// An unknown (or already taken) guidance id.
     #[error("no such guidance message")]
     GuidanceNotFound,
+    /// Answers to this questionnaire are already waiting for its tool.
+    #[error("answers to this questionnaire were already submitted")]
+    QuestionnaireAnswered,
     /// Editing or re-running a conversation needs a visible user message.
     #[error("the conversation has no user message")]
     NoUserMessage,
@@ -55,7 +58,7 @@ impl ChatError {
             ChatError::MaxLoopRequired => ErrorKind::BadRequest,
             ChatError::SessionRunning | ChatError::SessionNotRunning => ErrorKind::Conflict,
             ChatError::GuidanceNotFound => ErrorKind::NotFound,
-            ChatError::NoUserMessage => ErrorKind::Conflict,
+            ChatError::NoUserMessage | ChatError::QuestionnaireAnswered => ErrorKind::Conflict,
             ChatError::ToolNotFound => ErrorKind::NotFound,
             ChatError::ToolForbidden => ErrorKind::Forbidden,
             ChatError::ToolFailed(_) => ErrorKind::Invalid,
@@ -75,6 +78,7 @@ impl ChatError {
             ChatError::SessionRunning => "chat.session_running",
             ChatError::SessionNotRunning => "chat.session_not_running",
             ChatError::GuidanceNotFound => "chat.guidance_not_found",
+            ChatError::QuestionnaireAnswered => "chat.questionnaire_answered",
             ChatError::NoUserMessage => "conversation.no_user_message",
             ChatError::ToolNotFound => "tool.not_found",
             ChatError::ToolForbidden => "tool.use_forbidden",

@@ -773,6 +773,36 @@ impl ChatRuntime for Runtime {
             .collect())
     }
 
+    async fn submit_questionnaire(
+        &self,
+        actor: &Actor,
+        questionnaire_id: &str,
+        answers: serde_json::Map<String, Value>,
+        is_auto_submit: bool,
+    ) -> Result<(), ChatError> {
+        use tooling::questionnaire::blocking;
+        if !blocking::valid_id(questionnaire_id) {
+            return Err(ChatError::Invalid {
+                field: "questionnaire_id",
+                reason: "use letters, digits, `_`, `-`, `.` or `:` (at most 128)".into(),
+            });
+        }
+        let kv = self.inner.hub.kv();
+        if blocking::submit(
+            kv.as_ref(),
+            &actor.user_id,
+            questionnaire_id,
+            answers,
+            is_auto_submit,
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(ChatError::QuestionnaireAnswered)
+        }
+    }
+
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError> {
         let all = self.inner.hub.running().await?;
         Ok(all

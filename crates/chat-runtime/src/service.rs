@@ -141,6 +141,17 @@ pub trait ChatRuntime: Send + Sync {
     /// The session's todo list.
     async fn tasks_status(&self, actor: &Actor, session_id: &str) -> Result<Vec<Value>, ChatError>;
 
+    /// The caller's answers to their questionnaire `questionnaire_id`, for the
+    /// `questionnaire` tool of one of their runs, which waits for them (any replica).
+    /// Answers already waiting there → `QuestionnaireAnswered`.
+    async fn submit_questionnaire(
+        &self,
+        actor: &Actor,
+        questionnaire_id: &str,
+        answers: Map<String, Value>,
+        is_auto_submit: bool,
+    ) -> Result<(), ChatError>;
+
     /// Running sessions: the caller's (admins: all).
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<ActiveSession>, ChatError>;
 

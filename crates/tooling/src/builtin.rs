@@ -31,6 +31,7 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(Grep),
         Arc::new(LoadSkill),
         Arc::new(crate::questionnaire::Questionnaire),
+        Arc::new(crate::questionnaire::blocking::Questionnaire),
     ]
 }
 

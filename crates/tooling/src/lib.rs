@@ -15,7 +15,7 @@
 mod builtin;
 pub mod mcp;
 mod patch;
-mod questionnaire;
+pub mod questionnaire;
 mod registry;
 pub mod shell;
 pub mod skills;

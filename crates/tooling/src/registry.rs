@@ -131,7 +131,7 @@ impl Registry {
         if ctx.cancel.is_cancelled() {
             return Err(ToolError::Cancelled);
         }
-        let limit = self.limits.time_limit;
+        let limit = tool.time_limit().unwrap_or(self.limits.time_limit);
         let content = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => Err(ToolError::Cancelled),

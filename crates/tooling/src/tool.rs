@@ -179,6 +179,11 @@ pub trait Tool: Send + Sync {
     fn builtin_server(&self) -> Option<&'static str> {
         None
     }
+    /// How long one call may take, when not the registry's limit (a tool that waits for
+    /// the user).
+    fn time_limit(&self) -> Option<std::time::Duration> {
+        None
+    }
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError>;
 }
 

@@ -38,6 +38,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/stream/resume/{session_id}").route(web::get().to(resume)))
         .service(web::resource("/sessions/{session_id}/interrupt").route(web::post().to(interrupt)))
         .service(
+            web::resource("/questionnaires/{questionnaire_id}/submit")
+                .route(web::post().to(submit_questionnaire)),
+        )
+        .service(
             web::resource("/sessions/{session_id}/inject-user-message")
                 .route(web::post().to(inject_guidance))
                 .route(web::get().to(list_guidance)),
@@ -403,6 +407,48 @@ pub(crate) async fn interrupt(
 pub(crate) struct TasksDto {
     #[schema(value_type = Vec<Object>)]
     tasks: Vec<Value>,
+}
+
+/// The web UI's answers to a `questionnaire` form (its other keys are accepted and ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct QuestionnaireAnswersBody {
+    /// The answers by question id.
+    #[schema(value_type = Object)]
+    answers: Map<String, Value>,
+    /// Whether the form submitted itself at its time limit.
+    is_auto_submit: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SubmittedDto {
+    success: bool,
+}
+
+/// Answers the caller's questionnaire: the `questionnaire` tool of their run waiting for it
+/// takes them (any replica). Answers go only to the caller's own questionnaires.
+#[utoipa::path(post, path = "/api/questionnaires/{questionnaire_id}/submit", tag = "chat",
+    params(("questionnaire_id" = String, Path, max_length = 128)),
+    request_body = QuestionnaireAnswersBody,
+    responses((status = 200, body = Envelope<SubmittedDto>),
+              (status = 409, description = "Answers already submitted"),
+              (status = 422, description = "Bad questionnaire id or answers")))]
+pub(crate) async fn submit_questionnaire(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<QuestionnaireAnswersBody>,
+) -> ApiResult<SubmittedDto> {
+    let body = body.0;
+    state
+        .chat
+        .submit_questionnaire(
+            &caller.actor(),
+            &path.into_inner(),
+            body.answers,
+            body.is_auto_submit.unwrap_or(false),
+        )
+        .await?;
+    Ok(ApiOk(SubmittedDto { success: true }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -93,6 +93,19 @@ async fn on(app: TestApp, tools: &[&str]) -> Chat {
     }
 }
 
+/// The names of the tools a model request offered.
+pub(crate) fn tool_names(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn body(agent: &str, session: &str, text: &str) -> Value {
     json!({"messages": [{"role": "user", "content": text}], "session_id": session,
            "agent_id": agent, "agent_mode": "simple", "more_suggest": false,

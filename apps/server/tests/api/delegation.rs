@@ -5,7 +5,7 @@
 use llm_double::Reply;
 use serde_json::{Value, json};
 
-use crate::chat::{Chat, body, call, named_agent, parse, post, setup, slow};
+use crate::chat::{Chat, body, call, named_agent, parse, post, setup, slow, tool_names};
 use crate::helpers::envelope;
 
 /// The model calls of runs (the provider check at its creation left out).
@@ -40,18 +40,6 @@ fn result_of(lines: &[Value], id: &str) -> Value {
         .find(|l| l["type"] == "tool_call_result" && l["tool_call_id"] == id)
         .unwrap_or_else(|| panic!("no result for {id}"));
     serde_json::from_str(line["content"].as_str().unwrap()).unwrap()
-}
-
-fn tool_names(request: &Value) -> Vec<String> {
-    request["tools"]
-        .as_array()
-        .map(|tools| {
-            tools
-                .iter()
-                .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn system_of(request: &Value) -> String {

@@ -43,9 +43,16 @@ fn kind_of(path: &str, name: &str) -> String {
 }
 
 /// Ids of features not built yet, references stored inside a document (an agent's provider),
-/// and ids scoped inside another resource (a queued guidance message exists only inside its
-/// session's live run, so it is varied through its session): always the same random value.
-const NOT_YET: &[&str] = &["llm_provider_id", "fast_llm_provider_id", "guidance_id"];
+/// ids scoped inside another resource (a queued guidance message exists only inside its
+/// session's live run, so it is varied through its session), and names in the caller's own
+/// space (a questionnaire id names the caller's own questionnaire, never another user's):
+/// always the same random value.
+const NOT_YET: &[&str] = &[
+    "llm_provider_id",
+    "fast_llm_provider_id",
+    "guidance_id",
+    "questionnaire_id",
+];
 
 /// Operations where an unknown id of the client's choosing creates the resource (a chat with
 /// a new `session_id` starts a conversation), so a random id is not "missing". Another user's

@@ -92,6 +92,7 @@ const EXTRA: &[(&str, &str)] = &[
     ("POST", "/api/mcp/anytool/preview-draft"),
     ("POST", "/api/mcp/anytool/tool"),
     ("DELETE", "/api/mcp/anytool/tool/{tool_name}"),
+    ("POST", "/api/questionnaires/{questionnaire_id}/submit"),
 ];
 
 const ANY_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];

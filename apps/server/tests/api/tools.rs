@@ -512,3 +512,132 @@ async fn apply_patch_changes_several_files_at_once_or_none_at_all() {
             .exists()
     );
 }
+
+#[tokio::test]
+async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defaults() {
+    let s = setup(&["questionnaire"]).await;
+    let questions = json!([
+        {"id": "size", "type": "single_choice", "title": "Which size?",
+         "options": [{"label": "Small", "value": "s"}, {"label": "Medium", "value": "m"}],
+         "default": "s"},
+        {"id": "note", "type": "text", "title": "Anything else?"}
+    ]);
+    s.llm.push(call(
+        "q1",
+        "questionnaire",
+        json!({"title": "Order", "questionnaire_id": "order-1", "questions": questions,
+               "wait_time": 60}),
+    ));
+    s.llm.push(Reply::text(&["Medium it is."]));
+    // The run waits in its tool call while the form is answered.
+    let run = {
+        let (client, url) = (s.alice.clone(), s.app.url("/api/web-stream"));
+        let b = body(&s.agent, "questionnaire-1", "Order a coffee");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&b)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let submitted = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/questionnaires/order-1/submit",
+            json!({"answers": {"size": "m", "note": "oat milk"}, "title": "Order",
+                   "is_auto_submit": false}),
+        )
+        .await;
+    assert_eq!(submitted.status(), 200);
+    assert_eq!(envelope(submitted).await["data"]["success"], true);
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("the run ends once answered")
+        .unwrap();
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    let answered: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(answered["status"], "submitted", "{answered}");
+    assert_eq!(
+        answered["answers"],
+        json!({"size": "m", "note": "oat milk"})
+    );
+    assert_eq!(answered["questionnaire_id"], "order-1");
+    assert_eq!(lines.last().unwrap()["type"], "stream_end");
+
+    // Answers already waiting are not replaced; a bad id is refused.
+    let first = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/questionnaires/order-2/submit",
+            json!({"answers": {"size": "s"}}),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let again = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/questionnaires/order-2/submit",
+            json!({"answers": {"size": "m"}}),
+        )
+        .await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        envelope(again).await["error_code"],
+        "chat.questionnaire_answered"
+    );
+    let bad = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/questionnaires/a%20b/submit",
+            json!({"answers": {}}),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+
+    // Another user's answers never reach Alice's questionnaire: it times out with defaults.
+    let (bob, _) = s.app.user("bob").await;
+    let foreign = s
+        .app
+        .post_json(
+            &bob,
+            "/api/questionnaires/order-3/submit",
+            json!({"answers": {"size": "m", "note": "from bob"}}),
+        )
+        .await;
+    assert_eq!(foreign.status(), 200);
+    s.llm.push(call(
+        "q2",
+        "questionnaire",
+        json!({"title": "Order", "questionnaire_id": "order-3", "questions": questions,
+               "wait_time": 1}),
+    ));
+    s.llm.push(Reply::text(&["Small, then."]));
+    let (_, text) = post(
+        &s,
+        &s.alice,
+        "/api/web-stream",
+        body(&s.agent, "questionnaire-2", "Order again"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    let answered: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(answered["status"], "timeout", "{answered}");
+    assert_eq!(answered["answers"], json!({"size": "s", "note": ""}));
+}
