@@ -12,6 +12,7 @@
 
 mod delegation;
 mod error;
+mod expand;
 mod extra_mcp;
 mod guidance;
 mod history;

@@ -598,6 +598,15 @@ impl Runtime {
         }
         tools = tools.with(extra_tools);
         wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
+        // Sage's tool expansion, for agents that list it: everything is offered already.
+        if wanted.iter().any(|t| t == crate::expand::TOOL_NAME) {
+            let offered = wanted
+                .iter()
+                .filter(|t| tools.contains(t))
+                .cloned()
+                .collect();
+            tools = tools.with(vec![Arc::new(crate::expand::ExpandTools { offered })]);
+        }
         let mut tool_schemas = tools.schemas(&wanted, &language);
         let delegation = crate::delegation::Delegation::plan(
             self,

@@ -641,3 +641,33 @@ async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defa
     assert_eq!(answered["status"], "timeout", "{answered}");
     assert_eq!(answered["answers"], json!({"size": "s", "note": ""}));
 }
+
+#[tokio::test]
+async fn tool_expansion_reports_what_the_agent_is_offered_already() {
+    let s = setup(&["file_read", "tool_expand_tools"]).await;
+    s.llm.push(call(
+        "x1",
+        "tool_expand_tools",
+        json!({"tool_names": ["file_read", "file_write", "file_read"]}),
+    ));
+    s.llm.push(Reply::text(&["Reading it directly."]));
+    let (_, text) = post(
+        &s,
+        &s.alice,
+        "/api/web-stream",
+        body(&s.agent, "expand-1", "Read the notes"),
+    )
+    .await;
+    let lines = parse(&text);
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .unwrap_or_else(|| panic!("{text}"));
+    let out: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(out["already_selected_tools"], json!(["file_read"]), "{out}");
+    // The agent was not given `file_write`: expansion never grants it.
+    assert_eq!(out["invalid_tools"], json!(["file_write"]));
+    assert_eq!(out["expanded_tools"], json!([]));
+    let offered = crate::chat::tool_names(s.llm.chat_requests().last().unwrap());
+    assert_eq!(offered, ["file_read", "tool_expand_tools"]);
+}
