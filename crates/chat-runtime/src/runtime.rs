@@ -796,6 +796,13 @@ impl ChatRuntime for Runtime {
                 reason: "use letters, digits, `_`, `-`, `.` or `:` (at most 128)".into(),
             });
         }
+        let size = serde_json::to_vec(&answers).map_or(usize::MAX, |b| b.len());
+        if size > blocking::MAX_ANSWER_BYTES {
+            return Err(ChatError::Invalid {
+                field: "answers",
+                reason: format!("at most {} bytes of JSON", blocking::MAX_ANSWER_BYTES),
+            });
+        }
         let kv = self.inner.hub.kv();
         if blocking::submit(
             kv.as_ref(),

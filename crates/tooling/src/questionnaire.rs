@@ -177,6 +177,8 @@ pub mod blocking {
     const DEFAULT_WAIT_SECS: u64 = 300;
     /// How long submitted answers wait for their questionnaire.
     const ANSWER_TTL: Duration = Duration::from_secs(3600);
+    /// The largest answers (their JSON text) kept for a questionnaire.
+    pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
     /// How often the waiting tool looks for answers.
     const POLL: Duration = Duration::from_millis(250);
     const TYPES: [&str; 3] = ["single_choice", "multiple_choice", "text"];

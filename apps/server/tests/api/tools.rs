@@ -606,6 +606,15 @@ async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defa
         )
         .await;
     assert_eq!(bad.status(), 422);
+    let huge = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/questionnaires/order-4/submit",
+            json!({"answers": {"note": "x".repeat(70_000)}}),
+        )
+        .await;
+    assert_eq!(huge.status(), 422);
 
     // Another user's answers never reach Alice's questionnaire: it times out with defaults.
     let (bob, _) = s.app.user("bob").await;
