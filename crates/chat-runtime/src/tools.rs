@@ -122,6 +122,13 @@ impl DirectTools for Runtime {
         if writes && !actor.is_admin {
             return Err(ChatError::ToolForbidden);
         }
+        if request.tool_name == tooling::questionnaire::blocking::TOOL_NAME {
+            // It waits for a form the web UI shows only inside a chat.
+            return Err(ChatError::Invalid {
+                field: "tool_name",
+                reason: "this tool waits for the user's answers; it runs only inside a chat".into(),
+            });
+        }
         if !request.arguments.is_object() {
             return Err(ChatError::Invalid {
                 field: "tool_params",

@@ -616,6 +616,18 @@ async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defa
         .await;
     assert_eq!(huge.status(), 422);
 
+    // A direct call would only hold the request: it runs inside chats.
+    let direct = s
+        .app
+        .post_json(
+            &s.alice,
+            "/api/tools/exec",
+            json!({"tool_name": "questionnaire", "tool_params": {"title": "T",
+                   "questionnaire_id": "d1", "questions": questions}}),
+        )
+        .await;
+    assert_eq!(direct.status(), 422);
+
     // Another user's answers never reach Alice's questionnaire: it times out with defaults.
     let (bob, _) = s.app.user("bob").await;
     let foreign = s
