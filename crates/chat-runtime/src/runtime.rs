@@ -796,15 +796,8 @@ impl ChatRuntime for Runtime {
                 reason: "use letters, digits, `_`, `-`, `.` or `:` (at most 128)".into(),
             });
         }
-        let size = serde_json::to_vec(&answers).map_or(usize::MAX, |b| b.len());
-        if size > blocking::MAX_ANSWER_BYTES {
-            return Err(ChatError::Invalid {
-                field: "answers",
-                reason: format!("at most {} bytes of JSON", blocking::MAX_ANSWER_BYTES),
-            });
-        }
         let kv = self.inner.hub.kv();
-        if blocking::submit(
+        match blocking::submit(
             kv.as_ref(),
             &actor.user_id,
             questionnaire_id,
@@ -813,9 +806,12 @@ impl ChatRuntime for Runtime {
         )
         .await?
         {
-            Ok(())
-        } else {
-            Err(ChatError::QuestionnaireAnswered)
+            blocking::Submitted::Kept => Ok(()),
+            blocking::Submitted::AlreadyWaiting => Err(ChatError::QuestionnaireAnswered),
+            blocking::Submitted::TooLarge => Err(ChatError::Invalid {
+                field: "answers",
+                reason: format!("at most {} bytes of JSON", blocking::MAX_ANSWER_BYTES),
+            }),
         }
     }
 

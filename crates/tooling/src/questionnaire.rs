@@ -177,7 +177,8 @@ pub mod blocking {
     const DEFAULT_WAIT_SECS: u64 = 300;
     /// How long submitted answers wait for their questionnaire.
     const ANSWER_TTL: Duration = Duration::from_secs(3600);
-    /// The largest answers (their JSON text) kept for a questionnaire.
+    /// The largest answers (their JSON text, with the submission's time) kept for a
+    /// questionnaire.
     pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
     /// How often the waiting tool looks for answers.
     const POLL: Duration = Duration::from_millis(250);
@@ -197,21 +198,41 @@ pub mod blocking {
                 .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
     }
 
+    /// What became of submitted answers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Submitted {
+        /// Kept for the waiting tool.
+        Kept,
+        /// Answers were already waiting there; these were not kept.
+        AlreadyWaiting,
+        /// More than [`MAX_ANSWER_BYTES`] of JSON; not kept.
+        TooLarge,
+    }
+
     /// Keeps the caller's answers to their questionnaire `questionnaire_id` for the waiting
     /// tool (answers go to the caller's own questionnaires only: they are kept under the
-    /// caller's id). `false` when answers are already waiting there.
+    /// caller's id).
     pub async fn submit(
         kv: &dyn KvStore,
         user_id: &str,
         questionnaire_id: &str,
         answers: Map<String, Value>,
         is_auto_submit: bool,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Submitted, StoreError> {
         let record = json!({"answers": answers, "is_auto_submit": is_auto_submit,
             "submitted_at": chrono::Utc::now().to_rfc3339()});
         let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        kv.set_if_absent(&key(user_id, questionnaire_id), &bytes, Some(ANSWER_TTL))
-            .await
+        if bytes.len() > MAX_ANSWER_BYTES {
+            return Ok(Submitted::TooLarge);
+        }
+        let kept = kv
+            .set_if_absent(&key(user_id, questionnaire_id), &bytes, Some(ANSWER_TTL))
+            .await?;
+        Ok(if kept {
+            Submitted::Kept
+        } else {
+            Submitted::AlreadyWaiting
+        })
     }
 
     /// The questions checked (Sage's shape), or what is wrong with them.

@@ -93,6 +93,15 @@ async fn on(app: TestApp, tools: &[&str]) -> Chat {
     }
 }
 
+/// The content of a run's first `tool_call_result` line.
+pub(crate) fn first_result(text: &str) -> String {
+    parse(text)
+        .into_iter()
+        .find(|l| l["type"] == "tool_call_result")
+        .and_then(|l| l["content"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no tool result in {text}"))
+}
+
 /// The names of the tools a model request offered.
 pub(crate) fn tool_names(request: &Value) -> Vec<String> {
     request["tools"]

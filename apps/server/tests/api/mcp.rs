@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::chat::{body, call, parse, post, setup};
+use crate::chat::{body, call, first_result, post, setup};
 use crate::helpers::{TestApp, envelope};
 
 struct McpPeer {
@@ -69,15 +69,6 @@ impl McpPeer {
             url: format!("http://127.0.0.1:{port}{path}"),
         }
     }
-}
-
-/// The content of a run's first `tool_call_result` line.
-fn first_result(text: &str) -> String {
-    parse(text)
-        .into_iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .and_then(|l| l["content"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no tool result in {text}"))
 }
 
 async fn data(response: reqwest::Response) -> Value {

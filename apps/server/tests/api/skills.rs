@@ -556,7 +556,7 @@ async fn a_skill_is_imported_from_a_url() {
 
 #[tokio::test]
 async fn an_agent_run_offers_its_skills_and_loads_one() {
-    use crate::chat::{body, call, parse, post, setup};
+    use crate::chat::{body, call, first_result, post, setup};
     let chat = setup(&[]).await;
     let zip = zip_of(&[
         (
@@ -593,12 +593,7 @@ async fn an_agent_run_offers_its_skills_and_loads_one() {
         body(&agent, "s-skill", "Size it"),
     )
     .await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    let shown = result["content"].as_str().unwrap();
+    let shown = first_result(&text);
     assert!(shown.contains("Use TAM, SAM and SOM."), "{shown}");
     assert!(
         shown.contains("skills/Market-Research/data/sources.txt"),

@@ -4,7 +4,7 @@
 use llm_double::Reply;
 use serde_json::{Value, json};
 
-use crate::chat::{body, call, parse, post, setup};
+use crate::chat::{body, call, first_result, parse, post, setup};
 use crate::helpers::envelope;
 
 async fn exec(
@@ -560,19 +560,14 @@ async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defa
         .await
         .expect("the run ends once answered")
         .unwrap();
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    let answered: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    let answered: Value = serde_json::from_str(&first_result(&text)).unwrap();
     assert_eq!(answered["status"], "submitted", "{answered}");
     assert_eq!(
         answered["answers"],
         json!({"size": "m", "note": "oat milk"})
     );
     assert_eq!(answered["questionnaire_id"], "order-1");
-    assert_eq!(lines.last().unwrap()["type"], "stream_end");
+    assert_eq!(parse(&text).last().unwrap()["type"], "stream_end");
 
     // Answers already waiting are not replaced; a bad id is refused.
     let first = s
@@ -653,12 +648,7 @@ async fn the_blocking_questionnaire_waits_for_the_users_answers_or_uses_its_defa
         body(&s.agent, "questionnaire-2", "Order again"),
     )
     .await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    let answered: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    let answered: Value = serde_json::from_str(&first_result(&text)).unwrap();
     assert_eq!(answered["status"], "timeout", "{answered}");
     assert_eq!(answered["answers"], json!({"size": "s", "note": ""}));
 }
@@ -679,12 +669,7 @@ async fn tool_expansion_reports_what_the_agent_is_offered_already() {
         body(&s.agent, "expand-1", "Read the notes"),
     )
     .await;
-    let lines = parse(&text);
-    let result = lines
-        .iter()
-        .find(|l| l["type"] == "tool_call_result")
-        .unwrap_or_else(|| panic!("{text}"));
-    let out: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    let out: Value = serde_json::from_str(&first_result(&text)).unwrap();
     assert_eq!(out["already_selected_tools"], json!(["file_read"]), "{out}");
     // The agent was not given `file_write`: expansion never grants it.
     assert_eq!(out["invalid_tools"], json!(["file_write"]));
