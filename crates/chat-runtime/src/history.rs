@@ -8,7 +8,7 @@ use platform::Actor;
 use serde_json::{Map, Value, json};
 
 use crate::runtime::Runtime;
-use crate::service::{ConversationView, SessionDownload};
+use crate::service::{ConversationView, SessionDownload, SessionFiles};
 use crate::{ChatError, prompt};
 
 /// A stored message as the history routes answer it: Sage's keys (`type` and `message_type`
@@ -202,6 +202,54 @@ impl Runtime {
         Ok(edited)
     }
 
+    /// The conversation's owner, agent and workspace directory (only for a caller who may
+    /// see the conversation).
+    async fn session_workspace(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+    ) -> Result<(Conversation, std::path::PathBuf), ChatError> {
+        let c = self.conversations().get(actor, session_id).await?;
+        let root = self.workspaces().root_of(&c.user_id, &c.agent_id)?;
+        Ok((c, root))
+    }
+
+    pub(crate) async fn list_files(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        dir: &str,
+        max_depth: u32,
+    ) -> Result<SessionFiles, ChatError> {
+        let (c, root) = self.session_workspace(actor, session_id).await?;
+        let store = self.workspaces();
+        let dir = dir.to_owned();
+        let listing = tokio::task::spawn_blocking(move || store.list(&root, &dir, max_depth))
+            .await
+            .map_err(|e| ChatError::Internal(e.into()))??;
+        Ok(SessionFiles {
+            listing,
+            user_id: c.user_id,
+            agent_id: c.agent_id,
+        })
+    }
+
+    pub(crate) async fn download_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+    ) -> Result<agents::Download, ChatError> {
+        let (_, root) = self.session_workspace(actor, session_id).await?;
+        let store = self.workspaces();
+        let path = path.to_owned();
+        Ok(
+            tokio::task::spawn_blocking(move || store.download(&root, &path))
+                .await
+                .map_err(|e| ChatError::Internal(e.into()))??,
+        )
+    }
+
     pub(crate) async fn delete_file(
         &self,
         actor: &Actor,
@@ -209,9 +257,8 @@ impl Runtime {
         path: &str,
         missing_ok: bool,
     ) -> Result<(), ChatError> {
-        let c = self.conversations().get(actor, session_id).await?;
+        let (_, root) = self.session_workspace(actor, session_id).await?;
         let store = self.workspaces();
-        let root = store.root_of(&c.user_id, &c.agent_id)?;
         let path = path.to_owned();
         let removed = tokio::task::spawn_blocking(move || store.delete(&root, &path))
             .await

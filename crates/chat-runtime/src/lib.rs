@@ -36,7 +36,7 @@ pub use optimize::OptimizeRequest;
 pub use runtime::{Runtime, RuntimeSettings};
 pub use service::{
     ActiveSession, ChatRuntime, ConversationView, CustomSubAgent, InputMessage, LineStream,
-    RunRequest, SessionDownload, Source, StartedRun,
+    RunRequest, SessionDownload, SessionFiles, Source, StartedRun,
 };
 pub use tools::{DirectTools, ExecRequest, ToolEntry};
 pub use web::fetch_webpages;

@@ -958,6 +958,25 @@ impl ChatRuntime for Runtime {
         self.delete_file(actor, session_id, path, missing_ok).await
     }
 
+    async fn session_files(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        dir: &str,
+        max_depth: u32,
+    ) -> Result<crate::SessionFiles, ChatError> {
+        self.list_files(actor, session_id, dir, max_depth).await
+    }
+
+    async fn download_session_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+    ) -> Result<agents::Download, ChatError> {
+        self.download_file(actor, session_id, path).await
+    }
+
     async fn download_session(
         &self,
         actor: &Actor,

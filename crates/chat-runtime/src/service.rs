@@ -58,6 +58,13 @@ pub struct SessionDownload {
     pub chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
 }
 
+/// A conversation's run workspace listed: the files, and whose workspace of which agent.
+pub struct SessionFiles {
+    pub listing: agents::Listing,
+    pub user_id: String,
+    pub agent_id: String,
+}
+
 /// A message from the client (`content` is a string or a list of parts).
 #[derive(Debug, Clone)]
 pub struct InputMessage {
@@ -234,6 +241,24 @@ pub trait ChatRuntime: Send + Sync {
         path: &str,
         missing_ok: bool,
     ) -> Result<(), ChatError>;
+
+    /// The files of the conversation's run workspace (the owner's workspace of its agent),
+    /// listed as the agent workspace route lists them; also the owner and agent it belongs to.
+    async fn session_files(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        dir: &str,
+        max_depth: u32,
+    ) -> Result<SessionFiles, ChatError>;
+
+    /// One file (or a directory as a zip) of the conversation's run workspace.
+    async fn download_session_file(
+        &self,
+        actor: &Actor,
+        session_id: &str,
+        path: &str,
+    ) -> Result<agents::Download, ChatError>;
 
     /// The conversation as a zip: `messages.json`, `transcript.md` and the run workspace's
     /// files under `workspace/`.

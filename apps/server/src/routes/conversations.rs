@@ -19,7 +19,7 @@ use crate::auth::{Caller, ModelCaller};
 use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::response::{ApiOk, ApiResult, Envelope};
-use crate::routes::workspaces::DeletedFileDto;
+use crate::routes::workspaces::{DeletedFileDto, ListingDto, download_response, listing_depth};
 use crate::state::AppState;
 
 /// Routes inside the `/api` scope.
@@ -42,6 +42,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/share/conversations/{session_id}/messages")
                 .route(web::get().to(shared_messages)),
+        )
+        .service(
+            web::resource("/sessions/{session_id}/file_workspace")
+                .route(web::post().to(list_session_files)),
+        )
+        .service(
+            web::resource("/sessions/{session_id}/file_workspace/download")
+                .route(web::get().to(download_session_file)),
         )
         .service(
             web::resource("/sessions/{session_id}/file_workspace/delete")
@@ -456,6 +464,69 @@ pub(crate) async fn share(
         session_id: c.session_id,
         shared: c.shared,
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SessionListQuery {
+    /// Directory to list, relative to the conversation's workspace (default: its root).
+    path: Option<String>,
+    /// Levels to descend (default 5, at most 20).
+    max_depth: Option<u32>,
+}
+
+/// List the files of the conversation's run workspace (the owner's workspace of its agent),
+/// in the agent workspace listing's shape: the web UI's file panel calls it with the session
+/// id. Owner or admin; others 404.
+#[utoipa::path(post, path = "/api/sessions/{session_id}/file_workspace", tag = "conversations",
+    params(("session_id" = String, Path), SessionListQuery),
+    responses((status = 200, body = Envelope<ListingDto>), (status = 400, description = "Path outside the workspace"),
+              (status = 404, description = "Unknown conversation")))]
+pub(crate) async fn list_session_files(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<SessionListQuery>,
+) -> ApiResult<ListingDto> {
+    let q = query.0;
+    let depth = listing_depth(q.max_depth);
+    let dir = q.path.unwrap_or_default();
+    let files = state
+        .chat
+        .session_files(&caller.actor(), &path.into_inner(), &dir, depth)
+        .await?;
+    Ok(ApiOk(ListingDto::new(
+        files.listing,
+        files.agent_id,
+        files.user_id,
+        dir,
+        depth,
+    )))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SessionDownloadQuery {
+    /// File or directory, relative to the conversation's workspace.
+    file_path: String,
+}
+
+/// Download a file (streamed) or a directory (as a zip) of the conversation's run workspace.
+#[utoipa::path(get, path = "/api/sessions/{session_id}/file_workspace/download", tag = "conversations",
+    params(("session_id" = String, Path), SessionDownloadQuery),
+    responses((status = 200, description = "The file's bytes"), (status = 400, description = "Path outside the workspace"),
+              (status = 404, description = "Unknown conversation or file")))]
+pub(crate) async fn download_session_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<SessionDownloadQuery>,
+) -> Result<HttpResponse, AppError> {
+    let download = state
+        .chat
+        .download_session_file(&caller.actor(), &path.into_inner(), &query.0.file_path)
+        .await?;
+    Ok(download_response(download))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -79,7 +79,7 @@ pub(crate) async fn list_files(
 ) -> ApiResult<ListingDto> {
     let agent_id = path.into_inner();
     let q = query.0;
-    let depth = q.max_depth.unwrap_or(5).min(20);
+    let depth = listing_depth(q.max_depth);
     let dir = q.path.unwrap_or_default();
     let (listing, user_id) = state
         .workspaces
@@ -91,27 +91,47 @@ pub(crate) async fn list_files(
             depth,
         )
         .await?;
-    let files: Vec<FileDto> = listing
-        .entries
-        .into_iter()
-        .map(|e| FileDto {
-            name: e.name,
-            path: e.path,
-            size: e.size,
-            modified_time: e.modified_time,
-            is_directory: e.is_directory,
-        })
-        .collect();
-    Ok(ApiOk(ListingDto {
-        message: format!("{} entries", files.len()),
-        workspace_path: format!("workspaces/{user_id}/{agent_id}"),
-        agent_id,
-        user_id,
-        files,
-        path: dir,
-        max_depth: depth,
-        truncated_by_depth: listing.truncated_by_depth,
-    }))
+    Ok(ApiOk(ListingDto::new(
+        listing, agent_id, user_id, dir, depth,
+    )))
+}
+
+impl ListingDto {
+    /// The listing of `user_id`'s workspace of `agent_id` below `dir`.
+    pub(crate) fn new(
+        listing: agents::Listing,
+        agent_id: String,
+        user_id: String,
+        dir: String,
+        max_depth: u32,
+    ) -> Self {
+        let files: Vec<FileDto> = listing
+            .entries
+            .into_iter()
+            .map(|e| FileDto {
+                name: e.name,
+                path: e.path,
+                size: e.size,
+                modified_time: e.modified_time,
+                is_directory: e.is_directory,
+            })
+            .collect();
+        Self {
+            message: format!("{} entries", files.len()),
+            workspace_path: format!("workspaces/{user_id}/{agent_id}"),
+            agent_id,
+            user_id,
+            files,
+            path: dir,
+            max_depth,
+            truncated_by_depth: listing.truncated_by_depth,
+        }
+    }
+}
+
+/// Levels a listing descends: 5 unless asked, at most 20.
+pub(crate) fn listing_depth(asked: Option<u32>) -> u32 {
+    asked.unwrap_or(5).min(20)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -209,6 +229,11 @@ pub(crate) async fn download_file(
             &q.file_path,
         )
         .await?;
+    Ok(download_response(download))
+}
+
+/// A file streamed with its length, or a directory as a zip streamed while it is made.
+pub(crate) fn download_response(download: Download) -> HttpResponse {
     let (name, body, length): (
         String,
         futures_util::stream::BoxStream<'static, _>,
@@ -236,7 +261,7 @@ pub(crate) async fn download_file(
     if let Some(len) = length {
         response.no_chunking(len);
     }
-    Ok(response.streaming(body))
+    response.streaming(body)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

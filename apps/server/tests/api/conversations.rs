@@ -467,6 +467,12 @@ async fn messages_title_share_download_files_statistics_delete_and_the_404_matri
             "/api/sessions/{}/file_workspace/delete?file_path=out/report.md",
             None,
         ),
+        ("POST", "/api/sessions/{}/file_workspace", Some(json!({}))),
+        (
+            "GET",
+            "/api/sessions/{}/file_workspace/download?file_path=out/report.md",
+            None,
+        ),
         ("GET", "/api/stream/resume/{}?last_index=0", None),
         ("POST", "/api/sessions/{}/interrupt", None),
         ("POST", "/api/sessions/{}/tasks_status", None),
@@ -517,7 +523,36 @@ async fn messages_title_share_download_files_statistics_delete_and_the_404_matri
         .await;
     assert_eq!(envelope(r).await["data"], json!({"usage": {}}));
 
-    // The session's files: confined like the agent workspace.
+    // The session's files (the web UI's file panel): listed and downloaded by session id,
+    // confined like the agent workspace.
+    let r = s
+        .app
+        .post_json(&s.alice, "/api/sessions/conv-t/file_workspace", json!({}))
+        .await;
+    let listing = envelope(r).await["data"].clone();
+    let paths: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"out/report.md"), "{listing}");
+    assert_eq!(listing["agent_id"], s.agent.as_str());
+    let r = get(
+        &s,
+        &s.alice,
+        "/api/sessions/conv-t/file_workspace/download?file_path=out/report.md",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "# Report\n");
+    let r = get(
+        &s,
+        &s.alice,
+        "/api/sessions/conv-t/file_workspace/download?file_path=../escape.txt",
+    )
+    .await;
+    assert_eq!(r.status(), 400);
     let delete_file = |query: &str| {
         s.alice
             .delete(s.app.url(&format!(

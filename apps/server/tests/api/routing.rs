@@ -84,6 +84,8 @@ const ALIASES: &[&str] = &[
 const EXTRA: &[(&str, &str)] = &[
     ("PUT", "/api/user/profile"),
     ("POST", "/api/conversations/{session_id}/share"),
+    ("POST", "/api/sessions/{session_id}/file_workspace"),
+    ("GET", "/api/sessions/{session_id}/file_workspace/download"),
     ("DELETE", "/api/sessions/{session_id}/file_workspace/delete"),
     ("GET", "/api/sessions/{session_id}/download"),
     ("POST", "/api/token-usage/stats"),
