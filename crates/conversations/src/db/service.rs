@@ -417,8 +417,8 @@ impl Conversations for SeaOrmConversations {
         if let Some(owner) = owner {
             select = select.filter(C::UserId.eq(owner));
         }
-        let filtered = query.agent_id.as_deref().is_some_and(|a| !a.is_empty())
-            || query.search.as_deref().is_some_and(|s| !s.is_empty());
+        let searched = query.search.as_deref().is_some_and(|s| !s.is_empty());
+        let filtered = searched || query.agent_id.as_deref().is_some_and(|a| !a.is_empty());
         if let Some(agent) = query.agent_id.as_deref().filter(|a| !a.is_empty()) {
             select = select.filter(C::AgentId.eq(agent));
         }
@@ -450,23 +450,46 @@ impl Conversations for SeaOrmConversations {
                 .order_by_desc(C::SessionId),
         };
         let size = query.page_size.clamp(1, 100);
-        let rows = select
+        let select = select
             .offset(
                 Ord::max(query.page, 1)
                     .saturating_sub(1)
                     .saturating_mul(size),
             )
-            .limit(size)
-            .all(&self.db);
+            .limit(size);
         // The page and its total at once (each on its own pooled connection). One owner's
-        // unfiltered total is the count kept beside the rows.
+        // unfiltered total is the count kept beside the rows. A search is planned for its
+        // pattern (`Db::custom_plans`).
+        let planned = || async {
+            match searched {
+                true => self.db.custom_plans().await,
+                false => Ok(None),
+            }
+        };
+        let rows = async {
+            match planned().await? {
+                Some(txn) => {
+                    let rows = select.all(&txn).await?;
+                    txn.commit().await?;
+                    Ok(rows)
+                }
+                None => select.all(&self.db).await,
+            }
+        };
         let total = async {
             match owner {
                 Some(owner) if !filtered => Ok(conversation_counts::Entity::find_by_id(owner)
                     .one(&self.db)
                     .await?
                     .map_or(0, |c| u64::try_from(c.total).unwrap_or(0))),
-                _ => counted.count(&self.db).await,
+                _ => match planned().await? {
+                    Some(txn) => {
+                        let total = counted.count(&txn).await?;
+                        txn.commit().await?;
+                        Ok(total)
+                    }
+                    None => counted.count(&self.db).await,
+                },
             }
         };
         let (rows, total) = tokio::try_join!(rows, total)?;
