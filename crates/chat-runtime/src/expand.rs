@@ -11,7 +11,7 @@ use tooling::{Tool, ToolContext, ToolError};
 pub(crate) const TOOL_NAME: &str = "tool_expand_tools";
 const MAX_NAMES: usize = 64;
 
-/// The run's offered tools (their names).
+/// The run's offered tools (their names, this one and the mode's delegation tools included).
 pub(crate) struct ExpandTools {
     pub offered: Vec<String>,
 }
@@ -57,7 +57,7 @@ impl Tool for ExpandTools {
         requested.retain(|n| seen.insert(n.clone()));
         let (already, invalid): (Vec<String>, Vec<String>) = requested
             .into_iter()
-            .partition(|n| n == TOOL_NAME || self.offered.contains(n));
+            .partition(|n| self.offered.contains(n));
         Ok(json!({
             "success": false,
             "expanded_tools": [],

@@ -598,15 +598,10 @@ impl Runtime {
         }
         tools = tools.with(extra_tools);
         wanted.retain(|t| !crate::delegation::NAMES.contains(&t.as_str()));
-        // Sage's tool expansion, for agents that list it: everything is offered already.
-        if wanted.iter().any(|t| t == crate::expand::TOOL_NAME) {
-            let offered = wanted
-                .iter()
-                .filter(|t| tools.contains(t))
-                .cloned()
-                .collect();
-            tools = tools.with(vec![Arc::new(crate::expand::ExpandTools { offered })]);
-        }
+        // Sage's tool expansion, for agents that list it: everything is offered already. It
+        // joins after the mode's delegation tools, which it reports as offered too.
+        let expand = wanted.iter().any(|t| t == crate::expand::TOOL_NAME);
+        wanted.retain(|t| t != crate::expand::TOOL_NAME);
         let mut tool_schemas = tools.schemas(&wanted, &language);
         let delegation = crate::delegation::Delegation::plan(
             self,
@@ -625,6 +620,15 @@ impl Runtime {
         if let Some(d) = &delegation {
             tool_schemas.extend(d.schemas(&language));
             prompt::extend_system(&mut llm_messages, &d.prompt_section(&language));
+        }
+        if expand {
+            let mut offered: Vec<String> = tool_schemas
+                .iter()
+                .filter_map(|s| s["function"]["name"].as_str().map(str::to_owned))
+                .collect();
+            offered.push(crate::expand::TOOL_NAME.to_owned());
+            tools = tools.with(vec![Arc::new(crate::expand::ExpandTools { offered })]);
+            tool_schemas.extend(tools.schemas(&[crate::expand::TOOL_NAME.to_owned()], &language));
         }
         Ok(Prepared {
             actor: actor.clone(),

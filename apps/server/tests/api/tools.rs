@@ -676,4 +676,23 @@ async fn tool_expansion_reports_what_the_agent_is_offered_already() {
     assert_eq!(out["expanded_tools"], json!([]));
     let offered = crate::chat::tool_names(s.llm.chat_requests().last().unwrap());
     assert_eq!(offered, ["file_read", "tool_expand_tools"]);
+
+    // In fibre mode the delegation tools are offered too, and reported as such.
+    s.llm.push(call(
+        "x2",
+        "tool_expand_tools",
+        json!({"tool_names": ["sys_delegate_task", "sys_team_delegate_task"]}),
+    ));
+    s.llm.push(Reply::text(&["Delegating directly."]));
+    let mut fibre = body(&s.agent, "expand-2", "Split the work");
+    fibre["agent_mode"] = json!("fibre");
+    let (_, text) = post(&s, &s.alice, "/api/web-stream", fibre).await;
+    let out: Value = serde_json::from_str(&first_result(&text)).unwrap();
+    assert_eq!(
+        out["already_selected_tools"],
+        json!(["sys_delegate_task"]),
+        "{out}"
+    );
+    // Team delegation belongs to team mode.
+    assert_eq!(out["invalid_tools"], json!(["sys_team_delegate_task"]));
 }
