@@ -149,23 +149,33 @@ pub(crate) struct Delegation {
     started: std::sync::atomic::AtomicUsize,
 }
 
+/// Where a run's sub-agents come from: its agent's configuration, the request's ids and the
+/// request's own (`custom_sub_agents`, already checked).
+pub(crate) struct SubAgentChoice<'a> {
+    pub agent: Option<&'a Agent>,
+    pub requested: &'a [String],
+    pub custom: Vec<SubAgent>,
+}
+
 impl Delegation {
     /// The sub-agents of a run in `mode` (none for `simple`; none for a team without
     /// members): the request's `custom` ones (checked by [`custom_sub_agents`]), then the
     /// request's ids, else the agent's `availableSubAgentIds`, else, unless its
     /// `subAgentSelectionMode` is `manual`, every agent the caller owns or was granted (never
     /// other users' agents), without the agent itself; only agents the caller may use.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn plan(
         rt: &Runtime,
         actor: &Actor,
         mode: AgentMode,
-        agent: Option<&Agent>,
-        requested: &[String],
-        custom: Vec<SubAgent>,
+        choice: SubAgentChoice<'_>,
         history: &[StoredMessage],
         base_schemas: Vec<Value>,
     ) -> Option<Delegation> {
+        let SubAgentChoice {
+            agent,
+            requested,
+            custom,
+        } = choice;
         let team = match mode {
             AgentMode::Simple => return None,
             AgentMode::Fibre => false,

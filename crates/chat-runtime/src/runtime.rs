@@ -603,16 +603,19 @@ impl Runtime {
         let expand = wanted.iter().any(|t| t == crate::expand::TOOL_NAME);
         wanted.retain(|t| t != crate::expand::TOOL_NAME);
         let mut tool_schemas = tools.schemas(&wanted, &language);
-        let delegation = crate::delegation::Delegation::plan(
-            self,
-            actor,
-            mode,
-            agent.as_ref(),
-            request
+        let choice = crate::delegation::SubAgentChoice {
+            agent: agent.as_ref(),
+            requested: request
                 .available_sub_agent_ids
                 .as_deref()
                 .unwrap_or_default(),
             custom,
+        };
+        let delegation = crate::delegation::Delegation::plan(
+            self,
+            actor,
+            mode,
+            choice,
             &stored,
             tool_schemas.clone(),
         )
